@@ -1,0 +1,3 @@
+//! Simulator of the RDS RouterOS CLI.
+
+pub mod server;

@@ -1,0 +1,1 @@
+//! SSH front end of the simulator (written separately from the engine).
