@@ -1,1 +1,26 @@
-//! placeholder
+//! The RouterOS command-line dialect of the MikroTik RDS, without any I/O.
+//!
+//! - [`value`]: typed, validated values (slots, paths, NQNs, comments) and quoting.
+//! - [`script`]: the command builder, the only producer of command text, and the
+//!   scripts for each volume operation.
+//! - [`detail`]: the parser for `print detail` output; [`disk`] reads its records
+//!   as disks and pools; [`resource`] reads `/system resource print`.
+//! - [`error`]: classification of the error texts RouterOS prints.
+//!
+//! Invariant: nothing in this crate does I/O; everything takes and returns text.
+//! `docs/routeros-cli.md` is the written contract for what is sent and read.
+
+pub mod detail;
+pub mod disk;
+pub mod error;
+pub mod resource;
+pub mod script;
+pub mod size;
+pub mod value;
+
+pub use detail::{ParseError, PrintOutput, Record, parse_print_detail};
+pub use disk::{Disk, Pool, RecordError};
+pub use error::{CliError, CliErrorKind};
+pub use resource::{MINIMUM_VERSION, SystemResource, Version, parse_system_resource};
+pub use script::{NewDisk, Script};
+pub use value::{CliValue, Comment, Nqn, PoolName, RdsPath, Slot, SlotPrefix, ValueError};

@@ -1,0 +1,231 @@
+//! The command builder: the only way this project produces RouterOS command text.
+//!
+//! A [`Script`] is assembled from two kinds of pieces: fixed syntax, which must be
+//! a `&'static str` written in this crate's source, and values, which must
+//! implement [`CliValue`] and so have been validated. Nothing read at run time can
+//! become syntax. The scripts the driver sends are built by the functions at the
+//! bottom of this file; `docs/routeros-cli.md` shows each of them.
+
+use crate::value::{CliValue, Comment, Nqn, PoolName, RdsPath, Slot, SlotPrefix};
+
+/// A RouterOS script under construction.
+#[derive(Debug, Default, Clone)]
+pub struct Script {
+    text: String,
+}
+
+impl Script {
+    /// An empty script.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends fixed syntax. Only string literals are accepted, by design.
+    pub fn syntax(mut self, text: &'static str) -> Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a validated value, quoted as its type requires.
+    pub fn value(mut self, value: &dyn CliValue) -> Self {
+        value.write_cli(&mut self.text);
+        self
+    }
+
+    /// The finished text, ready to be sent in one exec request.
+    pub fn into_text(self) -> String {
+        self.text
+    }
+
+    /// The text so far.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Everything needed to create one file-backed disk exported over NVMe/TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDisk {
+    /// The disk's slot, unique on the appliance.
+    pub slot: Slot,
+    /// Absolute path of the image file.
+    pub file_path: RdsPath,
+    /// Exact size in bytes.
+    pub size: u64,
+    /// NVMe/TCP port of the export.
+    pub nvme_port: u16,
+    /// Subsystem NQN of the export.
+    pub nqn: Nqn,
+    /// A note for humans and for the driver (the Kubernetes name).
+    pub comment: Comment,
+}
+
+/// `print detail` of the disk in `slot`.
+fn print_slot(script: Script, slot: &Slot) -> Script {
+    script.syntax("/disk print detail where slot=").value(slot)
+}
+
+/// Creates the disk unless a disk with its slot exists, then prints the disk.
+///
+/// A stray image at the path (left by a delete that was cut off) is removed first,
+/// so a new volume never starts with an old volume's data; a path used by another
+/// disk stops the script with an error instead.
+pub fn create_disk(disk: &NewDisk) -> Script {
+    let script = Script::new()
+        .syntax(":if ([:len [/disk find where slot=")
+        .value(&disk.slot)
+        .syntax("]] = 0) do={:if ([:len [/disk find where file-path=")
+        .value(&disk.file_path)
+        .syntax(
+            "]] > 0) do={:error \"file-path already in use by another disk\"}; \
+             :if ([:len [/file find where name=",
+        )
+        .value(&disk.file_path.file_name())
+        .syntax("]] > 0) do={/file remove [/file find where name=")
+        .value(&disk.file_path.file_name())
+        .syntax("]}; /disk add type=file file-path=")
+        .value(&disk.file_path)
+        .syntax(" file-size=")
+        .value(&disk.size)
+        .syntax(" slot=")
+        .value(&disk.slot)
+        .syntax(" mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=")
+        .value(&disk.nvme_port)
+        .syntax(" nvme-tcp-server-nqn=")
+        .value(&disk.nqn)
+        .syntax(" comment=")
+        .value(&disk.comment)
+        .syntax("}; ");
+    print_slot(script, &disk.slot)
+}
+
+/// Prints the disk in `slot` (nothing but the header when there is none).
+pub fn get_disk(slot: &Slot) -> Script {
+    print_slot(Script::new(), slot)
+}
+
+/// Prints every disk whose slot starts with `prefix`.
+pub fn list_disks(prefix: &SlotPrefix) -> Script {
+    Script::new()
+        .syntax("/disk print detail where slot~")
+        .value(prefix)
+}
+
+/// Grows the disk in `slot` to `size` bytes if it is smaller, then prints it.
+/// Never shrinks: the comparison runs on the appliance, against the current size.
+pub fn grow_disk(slot: &Slot, size: u64) -> Script {
+    let script = Script::new()
+        .syntax(":local d [/disk find where slot=")
+        .value(slot)
+        .syntax("]; :if ([:len $d] = 1) do={:if ([/disk get $d size] < ")
+        .value(&size)
+        .syntax(") do={/disk set $d file-size=")
+        .value(&size)
+        .syntax("}}; ");
+    print_slot(script, slot)
+}
+
+/// Removes the disk in `slot` and its image file. Prints nothing on success.
+///
+/// `path_hint` is where the image is expected; when the disk still exists, its own
+/// `file-path` is used instead. When an earlier delete removed the disk but not the
+/// file, the hint finds the file.
+pub fn delete_disk(slot: &Slot, path_hint: &RdsPath) -> Script {
+    Script::new()
+        .syntax(":local p ")
+        .value(path_hint)
+        .syntax("; :local d [/disk find where slot=")
+        .value(slot)
+        .syntax(
+            "]; :if ([:len $d] > 0) do={:set p [/disk get $d file-path]; /disk remove $d}; \
+             :local f [/file find where name=[:pick $p 1 [:len $p]]]; \
+             :if ([:len $f] > 0) do={/file remove $f}",
+        )
+}
+
+/// Prints the pool entry mounted at `pool`, which carries `size` and `free`.
+pub fn pool(pool: &PoolName) -> Script {
+    Script::new()
+        .syntax("/disk print detail where mount-point=")
+        .value(pool)
+}
+
+/// Prints the system resource block, which carries the RouterOS version.
+pub fn system_resource() -> Script {
+    Script::new().syntax("/system resource print")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk() -> NewDisk {
+        NewDisk {
+            slot: Slot::new("pvc-1").unwrap(),
+            file_path: RdsPath::new("/raid10/volumes/pvc-1.img").unwrap(),
+            size: 1_073_741_824,
+            nvme_port: 4420,
+            nqn: Nqn::new("nqn.2000-02.com.mikrotik:pvc-1").unwrap(),
+            comment: Comment::new("rds-csi:pvc-1").unwrap(),
+        }
+    }
+
+    #[test]
+    fn create_matches_the_documented_script() {
+        assert_eq!(
+            create_disk(&disk()).into_text(),
+            concat!(
+                r#":if ([:len [/disk find where slot="pvc-1"]] = 0) do={"#,
+                r#":if ([:len [/disk find where file-path="/raid10/volumes/pvc-1.img"]] > 0) do={:error "file-path already in use by another disk"}; "#,
+                r#":if ([:len [/file find where name="raid10/volumes/pvc-1.img"]] > 0) do={/file remove [/file find where name="raid10/volumes/pvc-1.img"]}; "#,
+                r#"/disk add type=file file-path="/raid10/volumes/pvc-1.img" file-size=1073741824 slot="pvc-1" mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-1" comment="rds-csi:pvc-1"}; "#,
+                r#"/disk print detail where slot="pvc-1""#
+            )
+        );
+    }
+
+    #[test]
+    fn reads() {
+        let slot = Slot::new("pvc-1").unwrap();
+        assert_eq!(
+            get_disk(&slot).into_text(),
+            r#"/disk print detail where slot="pvc-1""#
+        );
+        assert_eq!(
+            list_disks(&SlotPrefix::new("pvc-").unwrap()).into_text(),
+            r#"/disk print detail where slot~"^pvc-""#
+        );
+        assert_eq!(
+            pool(&PoolName::new("raid10").unwrap()).into_text(),
+            r#"/disk print detail where mount-point="raid10""#
+        );
+        assert_eq!(system_resource().into_text(), "/system resource print");
+    }
+
+    #[test]
+    fn grow_compares_on_the_appliance() {
+        assert_eq!(
+            grow_disk(&Slot::new("pvc-1").unwrap(), 2048).into_text(),
+            concat!(
+                r#":local d [/disk find where slot="pvc-1"]; :if ([:len $d] = 1) do={:if ([/disk get $d size] < 2048) do={/disk set $d file-size=2048}}; "#,
+                r#"/disk print detail where slot="pvc-1""#
+            )
+        );
+    }
+
+    #[test]
+    fn delete_removes_disk_then_file() {
+        assert_eq!(
+            delete_disk(
+                &Slot::new("pvc-1").unwrap(),
+                &RdsPath::new("/raid10/volumes/pvc-1.img").unwrap()
+            )
+            .into_text(),
+            concat!(
+                r#":local p "/raid10/volumes/pvc-1.img"; :local d [/disk find where slot="pvc-1"]; "#,
+                r#":if ([:len $d] > 0) do={:set p [/disk get $d file-path]; /disk remove $d}; "#,
+                r#":local f [/file find where name=[:pick $p 1 [:len $p]]]; :if ([:len $f] > 0) do={/file remove $f}"#
+            )
+        );
+    }
+}
