@@ -1,0 +1,438 @@
+//! One persistent SSH connection to the RDS, carrying many commands at once.
+//!
+//! Each command runs in its own `exec` channel on a shared connection: there is no
+//! lock around commands, only a semaphore bounding how many are in flight. The
+//! connection is made on first use and re-made when it drops. After a failed
+//! attempt the transport backs off (exponentially, with jitter) and, until the
+//! next attempt is due, fails fast with [`Error::Unavailable`] instead of letting
+//! callers pile up behind a dead appliance.
+//!
+//! Every command runs under a timeout. Dropping a command's future (a cancelled
+//! RPC) closes its channel; the connection and the other commands are unaffected.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+
+use russh::ChannelMsg;
+use russh::client::{self, Handle};
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::backoff::backoff_delay;
+use crate::config::{HostKeyPolicy, LOGIN_SUFFIX, SshConfig, fingerprint};
+use crate::error::{Error, Result};
+
+/// What a command printed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Standard output, lossily decoded.
+    pub stdout: String,
+    /// Standard error, lossily decoded (RouterOS normally prints errors to stdout).
+    pub stderr: String,
+    /// The exit status, if the server sent one. Not trusted by RouterOS callers.
+    pub exit_status: Option<u32>,
+}
+
+/// Counters of the transport's work, for benchmarks and metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Commands sent (exec requests): one round trip each.
+    pub commands: AtomicU64,
+    /// Connections established.
+    pub connects: AtomicU64,
+    /// Connection attempts that failed.
+    pub connect_failures: AtomicU64,
+    /// Commands whose connection broke under them.
+    pub connection_losses: AtomicU64,
+    /// Commands that timed out.
+    pub timeouts: AtomicU64,
+}
+
+/// A point-in-time copy of [`Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// See [`Stats::commands`].
+    pub commands: u64,
+    /// See [`Stats::connects`].
+    pub connects: u64,
+    /// See [`Stats::connect_failures`].
+    pub connect_failures: u64,
+    /// See [`Stats::connection_losses`].
+    pub connection_losses: u64,
+    /// See [`Stats::timeouts`].
+    pub timeouts: u64,
+}
+
+impl Stats {
+    /// Reads all counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            commands: get(&self.commands),
+            connects: get(&self.connects),
+            connect_failures: get(&self.connect_failures),
+            connection_losses: get(&self.connection_losses),
+            timeouts: get(&self.timeouts),
+        }
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The SSH client's event handler: checks the server's host key.
+struct HostKeyCheck {
+    policy: HostKeyPolicy,
+    /// The fingerprint the server presented, for the mismatch message.
+    seen: Arc<StdMutex<Option<String>>>,
+}
+
+impl client::Handler for HostKeyCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_key: &PublicKeyOrCertificate,
+    ) -> std::result::Result<bool, Self::Error> {
+        // RouterOS presents plain keys; certificates are not part of the pinning model.
+        let PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
+            return Ok(false);
+        };
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(fingerprint(key));
+        }
+        if matches!(self.policy, HostKeyPolicy::InsecureAcceptAny) {
+            warn!(
+                host_key = %fingerprint(key),
+                "host key checking is DISABLED: accepting the RDS's key without verification; pin it with the fingerprint shown here"
+            );
+        }
+        Ok(self.policy.accepts(key))
+    }
+}
+
+struct Session {
+    handle: Handle<HostKeyCheck>,
+    generation: u64,
+}
+
+#[derive(Default)]
+struct ConnState {
+    session: Option<Arc<Session>>,
+    generation: u64,
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: String,
+}
+
+/// The SSH transport. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct SshTransport {
+    config: Arc<SshConfig>,
+    conn: Mutex<ConnState>,
+    permits: Semaphore,
+    stats: Arc<Stats>,
+}
+
+impl SshTransport {
+    /// A transport that connects on first use.
+    pub fn new(config: SshConfig) -> Self {
+        let permits = Semaphore::new(config.max_concurrent_commands.max(1));
+        Self {
+            config: Arc::new(config),
+            conn: Mutex::new(ConnState::default()),
+            permits,
+            stats: Arc::new(Stats::default()),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &SshConfig {
+        &self.config
+    }
+
+    /// Counters of the transport's work.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Connects now if not connected (or reports why it cannot).
+    pub async fn ensure_connected(&self) -> Result<()> {
+        self.session().await.map(|_| ())
+    }
+
+    /// Whether a connection is currently established.
+    pub async fn is_connected(&self) -> bool {
+        let st = self.conn.lock().await;
+        st.session.as_ref().is_some_and(|s| !s.handle.is_closed())
+    }
+
+    /// Runs one command (a RouterOS script) and returns what it printed.
+    ///
+    /// A stale connection found while opening the channel is replaced and the
+    /// command sent on the new one; a connection that breaks after the command
+    /// was sent gives [`Error::ConnectionLost`] with `outcome_unknown`.
+    pub async fn exec(&self, command: &str) -> Result<ExecOutput> {
+        let after = self.config.command_timeout;
+        match tokio::time::timeout(after, self.exec_inner(command)).await {
+            Ok(result) => result,
+            Err(_) => {
+                bump(&self.stats.timeouts);
+                Err(Error::Timeout { after })
+            }
+        }
+    }
+
+    async fn exec_inner(&self, command: &str) -> Result<ExecOutput> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::ConnectionLost {
+                outcome_unknown: false,
+                detail: "transport closed".into(),
+            })?;
+        let mut stale_retries = 1;
+        loop {
+            let session = self.session().await?;
+            let channel = match session.handle.channel_open_session().await {
+                Ok(channel) => channel,
+                Err(e) => {
+                    self.forget(&session, &e.to_string()).await;
+                    if stale_retries > 0 {
+                        stale_retries -= 1;
+                        debug!(error = %e, "connection was stale; reconnecting");
+                        continue;
+                    }
+                    bump(&self.stats.connection_losses);
+                    return Err(Error::ConnectionLost {
+                        outcome_unknown: false,
+                        detail: format!("cannot open a channel: {e}"),
+                    });
+                }
+            };
+            let (mut read, write) = channel.split();
+            let mut guard = CloseOnDrop {
+                write: Arc::new(write),
+                armed: true,
+            };
+            bump(&self.stats.commands);
+            if let Err(e) = guard.write.exec(true, command.as_bytes()).await {
+                self.forget(&session, &e.to_string()).await;
+                bump(&self.stats.connection_losses);
+                return Err(Error::ConnectionLost {
+                    outcome_unknown: true,
+                    detail: format!("sending the command failed: {e}"),
+                });
+            }
+            let result = read_reply(&mut read).await;
+            guard.armed = false;
+            return match result {
+                Ok(out) => Ok(out),
+                Err(detail) => {
+                    if session.handle.is_closed() {
+                        self.forget(&session, &detail).await;
+                    }
+                    bump(&self.stats.connection_losses);
+                    Err(Error::ConnectionLost {
+                        outcome_unknown: true,
+                        detail,
+                    })
+                }
+            };
+        }
+    }
+
+    /// Closes the connection, if any. Commands in flight fail.
+    pub async fn close(&self) {
+        let session = self.conn.lock().await.session.take();
+        if let Some(s) = session {
+            let _ = s
+                .handle
+                .disconnect(russh::Disconnect::ByApplication, "closing", "en")
+                .await;
+        }
+    }
+
+    /// Drops `session` if it is still the current one, so the next command
+    /// reconnects at once (a connection that worked earns an immediate retry).
+    async fn forget(&self, session: &Session, reason: &str) {
+        let mut st = self.conn.lock().await;
+        if st
+            .session
+            .as_ref()
+            .is_some_and(|s| s.generation == session.generation)
+        {
+            info!(reason, "connection to the RDS lost");
+            st.session = None;
+        }
+    }
+
+    /// The current session, connecting if needed.
+    async fn session(&self) -> Result<Arc<Session>> {
+        let mut st = self.conn.lock().await;
+        if let Some(s) = &st.session {
+            if !s.handle.is_closed() {
+                return Ok(Arc::clone(s));
+            }
+            info!("connection to the RDS closed; reconnecting");
+            st.session = None;
+        }
+        let now = Instant::now();
+        if let Some(at) = st.retry_at
+            && now < at
+        {
+            return Err(Error::Unavailable {
+                last_error: st.last_error.clone(),
+                retry_in: at - now,
+            });
+        }
+        let result = match tokio::time::timeout(self.config.connect_timeout, self.connect()).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Connect {
+                address: self.config.address(),
+                reason: format!("no answer within {:?}", self.config.connect_timeout),
+            }),
+        };
+        match result {
+            Ok(handle) => {
+                st.generation += 1;
+                st.failures = 0;
+                st.retry_at = None;
+                bump(&self.stats.connects);
+                let session = Arc::new(Session {
+                    handle,
+                    generation: st.generation,
+                });
+                info!(address = %self.config.address(), connection = st.generation, "connected to the RDS");
+                st.session = Some(Arc::clone(&session));
+                Ok(session)
+            }
+            Err(e) => {
+                st.failures = st.failures.saturating_add(1);
+                let delay = backoff_delay(
+                    st.failures,
+                    self.config.reconnect_initial,
+                    self.config.reconnect_max,
+                    rand::random::<f64>(),
+                );
+                st.retry_at = Some(Instant::now() + delay);
+                st.last_error = e.to_string();
+                bump(&self.stats.connect_failures);
+                warn!(error = %e, failures = st.failures, retry_in = ?delay, "cannot connect to the RDS");
+                Err(e)
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Handle<HostKeyCheck>> {
+        let cfg = &self.config;
+        let address = cfg.address();
+        let seen = Arc::new(StdMutex::new(None));
+        let handler = HostKeyCheck {
+            policy: cfg.host_key.clone(),
+            seen: Arc::clone(&seen),
+        };
+        let ssh_config = Arc::new(client::Config {
+            keepalive_interval: Some(cfg.keepalive_interval),
+            keepalive_max: 3,
+            inactivity_timeout: None,
+            nodelay: true,
+            ..client::Config::default()
+        });
+        let connect_error = |reason: String| Error::Connect {
+            address: address.clone(),
+            reason,
+        };
+        let mut handle =
+            match client::connect(ssh_config, (cfg.host.as_str(), cfg.port), handler).await {
+                Ok(h) => h,
+                Err(russh::Error::UnknownKey) => {
+                    let actual = seen
+                        .lock()
+                        .ok()
+                        .and_then(|s| s.clone())
+                        .unwrap_or_else(|| "a certificate".into());
+                    return Err(Error::HostKeyMismatch {
+                        address,
+                        expected: cfg.host_key.describe(),
+                        actual,
+                    });
+                }
+                Err(e) => return Err(connect_error(e.to_string())),
+            };
+        let hash = handle
+            .best_supported_rsa_hash()
+            .await
+            .map_err(|e| connect_error(e.to_string()))?
+            .flatten();
+        let login = format!("{}{LOGIN_SUFFIX}", cfg.user);
+        let auth = handle
+            .authenticate_publickey(
+                login,
+                PrivateKeyWithHashAlg::new(Arc::clone(&cfg.key.0), hash),
+            )
+            .await
+            .map_err(|e| connect_error(format!("authentication failed: {e}")))?;
+        if !auth.success() {
+            return Err(Error::AuthRejected {
+                address,
+                user: cfg.user.clone(),
+            });
+        }
+        Ok(handle)
+    }
+}
+
+/// Reads a channel until the server closes it. `Err` when the connection broke
+/// before the command finished (no exit status and no end of output).
+async fn read_reply(
+    channel: &mut russh::ChannelReadHalf,
+) -> std::result::Result<ExecOutput, String> {
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let mut exit_status = None;
+    let mut eof = false;
+    loop {
+        match channel.wait().await {
+            Some(ChannelMsg::Data { data }) => stdout.extend_from_slice(&data),
+            Some(ChannelMsg::ExtendedData { data, .. }) => stderr.extend_from_slice(&data),
+            Some(ChannelMsg::ExitStatus { exit_status: s }) => exit_status = Some(s),
+            Some(ChannelMsg::Eof) => eof = true,
+            Some(ChannelMsg::Failure) => return Err("the RDS refused to run the command".into()),
+            Some(ChannelMsg::Close) | None => break,
+            Some(_) => {}
+        }
+    }
+    if exit_status.is_none() && !eof {
+        return Err("the connection closed before the command finished".into());
+    }
+    Ok(ExecOutput {
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        exit_status,
+    })
+}
+
+/// Closes a channel whose command is abandoned (its future dropped), so a
+/// cancelled command does not leave the channel open on the server.
+struct CloseOnDrop {
+    write: Arc<russh::ChannelWriteHalf<client::Msg>>,
+    armed: bool,
+}
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let write = Arc::clone(&self.write);
+            rt.spawn(async move {
+                let _ = write.close().await;
+            });
+        }
+    }
+}
