@@ -46,6 +46,13 @@ impl RdsClient {
         }
     }
 
+    /// Sets how many times a command whose connection broke under it is repeated
+    /// (2 by default). With 0, the caller sees every unknown outcome.
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
     /// The transport, for its counters and connection state.
     pub fn transport(&self) -> &SshTransport {
         &self.transport

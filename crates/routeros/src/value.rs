@@ -368,7 +368,8 @@ pub const MAX_COMMENT_LEN: usize = 128;
 
 text_value! {
     /// A disk comment: printable ASCII without the characters that are special to
-    /// RouterOS (`"` `\` `$` `?` `;` `[` `]` `{` `}` `` ` ``), at most 128 characters.
+    /// RouterOS (`"` `\` `$` `?` `;` `[` `]` `{` `}` `` ` ``), at most 128 characters,
+    /// not starting or ending with a space.
     Comment
 }
 
@@ -383,6 +384,15 @@ impl Comment {
             "comments may contain printable ASCII except \" \\ $ ? ; [ ] { } `",
             |c| (' '..='~').contains(&c) && !"\"\\$?;[]{}`".contains(c),
         )?;
+        // `print detail` shows a comment after `;;; `, where surrounding spaces
+        // cannot be told apart from layout; refuse them so comments read back.
+        if value.starts_with(' ') || value.ends_with(' ') {
+            return Err(ValueError::Malformed {
+                what: WHAT,
+                value: value.to_owned(),
+                reason: "it must not start or end with a space",
+            });
+        }
         Ok(Self(value.to_owned()))
     }
 }
@@ -512,7 +522,7 @@ mod tests {
             cli(&Comment::new("rds-csi: pvc-1 (ns/claim)").unwrap()),
             "\"rds-csi: pvc-1 (ns/claim)\""
         );
-        for bad in ["a\"b", "a\\b", "$x", "a?", "a;b", "[x]", "{x}", "`x`", "\t"] {
+        for bad in ["a\"b", "a\\b", "$x", "a?", "a;b", "[x]", "{x}", "`x`", "\t", " a", "a "] {
             assert!(Comment::new(bad).is_err(), "{bad}");
         }
     }

@@ -1,0 +1,460 @@
+//! The client against the simulator, over real SSH on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rds_client::{ClientKey, Error, HostKeyPolicy, RdsClient, SshConfig};
+use rds_sim::SimConfig;
+use rds_sim::testing::TestSim;
+use routeros::{CliErrorKind, Comment, NewDisk, Nqn, PoolName, RdsPath, Slot, SlotPrefix};
+use tempfile::TempDir;
+
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+struct Env {
+    dir: TempDir,
+    sim: TestSim,
+    client: Arc<RdsClient>,
+}
+
+async fn env(capacity: u64) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = TestSim::start(SimConfig::single_pool(dir.path(), "raid10", capacity))
+        .await
+        .unwrap();
+    let client = Arc::new(RdsClient::new(config_for(&sim)));
+    Env { dir, sim, client }
+}
+
+fn config_for(sim: &TestSim) -> SshConfig {
+    let mut config = SshConfig::new(
+        sim.addr.ip().to_string(),
+        sim.addr.port(),
+        sim.user.clone(),
+        ClientKey::from_key(sim.client_key.clone()),
+        HostKeyPolicy::Key(sim.host_key.clone()),
+    );
+    // Generous for a loaded 2-core machine; tests of timeouts set their own.
+    config.command_timeout = Duration::from_secs(60);
+    config.reconnect_initial = Duration::from_millis(50);
+    config.reconnect_max = Duration::from_millis(200);
+    config
+}
+
+fn spec(name: &str, size: u64) -> NewDisk {
+    NewDisk {
+        slot: Slot::new(name).unwrap(),
+        file_path: path(name),
+        size,
+        nvme_port: 4420,
+        nqn: Nqn::new(&format!("nqn.2000-02.com.mikrotik:{name}")).unwrap(),
+        comment: Comment::new(&format!("rds-csi:{name}")).unwrap(),
+    }
+}
+
+fn path(name: &str) -> RdsPath {
+    RdsPath::new(&format!("/raid10/volumes/{name}.img")).unwrap()
+}
+
+fn slot(name: &str) -> Slot {
+    Slot::new(name).unwrap()
+}
+
+impl Env {
+    fn image(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(format!("raid10/volumes/{name}.img"))
+    }
+
+    fn disk_count(&self) -> usize {
+        self.sim.engine.disks().len()
+    }
+
+    fn file_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.sim.engine.files().into_iter().map(|f| f.name).collect();
+        names.sort();
+        names
+    }
+}
+
+#[tokio::test]
+async fn volume_lifecycle() {
+    let env = env(100 * GIB).await;
+    let c = &env.client;
+
+    let disk = c.create_volume(&spec("pvc-1", 3 * GIB / 2)).await.unwrap();
+    assert_eq!(disk.slot, "pvc-1");
+    assert_eq!(disk.kind, "file");
+    assert_eq!(disk.size, 3 * GIB / 2);
+    assert_eq!(disk.file_path.as_deref(), Some("/raid10/volumes/pvc-1.img"));
+    assert_eq!(disk.nqn.as_deref(), Some("nqn.2000-02.com.mikrotik:pvc-1"));
+    assert_eq!(disk.nvme_tcp_port, Some(4420));
+    assert!(disk.nvme_tcp_export);
+    assert_eq!(disk.mount_filesystem, Some(false));
+    assert_eq!(disk.comment.as_deref(), Some("rds-csi:pvc-1"));
+    let meta = std::fs::metadata(env.image("pvc-1")).unwrap();
+    assert_eq!(meta.len(), 3 * GIB / 2);
+
+    assert_eq!(c.get_volume(&slot("pvc-1")).await.unwrap(), Some(disk.clone()));
+    assert_eq!(c.get_volume(&slot("pvc-none")).await.unwrap(), None);
+
+    c.create_volume(&spec("pvc-2", 1)).await.unwrap();
+    c.create_volume(&spec("other-1", GIB)).await.unwrap();
+    let listed = c.list_volumes(&SlotPrefix::new("pvc-").unwrap()).await.unwrap();
+    let slots: Vec<_> = listed.iter().map(|d| d.slot.as_str()).collect();
+    assert_eq!(slots, ["pvc-1", "pvc-2"]);
+    assert_eq!(listed[1].size, MIB, "1 byte rounds up to 1 MiB");
+
+    let grown = c.grow_volume(&slot("pvc-1"), 2 * GIB).await.unwrap();
+    assert_eq!(grown.size, 2 * GIB);
+    assert_eq!(std::fs::metadata(env.image("pvc-1")).unwrap().len(), 2 * GIB);
+    let unchanged = c.grow_volume(&slot("pvc-1"), GIB).await.unwrap();
+    assert_eq!(unchanged.size, 2 * GIB, "grow never shrinks");
+    assert!(matches!(
+        c.grow_volume(&slot("pvc-none"), GIB).await,
+        Err(Error::VolumeNotFound { .. })
+    ));
+
+    c.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap();
+    assert_eq!(c.get_volume(&slot("pvc-1")).await.unwrap(), None);
+    assert!(!env.image("pvc-1").exists());
+    c.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap();
+    assert_eq!(env.disk_count(), 2);
+}
+
+#[tokio::test]
+async fn create_is_idempotent_and_never_changes_an_existing_disk() {
+    let env = env(100 * GIB).await;
+    let first = env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+    let again = env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+    assert_eq!(first, again);
+    let bigger = env.client.create_volume(&spec("pvc-1", 2 * GIB)).await.unwrap();
+    assert_eq!(bigger.size, GIB, "the caller sees the existing size and decides");
+    assert_eq!(env.disk_count(), 1);
+}
+
+#[tokio::test]
+async fn create_replaces_a_stray_image_with_a_fresh_one() {
+    let env = env(100 * GIB).await;
+    // An image left behind by an interrupted delete, holding old data.
+    std::fs::write(env.image("pvc-1"), b"old filesystem").unwrap();
+    let disk = env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+    assert_eq!(disk.size, GIB);
+    let mut head = [0u8; 14];
+    use std::io::Read;
+    std::fs::File::open(env.image("pvc-1"))
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    assert_eq!(head, [0u8; 14], "a new volume must not carry old data");
+}
+
+#[tokio::test]
+async fn create_refuses_a_path_used_by_another_disk() {
+    let env = env(100 * GIB).await;
+    env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+    let clash = NewDisk {
+        file_path: path("pvc-1"),
+        ..spec("pvc-2", GIB)
+    };
+    let err = env.client.create_volume(&clash).await.unwrap_err();
+    assert_eq!(err.cli_kind(), Some(CliErrorKind::AlreadyExists), "{err}");
+    assert_eq!(env.disk_count(), 1);
+    assert!(env.image("pvc-1").exists());
+}
+
+#[tokio::test]
+async fn out_of_space_is_reported_and_leaves_nothing() {
+    let env = env(10 * GIB).await;
+    let err = env.client.create_volume(&spec("pvc-1", 20 * GIB)).await.unwrap_err();
+    assert_eq!(err.cli_kind(), Some(CliErrorKind::OutOfSpace), "{err}");
+    assert_eq!(env.disk_count(), 0);
+    assert!(!env.image("pvc-1").exists());
+
+    env.sim.engine.faults().set_disk_full(true);
+    let err = env.client.create_volume(&spec("pvc-2", GIB)).await.unwrap_err();
+    assert_eq!(err.cli_kind(), Some(CliErrorKind::OutOfSpace), "{err}");
+    env.sim.engine.faults().set_disk_full(false);
+    env.client.create_volume(&spec("pvc-2", GIB)).await.unwrap();
+}
+
+#[tokio::test]
+async fn pool_capacity_and_version() {
+    let env = env(100 * GIB).await;
+    let pool = PoolName::new("raid10").unwrap();
+    let before = env.client.pool(&pool).await.unwrap();
+    assert_eq!(before.size, 100 * GIB);
+    env.client.create_volume(&spec("pvc-1", 10 * GIB)).await.unwrap();
+    let after = env.client.pool(&pool).await.unwrap();
+    assert_eq!(before.free - after.free, 10 * GIB);
+
+    assert!(matches!(
+        env.client.pool(&PoolName::new("nvme9").unwrap()).await,
+        Err(Error::PoolNotFound { .. })
+    ));
+
+    let resource = env.client.system_resource().await.unwrap();
+    assert!(resource.version >= routeros::MINIMUM_VERSION, "{resource:?}");
+}
+
+#[tokio::test]
+async fn fifty_volumes_at_once() {
+    let env = env(1000 * GIB).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let client = Arc::clone(&env.client);
+            tokio::spawn(async move { client.create_volume(&spec(&format!("pvc-{i}"), GIB)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(env.disk_count(), 50);
+    assert_eq!(env.client.transport().stats().snapshot().connects, 1, "one connection carries them all");
+    let listed = env.client.list_volumes(&SlotPrefix::new("pvc-").unwrap()).await.unwrap();
+    assert_eq!(listed.len(), 50);
+
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let client = Arc::clone(&env.client);
+            tokio::spawn(async move {
+                let name = format!("pvc-{i}");
+                client.delete_volume(&slot(&name), &path(&name)).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(env.disk_count(), 0);
+    assert!(env.file_names().is_empty(), "{:?}", env.file_names());
+}
+
+#[tokio::test]
+async fn ten_creates_of_one_volume_make_one_disk() {
+    let env = env(100 * GIB).await;
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let client = Arc::clone(&env.client);
+            tokio::spawn(async move { client.create_volume(&spec("pvc-same", GIB)).await })
+        })
+        .collect();
+    let mut disks = Vec::new();
+    for task in tasks {
+        disks.push(task.await.unwrap().unwrap());
+    }
+    assert!(disks.iter().all(|d| *d == disks[0]), "{disks:?}");
+    assert_eq!(env.disk_count(), 1);
+    assert_eq!(env.file_names(), ["raid10/volumes/pvc-same.img"]);
+}
+
+#[tokio::test]
+async fn create_cut_off_after_the_disk_was_added_converges() {
+    let env = env(100 * GIB).await;
+    env.sim.engine.faults().drop_after("/disk add");
+    let disk = env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+    assert_eq!(disk.size, GIB);
+    let stats = env.client.transport().stats().snapshot();
+    assert_eq!(stats.connection_losses, 1, "{stats:?}");
+    assert_eq!(stats.connects, 2, "{stats:?}");
+    assert_eq!(env.disk_count(), 1);
+    assert_eq!(env.file_names(), ["raid10/volumes/pvc-1.img"]);
+}
+
+#[tokio::test]
+async fn create_cut_off_before_the_disk_was_added_converges() {
+    let env = env(100 * GIB).await;
+    env.sim.engine.faults().drop_before("/disk add");
+    env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+    assert_eq!(env.disk_count(), 1);
+    assert_eq!(env.file_names(), ["raid10/volumes/pvc-1.img"]);
+}
+
+#[tokio::test]
+async fn delete_cut_off_between_disk_and_file_converges() {
+    let env = env(100 * GIB).await;
+    env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+    env.sim.engine.faults().drop_after("/disk remove");
+    env.client.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap();
+    assert_eq!(env.client.transport().stats().snapshot().connection_losses, 1);
+    assert_eq!(env.disk_count(), 0);
+    assert!(env.file_names().is_empty(), "stray image: {:?}", env.file_names());
+}
+
+#[tokio::test]
+async fn delete_cut_off_reported_to_the_caller_converges_on_its_retry() {
+    let env = env(100 * GIB).await;
+    env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+    // More drops than the client retries: the caller sees the unknown outcome.
+    let faults = env.sim.engine.faults();
+    faults.drop_after("/disk remove");
+    let strict = RdsClient::new(config_for(&env.sim)).with_retries(0);
+    let err = strict.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap_err();
+    assert!(
+        matches!(err, Error::ConnectionLost { outcome_unknown: true, .. }),
+        "{err}"
+    );
+    assert_eq!(env.disk_count(), 0);
+    assert_eq!(env.file_names(), ["raid10/volumes/pvc-1.img"], "the cut left the image");
+    // The caller (the CSI sidecar) retries; the hint finds the stray image.
+    strict.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap();
+    assert!(env.file_names().is_empty());
+}
+
+#[tokio::test]
+async fn errors_are_judged_by_text_even_with_exit_status_zero() {
+    let env = env(10 * GIB).await;
+    env.sim.engine.faults().set_error_exit_zero(true);
+    let err = env.client.create_volume(&spec("pvc-1", 20 * GIB)).await.unwrap_err();
+    assert_eq!(err.cli_kind(), Some(CliErrorKind::OutOfSpace), "{err}");
+    env.sim.engine.faults().fail_after(0);
+    let err = env.client.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap_err();
+    assert_eq!(err.cli_kind(), Some(CliErrorKind::Other), "{err}");
+    assert!(err.to_string().contains("simulated fault"), "{err}");
+    env.sim.engine.faults().clear_fail_after();
+    env.client.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap();
+}
+
+#[tokio::test]
+async fn host_key_must_match_the_pin() {
+    let env = env(GIB).await;
+    let good = config_for(&env.sim);
+    let fp = rds_client::config::fingerprint(&env.sim.host_key);
+    let by_fp = RdsClient::new(SshConfig {
+        host_key: HostKeyPolicy::parse(&fp).unwrap(),
+        ..good.clone()
+    });
+    by_fp.system_resource().await.unwrap();
+
+    let stranger = russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
+        .unwrap();
+    let pinned_wrong = RdsClient::new(SshConfig {
+        host_key: HostKeyPolicy::Key(stranger.public_key().clone()),
+        ..good.clone()
+    });
+    match pinned_wrong.system_resource().await {
+        Err(Error::HostKeyMismatch { actual, .. }) => assert_eq!(actual, fp),
+        other => panic!("expected a host key mismatch, got {other:?}"),
+    }
+    assert_eq!(env.sim.engine.commands_executed(), 1, "nothing ran on a mismatched host");
+
+    let insecure = RdsClient::new(SshConfig {
+        host_key: HostKeyPolicy::InsecureAcceptAny,
+        ..good
+    });
+    insecure.system_resource().await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_client_key_is_rejected() {
+    let env = env(GIB).await;
+    let stranger = russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
+        .unwrap();
+    let client = RdsClient::new(SshConfig {
+        key: ClientKey::from_key(stranger),
+        ..config_for(&env.sim)
+    });
+    let err = client.system_resource().await.unwrap_err();
+    assert!(matches!(err, Error::AuthRejected { .. }), "{err}");
+    assert!(err.to_string().contains("/user ssh-keys import"), "{err}");
+}
+
+#[tokio::test]
+async fn keys_load_from_files_ed25519_and_rsa() {
+    use russh::keys::{Algorithm, PrivateKey, ssh_key::LineEnding};
+    let dir = tempfile::tempdir().unwrap();
+    let keys = [
+        ("id_ed25519", PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).unwrap()),
+        ("id_rsa", PrivateKey::random(&mut rand::rng(), Algorithm::Rsa { hash: None }).unwrap()),
+    ];
+    for (name, key) in keys {
+        let file = dir.path().join(name);
+        std::fs::write(&file, key.to_openssh(LineEnding::LF).unwrap()).unwrap();
+        let loaded = ClientKey::load(&file).unwrap();
+        assert_eq!(loaded.public_openssh(), key.public_key().to_openssh().unwrap());
+
+        let root = tempfile::tempdir().unwrap();
+        let config = SimConfig::single_pool(root.path(), "raid10", GIB);
+        let sim = TestSim::start_with_keys(config, vec![key.public_key().clone()])
+            .await
+            .unwrap();
+        let client = RdsClient::new(SshConfig {
+            key: loaded,
+            ..config_for(&sim)
+        });
+        client.system_resource().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let missing = ClientKey::load(&dir.path().join("nope")).unwrap_err();
+    assert!(missing.to_string().contains("nope"), "{missing}");
+}
+
+#[tokio::test]
+async fn reconnects_after_the_rds_restarts() {
+    let mut env = env(100 * GIB).await;
+    // A backoff long enough that the second call below surely falls inside it.
+    let client = RdsClient::new(SshConfig {
+        reconnect_initial: Duration::from_secs(4),
+        reconnect_max: Duration::from_secs(4),
+        ..config_for(&env.sim)
+    });
+    client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+    let addr = env.sim.addr;
+    env.sim.stop().await;
+
+    // Down: the client reports it, then backs off and fails fast.
+    let err = client.get_volume(&slot("pvc-1")).await.unwrap_err();
+    assert!(err.is_transport(), "{err}");
+    let err = client.get_volume(&slot("pvc-1")).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+    let failures = client.transport().stats().snapshot().connect_failures;
+    assert_eq!(failures, 1, "backing off, not hammering the RDS");
+
+    // Up again on the same port, with the same state and keys.
+    let config = SimConfig::single_pool(env.dir.path(), "raid10", 100 * GIB);
+    env.sim = env.sim.restart_on(config, &addr.to_string()).await.unwrap();
+    let disk = loop {
+        match client.get_volume(&slot("pvc-1")).await {
+            Ok(d) => break d,
+            Err(Error::Unavailable { retry_in, .. }) => tokio::time::sleep(retry_in).await,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(disk.map(|d| d.size), Some(GIB), "state survived the restart");
+    assert_eq!(client.transport().stats().snapshot().connects, 2);
+}
+
+#[tokio::test]
+async fn commands_time_out_and_the_connection_stays_usable() {
+    let env = env(GIB).await;
+    let mut config = config_for(&env.sim);
+    config.command_timeout = Duration::from_millis(300);
+    let client = RdsClient::new(config);
+    client.system_resource().await.unwrap();
+    env.sim.engine.faults().set_latency(Duration::from_secs(3));
+    let err = client.system_resource().await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    env.sim.engine.faults().set_latency(Duration::ZERO);
+    client.system_resource().await.unwrap();
+    assert_eq!(client.transport().stats().snapshot().connects, 1);
+}
+
+#[tokio::test]
+async fn a_cancelled_command_does_not_disturb_the_others() {
+    let env = env(100 * GIB).await;
+    env.sim.engine.faults().set_latency(Duration::from_millis(500));
+    let slow = {
+        let client = Arc::clone(&env.client);
+        tokio::spawn(async move { client.create_volume(&spec("pvc-slow", GIB)).await })
+    };
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(100),
+        env.client.create_volume(&spec("pvc-cancelled", GIB)),
+    )
+    .await;
+    assert!(cancelled.is_err(), "the timeout cancelled the future");
+    slow.await.unwrap().unwrap();
+    env.sim.engine.faults().set_latency(Duration::ZERO);
+    env.client.get_volume(&slot("pvc-slow")).await.unwrap().unwrap();
+    assert_eq!(env.client.transport().stats().snapshot().connects, 1);
+}
