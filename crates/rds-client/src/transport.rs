@@ -199,6 +199,16 @@ impl SshTransport {
             let session = self.session().await?;
             let channel = match session.handle.channel_open_session().await {
                 Ok(channel) => channel,
+                Err(e) if !session.handle.is_closed() => {
+                    // The connection is up but the server would not open another
+                    // channel (a session limit, most likely). Not a reason to
+                    // reconnect; the caller may retry.
+                    bump(&self.stats.connection_losses);
+                    return Err(Error::ConnectionLost {
+                        outcome_unknown: false,
+                        detail: format!("the RDS refused a new channel: {e}"),
+                    });
+                }
                 Err(e) => {
                     self.forget(&session, &e.to_string()).await;
                     if stale_retries > 0 {
