@@ -22,6 +22,8 @@ pub enum Command {
         name: String,
         /// Initial value; none leaves the variable empty.
         value: Option<Expr>,
+        /// `:global`: declared in the script's outermost scope.
+        global: bool,
     },
     /// `:set name value`.
     Set {

@@ -97,7 +97,7 @@ pub enum CmdError {
     #[error("failure: can not change pool disk")]
     PoolChange,
     /// `/file remove` of an image a disk still uses. *Assumed* text.
-    #[error("failure: file is in use by a disk")]
+    #[error("failure: file already in use by a disk")]
     FileBusy,
     /// `/file remove` of a pool's mount point. *Assumed* text.
     #[error("failure: can not remove mount point")]

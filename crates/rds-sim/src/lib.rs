@@ -1,8 +1,45 @@
-//! Simulator of the RDS RouterOS CLI.
+//! A simulator of the MikroTik RDS's RouterOS CLI, for the driver's tests.
+//!
+//! The simulator is an independent implementation of the dialect described
+//! in `docs/routeros-cli.md`: it shares no code with the client crates, so
+//! that each checks the other. It runs real scripts (a lexer, a
+//! recursive-descent parser and an interpreter of the RouterOS scripting
+//! subset the driver uses, and somewhat more), keeps real sparse image files
+//! in pools of finite capacity, saves its state across restarts, prints like
+//! the device, and injects faults on request.
+//!
+//! Entry points: [`Engine`] runs scripts; [`Faults`] switches failures on;
+//! [`parse_single_command`] reads one command strictly, for property tests of
+//! the client's command builder. The SSH front end lives in [`server`].
+//!
+//! Invariants:
+//! - **Parsing does no I/O and runs nothing**: a script that does not parse
+//!   changes nothing.
+//! - **One lock per command, never per script**: scripts interleave between
+//!   commands, as on the device.
+//! - **Nothing outside the root is touched**: script paths are plain
+//!   segments under a configured pool, and symbolic links are not followed.
 
-pub mod ast;
-pub mod error;
-pub mod lexer;
-pub mod menu;
-pub mod parser;
+mod ast;
+mod commands;
+mod config;
+mod engine;
+mod error;
+mod faults;
+mod filter;
+mod format;
+mod interp;
+mod lexer;
+mod menu;
+mod parser;
+mod records;
 pub mod server;
+mod size;
+mod state;
+mod value;
+
+pub use config::{PoolConfig, SimConfig};
+pub use engine::{DiskView, Engine, ExecOptions, Execution, FileView};
+pub use error::{ParseError, Pos, SimError};
+pub use faults::Faults;
+pub use parser::{ParsedCommand, parse_single_command};

@@ -96,14 +96,18 @@ impl Parser {
             TokenKind::Str(parts) => Ok(string_expr(parts)),
             TokenKind::Var(name) => Ok(Expr::Var(name.clone())),
             TokenKind::LBracket => {
+                self.enter(tok.pos)?;
                 let command = self.sub_command()?;
                 self.expect(&TokenKind::RBracket)?;
+                self.leave();
                 Ok(Expr::Sub(Box::new(command)))
             }
             TokenKind::LParen => {
+                self.enter(tok.pos)?;
                 let expr = self.expr()?;
                 self.skip_newlines();
                 self.expect(&TokenKind::RParen)?;
+                self.leave();
                 Ok(Expr::Paren(Box::new(expr)))
             }
             _ => Err(ParseError::Syntax { pos: tok.pos }),
@@ -149,8 +153,11 @@ impl Parser {
     fn not_expr(&mut self) -> Result<Expr, ParseError> {
         self.skip_newlines();
         if self.peek().kind == TokenKind::Bang || self.is_keyword("not") {
-            self.bump();
-            return Ok(Expr::Not(Box::new(self.not_expr()?)));
+            let bang = self.bump();
+            self.enter(bang.pos)?;
+            let inner = self.not_expr()?;
+            self.leave();
+            return Ok(Expr::Not(Box::new(inner)));
         }
         let left = self.concat_expr()?;
         self.skip_newlines();
@@ -223,17 +230,22 @@ impl Parser {
 
     fn not_condition(&mut self, menu: Menu) -> Result<Cond, ParseError> {
         if self.peek().kind == TokenKind::Bang || self.is_keyword("not") {
-            self.bump();
-            return Ok(Cond::Not(Box::new(self.not_condition(menu)?)));
+            let bang = self.bump();
+            self.enter(bang.pos)?;
+            let inner = self.not_condition(menu)?;
+            self.leave();
+            return Ok(Cond::Not(Box::new(inner)));
         }
         let tok = self.peek().clone();
         match &tok.kind {
             TokenKind::LParen => {
                 self.bump();
+                self.enter(tok.pos)?;
                 self.skip_newlines();
                 let cond = self.condition(menu)?;
                 self.skip_newlines();
                 self.expect(&TokenKind::RParen)?;
+                self.leave();
                 Ok(cond)
             }
             TokenKind::Word(prop) => {

@@ -27,6 +27,9 @@ use crate::error::{ParseError, Pos};
 use crate::lexer::{Token, TokenKind, tokenize};
 use crate::menu::{Menu, PRINT_FLAGS, Verb};
 
+/// How deeply blocks, brackets, parentheses and negations may nest.
+const MAX_NESTING: usize = 100;
+
 /// Parses a whole script.
 pub fn parse_script(text: &str) -> Result<Block, ParseError> {
     Ok(parse_counted(text)?.0)
@@ -41,6 +44,7 @@ fn parse_counted(text: &str) -> Result<(Block, usize), ParseError> {
         idx: 0,
         menu: Menu::Root,
         depth: 0,
+        nesting: 0,
         top_level_statements: 0,
     };
     let block = parser.block()?;
@@ -60,10 +64,26 @@ struct Parser {
     menu: Menu,
     /// Nesting depth of `{…}` blocks and `[…]` substitutions.
     depth: usize,
+    /// Nesting of everything recursive (blocks, brackets, parentheses,
+    /// negations), bounded so that hostile input cannot exhaust the stack.
+    nesting: usize,
     top_level_statements: usize,
 }
 
 impl Parser {
+    /// Enters one level of nesting; too deep is a syntax error at `pos`.
+    fn enter(&mut self, pos: Pos) -> Result<(), ParseError> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return Err(ParseError::Syntax { pos });
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.nesting -= 1;
+    }
+
     fn peek(&self) -> &Token {
         // The token list always ends with Eof and the cursor never passes it.
         let last = self.tokens.len().saturating_sub(1);
@@ -139,11 +159,13 @@ impl Parser {
 
     /// `{ … }` with the cursor on the `{`.
     fn braced_block(&mut self) -> Result<Block, ParseError> {
-        self.expect(&TokenKind::LBrace)?;
+        let open = self.expect(&TokenKind::LBrace)?;
+        self.enter(open.pos)?;
         self.depth += 1;
         let block = self.block()?;
         self.depth -= 1;
         self.expect(&TokenKind::RBrace)?;
+        self.leave();
         Ok(block)
     }
 

@@ -107,10 +107,13 @@ impl Parser {
             "local" | "global" | "set" => {
                 let var = args.var_name()?;
                 let value = args.positional();
-                if name == "set" {
-                    Command::Set { name: var, value }
-                } else {
-                    Command::Local { name: var, value }
+                match name.as_str() {
+                    "set" => Command::Set { name: var, value },
+                    global => Command::Local {
+                        name: var,
+                        value,
+                        global: global == "global",
+                    },
                 }
             }
             "put" => Command::Put(args.positional()),

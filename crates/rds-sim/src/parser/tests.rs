@@ -202,7 +202,14 @@ fn scripting_commands() {
         }
     ));
     assert!(matches!(&block[3], Command::Foreach { .. }));
-    assert!(matches!(&block[5], Command::Local { value: None, .. }));
+    assert!(matches!(
+        &block[5],
+        Command::Local {
+            value: None,
+            global: true,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -372,4 +379,16 @@ fn single_command_rejects_everything_else() {
         let result = parse_single_command(text);
         assert!(result.is_err(), "{text}: {result:?}");
     }
+}
+
+#[test]
+fn deep_nesting_is_refused_not_a_crash() {
+    let deep = format!(":put {}1{}", "(".repeat(100_000), ")".repeat(100_000));
+    assert!(error(&deep).starts_with("syntax error"));
+    let bangs = format!(":put ({}true)", "!".repeat(100_000));
+    assert!(error(&bangs).starts_with("syntax error"));
+    let braces = format!("{}{}", "{".repeat(100_000), "}".repeat(100_000));
+    assert!(error(&braces).starts_with("syntax error"));
+    let fine = format!(":put {}1{}", "(".repeat(50), ")".repeat(50));
+    parse(&fine);
 }

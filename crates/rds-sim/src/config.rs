@@ -1,0 +1,115 @@
+//! The simulator's configuration: where it keeps its files and which pools
+//! the simulated appliance has.
+
+use std::path::PathBuf;
+
+use crate::error::SimError;
+
+/// Configuration of a simulated RDS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimConfig {
+    /// Folder holding the pools (`<root>/<pool>/…`) and the saved state
+    /// (`<root>/.rds-sim/state.json`).
+    pub root: PathBuf,
+    /// The storage pools, in the order `/disk print` lists them.
+    pub pools: Vec<PoolConfig>,
+    /// What `/system resource print` reports as `version`, e.g.
+    /// `7.21.1 (stable)`.
+    pub version: String,
+}
+
+/// One storage pool: a mounted RAID entry in `/disk`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Slot and mount point, e.g. `raid10`; also the pool's folder under the
+    /// root and the first segment of image paths on it.
+    pub name: String,
+    /// Filesystem shown as `fs=` (e.g. `xfs`).
+    pub fs: String,
+    /// Capacity in bytes. Free space is this minus the logical sizes of the
+    /// files in the pool.
+    pub capacity: u64,
+    /// Folders created under the pool when the simulator opens, e.g.
+    /// `["volumes"]`.
+    pub directories: Vec<String>,
+}
+
+impl SimConfig {
+    /// One pool named `pool` with the folder `volumes`, filesystem xfs, and
+    /// version `7.21.1 (stable)`.
+    pub fn single_pool(root: impl Into<PathBuf>, pool: &str, capacity: u64) -> Self {
+        SimConfig {
+            root: root.into(),
+            pools: vec![PoolConfig {
+                name: pool.to_string(),
+                fs: "xfs".to_string(),
+                capacity,
+                directories: vec!["volumes".to_string()],
+            }],
+            version: "7.21.1 (stable)".to_string(),
+        }
+    }
+
+    /// Checks what the engine relies on: pool names are single, distinct
+    /// path segments, and pool folders stay inside their pool.
+    pub(crate) fn validate(&self) -> Result<(), SimError> {
+        let mut seen = std::collections::HashSet::new();
+        for pool in &self.pools {
+            if !is_segment(&pool.name) || pool.name.starts_with('.') {
+                return Err(SimError::Config(format!("bad pool name {:?}", pool.name)));
+            }
+            if !seen.insert(pool.name.as_str()) {
+                return Err(SimError::Config(format!(
+                    "pool {:?} given twice",
+                    pool.name
+                )));
+            }
+            for dir in &pool.directories {
+                if dir.split('/').any(|s| !is_segment(s)) {
+                    return Err(SimError::Config(format!(
+                        "bad directory {dir:?} in pool {:?}",
+                        pool.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A non-empty path segment that is not `.` or `..` and holds no separator.
+pub(crate) fn is_segment(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_pool_defaults() {
+        let c = SimConfig::single_pool("/tmp/x", "raid10", 1 << 30);
+        assert_eq!(c.pools[0].fs, "xfs");
+        assert_eq!(c.pools[0].directories, ["volumes"]);
+        assert_eq!(c.version, "7.21.1 (stable)");
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_unsafe_names() {
+        for (name, dir) in [
+            ("..", "v"),
+            ("a/b", "v"),
+            (".rds-sim", "v"),
+            ("p", "../x"),
+            ("p", ""),
+        ] {
+            let mut c = SimConfig::single_pool("/tmp/x", name, 1);
+            c.pools[0].directories = vec![dir.to_string()];
+            assert!(c.validate().is_err(), "{name} {dir}");
+        }
+        let mut c = SimConfig::single_pool("/tmp/x", "p", 1);
+        c.pools.push(c.pools[0].clone());
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,294 @@
+//! The engine: the simulated appliance that scripts run against.
+//!
+//! [`Engine::execute`] parses a script, then interprets it; each menu
+//! command takes the state lock for itself alone, so concurrent scripts
+//! interleave between commands as they do on the device. A command that
+//! changes the state works on a copy, which replaces the state only once it
+//! has been saved to disk: what a client was told happened has been
+//! persisted, and a failed save changes nothing.
+
+#[cfg(test)]
+mod contract_tests;
+#[cfg(test)]
+mod robustness_tests;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crate::commands::{self, Ctx, Invocation, Outcome, SystemInfo};
+use crate::config::SimConfig;
+use crate::error::{CmdError, SimError};
+use crate::faults::{Faults, Verdict};
+use crate::interp::{CommandRunner, Flow, Interp};
+use crate::menu::{Menu, canonical_name};
+use crate::parser::parse_script;
+use crate::state::storage::{EntryKind, Storage};
+use crate::state::{State, persist};
+
+/// Options of one execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// Terminal width `print` wraps at.
+    pub width: usize,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions { width: 80 }
+    }
+}
+
+/// The result of one script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    /// What the device printed; every line ends in `\r\n`.
+    pub output: String,
+    /// An error was printed.
+    pub failed: bool,
+    /// A drop fault fired: the server must close the connection without
+    /// replying.
+    pub drop_connection: bool,
+}
+
+/// A file disk, as tests see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskView {
+    /// Slot.
+    pub slot: String,
+    /// Absolute RouterOS path of the image.
+    pub file_path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// `nvme-tcp-server-nqn`.
+    pub nqn: String,
+    /// `nvme-tcp-server-port`.
+    pub port: u16,
+    /// `nvme-tcp-export`.
+    pub export: bool,
+    /// Comment, if any.
+    pub comment: Option<String>,
+    /// `mount-filesystem`.
+    pub mount_filesystem: bool,
+}
+
+/// A regular file in a pool, as tests see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileView {
+    /// RouterOS name: `raid10/volumes/x.img`.
+    pub name: String,
+    /// Logical size in bytes.
+    pub size: u64,
+}
+
+struct Inner {
+    root: std::path::PathBuf,
+    storage: Storage,
+    state: Mutex<State>,
+    faults: Faults,
+    system: SystemInfo,
+    commands: AtomicU64,
+}
+
+/// A simulated RDS. Cheap to clone; clones share the appliance.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("root", &self.inner.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Opens the appliance: creates the pool folders, and loads the saved
+    /// state if there is one, so a restarted simulator keeps its disks.
+    pub fn open(config: SimConfig) -> Result<Engine, SimError> {
+        config.validate()?;
+        let storage = Storage::new(&config);
+        storage.prepare()?;
+        let state = State::new(persist::load(&config.root)?, &config);
+        // New pools got ids; save them so they stay the same next time.
+        persist::save(&config.root, &state.saved)?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                root: config.root.clone(),
+                storage,
+                state: Mutex::new(state),
+                faults: Faults::default(),
+                system: SystemInfo {
+                    version: config.version.clone(),
+                    started: Instant::now(),
+                },
+                commands: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Runs a script and returns what the device would print.
+    pub fn execute(&self, script: &str, opts: &ExecOptions) -> Execution {
+        let block = match parse_script(script) {
+            Ok(block) => block,
+            Err(e) => {
+                tracing::debug!(error = %e, "script does not parse");
+                return Execution {
+                    output: format!("{e}\r\n"),
+                    failed: true,
+                    drop_connection: false,
+                };
+            }
+        };
+        let mut session = Session {
+            inner: &self.inner,
+            last_print: HashMap::new(),
+            width: opts.width,
+        };
+        let finished = Interp::new(&mut session).run(&block);
+        let mut output = String::new();
+        for line in &finished.lines {
+            output.push_str(line);
+            output.push_str("\r\n");
+        }
+        Execution {
+            output,
+            failed: finished.failed,
+            drop_connection: finished.dropped,
+        }
+    }
+
+    /// The shared fault plan.
+    pub fn faults(&self) -> Faults {
+        self.inner.faults.clone()
+    }
+
+    /// The file disks, in the order they were added.
+    pub fn disks(&self) -> Vec<DiskView> {
+        self.inner
+            .lock()
+            .saved
+            .disks
+            .iter()
+            .map(|d| DiskView {
+                slot: d.slot.clone(),
+                file_path: d.file_path.clone(),
+                size: d.file_size,
+                nqn: d.nvme_tcp_server_nqn.clone(),
+                port: d.nvme_tcp_server_port,
+                export: d.nvme_tcp_export,
+                comment: d.comment.clone(),
+                mount_filesystem: d.mount_filesystem,
+            })
+            .collect()
+    }
+
+    /// Every regular file under the pools, sorted by name. A pool that
+    /// cannot be read lists nothing (and is logged).
+    pub fn files(&self) -> Vec<FileView> {
+        match self.inner.storage.entries() {
+            Ok(entries) => entries
+                .into_iter()
+                .filter(|e| e.kind == EntryKind::File)
+                .map(|e| FileView {
+                    name: e.name,
+                    size: e.size,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the pools");
+                Vec::new()
+            }
+        }
+    }
+
+    /// How many menu commands have run (including failed ones; not those a
+    /// drop-before stopped). Scripting commands such as `:if` do not count.
+    pub fn commands_executed(&self) -> u64 {
+        self.inner.commands.load(Ordering::Relaxed)
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Commands change a copy and swap it in whole, so a state left by a
+        // panicking holder is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs one command under the lock, saving the state if it changed.
+    fn run_locked(
+        &self,
+        inv: &Invocation,
+        last_print: &mut HashMap<Menu, Vec<u64>>,
+        width: usize,
+    ) -> Result<Outcome, CmdError> {
+        let mut state = self.lock();
+        let mutates = inv.verb.mutates();
+        let mut copy = if mutates { Some(state.clone()) } else { None };
+        let target = match copy.as_mut() {
+            Some(copy) => copy,
+            None => &mut *state,
+        };
+        let outcome = commands::run(
+            inv,
+            &mut Ctx {
+                state: target,
+                storage: &self.storage,
+                faults: &self.faults,
+                system: &self.system,
+                width,
+                last_print,
+            },
+        )?;
+        if let Some(next) = copy {
+            if next.saved != state.saved {
+                persist::save(&self.root, &next.saved).map_err(|e| {
+                    tracing::error!(error = %e, "cannot save the simulator state");
+                    CmdError::Io(format!("could not save state: {e}"))
+                })?;
+            }
+            *state = next;
+        }
+        Ok(outcome)
+    }
+}
+
+/// One execution's view of the engine: print numbers and terminal width.
+struct Session<'e> {
+    inner: &'e Inner,
+    last_print: HashMap<Menu, Vec<u64>>,
+    width: usize,
+}
+
+impl CommandRunner for Session<'_> {
+    fn run(&mut self, inv: &Invocation) -> Result<Outcome, Flow> {
+        let name = canonical_name(inv.menu, inv.verb);
+        match self.inner.faults.before_command(&name) {
+            Verdict::Drop => {
+                tracing::debug!(command = %name, "dropping the connection before the command");
+                return Err(Flow::Drop);
+            }
+            Verdict::Fail => {
+                self.inner.commands.fetch_add(1, Ordering::Relaxed);
+                return Err(Flow::Error(CmdError::SimulatedFault));
+            }
+            Verdict::Proceed => {}
+        }
+        self.inner.commands.fetch_add(1, Ordering::Relaxed);
+        let result = self.inner.run_locked(inv, &mut self.last_print, self.width);
+        if let Err(e) = &result {
+            tracing::debug!(command = %name, error = %e, "command failed");
+        }
+        if self.inner.faults.after_command(&name) {
+            tracing::debug!(command = %name, "dropping the connection after the command");
+            return Err(Flow::Drop);
+        }
+        result.map_err(Flow::Error)
+    }
+}
