@@ -254,3 +254,33 @@ fn commands_in_substitutions_count() {
     s.ok(":if ([:len [/disk find]] > 0) do={:put [/disk get [find where slot=raid10] size]}");
     assert_eq!(s.engine.commands_executed(), 3);
 }
+
+#[test]
+fn the_deepest_accepted_scripts_run_on_a_small_stack() {
+    let s = sim(GIB);
+    let engine = s.engine.clone();
+    // Just inside the parser's nesting limit, each kind of recursion.
+    let scripts = [
+        format!(":put {}1{}", "(".repeat(95), ")".repeat(95)),
+        format!(":put ({}true)", "!".repeat(95)),
+        format!("{}:put x{}", "{".repeat(95), "}".repeat(95)),
+        format!(":put (\"a\"{})", " . \"b\"".repeat(95)),
+        format!(
+            "/disk print count-only where slot=a{}",
+            " or slot=b".repeat(95)
+        ),
+        format!(":put {}\"x\"{}", "[:len ".repeat(95), "]".repeat(95)),
+    ];
+    let handle = thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            scripts
+                .iter()
+                .map(|script| engine.execute(script, &ExecOptions::default()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    for run in handle.join().unwrap() {
+        assert!(!run.failed, "{}", run.output);
+    }
+}

@@ -124,13 +124,17 @@ impl Parser {
     /// A full expression (inside `(…)`).
     fn expr(&mut self) -> Result<Expr, ParseError> {
         let mut left = self.and_expr()?;
+        let mut levels = 0;
         loop {
             self.skip_newlines();
             if self.peek().kind == TokenKind::OrOr || self.is_keyword("or") {
-                self.bump();
+                let op = self.bump();
+                self.enter(op.pos)?;
+                levels += 1;
                 let right = self.and_expr()?;
                 left = Expr::Binary(BinOp::Or, Box::new(left), Box::new(right));
             } else {
+                self.leave_n(levels);
                 return Ok(left);
             }
         }
@@ -138,13 +142,17 @@ impl Parser {
 
     fn and_expr(&mut self) -> Result<Expr, ParseError> {
         let mut left = self.not_expr()?;
+        let mut levels = 0;
         loop {
             self.skip_newlines();
             if self.peek().kind == TokenKind::AndAnd || self.is_keyword("and") {
-                self.bump();
+                let op = self.bump();
+                self.enter(op.pos)?;
+                levels += 1;
                 let right = self.not_expr()?;
                 left = Expr::Binary(BinOp::And, Box::new(left), Box::new(right));
             } else {
+                self.leave_n(levels);
                 return Ok(left);
             }
         }
@@ -177,13 +185,17 @@ impl Parser {
 
     fn concat_expr(&mut self) -> Result<Expr, ParseError> {
         let mut left = self.primary()?;
+        let mut levels = 0;
         loop {
             self.skip_newlines();
             if self.is_keyword(".") {
-                self.bump();
+                let op = self.bump();
+                self.enter(op.pos)?;
+                levels += 1;
                 let right = self.primary()?;
                 left = Expr::Binary(BinOp::Concat, Box::new(left), Box::new(right));
             } else {
+                self.leave_n(levels);
                 return Ok(left);
             }
         }
@@ -210,21 +222,29 @@ impl Parser {
     /// A `where` condition over the properties of `menu`'s records.
     pub(super) fn condition(&mut self, menu: Menu) -> Result<Cond, ParseError> {
         let mut left = self.and_condition(menu)?;
+        let mut levels = 0;
         while self.peek().kind == TokenKind::OrOr || self.is_keyword("or") {
-            self.bump();
+            let op = self.bump();
+            self.enter(op.pos)?;
+            levels += 1;
             let right = self.and_condition(menu)?;
             left = Cond::Or(Box::new(left), Box::new(right));
         }
+        self.leave_n(levels);
         Ok(left)
     }
 
     fn and_condition(&mut self, menu: Menu) -> Result<Cond, ParseError> {
         let mut left = self.not_condition(menu)?;
+        let mut levels = 0;
         while self.peek().kind == TokenKind::AndAnd || self.is_keyword("and") {
-            self.bump();
+            let op = self.bump();
+            self.enter(op.pos)?;
+            levels += 1;
             let right = self.not_condition(menu)?;
             left = Cond::And(Box::new(left), Box::new(right));
         }
+        self.leave_n(levels);
         Ok(left)
     }
 

@@ -27,7 +27,8 @@ use crate::error::{ParseError, Pos};
 use crate::lexer::{Token, TokenKind, tokenize};
 use crate::menu::{Menu, PRINT_FLAGS, Verb};
 
-/// How deeply blocks, brackets, parentheses and negations may nest.
+/// How deeply blocks, brackets, parentheses, negations and operator chains
+/// may nest.
 const MAX_NESTING: usize = 100;
 
 /// Parses a whole script.
@@ -65,7 +66,9 @@ struct Parser {
     /// Nesting depth of `{…}` blocks and `[…]` substitutions.
     depth: usize,
     /// Nesting of everything recursive (blocks, brackets, parentheses,
-    /// negations), bounded so that hostile input cannot exhaust the stack.
+    /// negations, and each operator of a chain, which nests in the tree),
+    /// bounded so that hostile input cannot exhaust the stack when the
+    /// script is parsed, run or dropped.
     nesting: usize,
     top_level_statements: usize,
 }
@@ -81,7 +84,11 @@ impl Parser {
     }
 
     fn leave(&mut self) {
-        self.nesting -= 1;
+        self.leave_n(1);
+    }
+
+    fn leave_n(&mut self, levels: usize) {
+        self.nesting -= levels;
     }
 
     fn peek(&self) -> &Token {

@@ -389,6 +389,10 @@ fn deep_nesting_is_refused_not_a_crash() {
     assert!(error(&bangs).starts_with("syntax error"));
     let braces = format!("{}{}", "{".repeat(100_000), "}".repeat(100_000));
     assert!(error(&braces).starts_with("syntax error"));
+    let chain = format!(":put (\"a\"{})", " . \"b\"".repeat(100_000));
+    assert!(error(&chain).starts_with("syntax error"));
+    let ors = format!("/disk print where slot=a{}", " or slot=b".repeat(100_000));
+    assert!(error(&ors).starts_with("syntax error"));
     let fine = format!(":put {}1{}", "(".repeat(50), ")".repeat(50));
     parse(&fine);
 }
