@@ -2,6 +2,9 @@
 //!
 //! Each command runs in its own `exec` channel on a shared connection: there is no
 //! lock around commands, only a semaphore bounding how many are in flight. The
+//! bound adapts to the appliance: a channel the RDS refuses lowers it by one (the
+//! RDS's session limit is not documented), and a long run of successes raises it
+//! again, up to the configured maximum. The
 //! connection is made on first use and re-made when it drops. After a failed
 //! attempt the transport backs off (exponentially, with jitter) and, until the
 //! next attempt is due, fails fast with [`Error::Unavailable`] instead of letting
@@ -10,7 +13,7 @@
 //! Every command runs under a timeout. Dropping a command's future (a cancelled
 //! RPC) closes its channel; the connection and the other commands are unaffected.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
 use russh::ChannelMsg;
@@ -48,6 +51,8 @@ pub struct Stats {
     pub connection_losses: AtomicU64,
     /// Commands that timed out.
     pub timeouts: AtomicU64,
+    /// Channels the RDS refused on a live connection (a session limit).
+    pub channel_refusals: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`].
@@ -63,6 +68,8 @@ pub struct StatsSnapshot {
     pub connection_losses: u64,
     /// See [`Stats::timeouts`].
     pub timeouts: u64,
+    /// See [`Stats::channel_refusals`].
+    pub channel_refusals: u64,
 }
 
 impl Stats {
@@ -75,6 +82,7 @@ impl Stats {
             connect_failures: get(&self.connect_failures),
             connection_losses: get(&self.connection_losses),
             timeouts: get(&self.timeouts),
+            channel_refusals: get(&self.channel_refusals),
         }
     }
 }
@@ -132,18 +140,31 @@ struct ConnState {
 pub struct SshTransport {
     config: Arc<SshConfig>,
     conn: Mutex<ConnState>,
+    /// One permit per command allowed in flight; `capacity` of them exist.
     permits: Semaphore,
+    capacity: AtomicUsize,
+    /// Commands that went through since the limit last changed.
+    successes: AtomicU64,
     stats: Arc<Stats>,
 }
+
+/// Commands that must go through before a lowered concurrency limit is
+/// raised again by one.
+pub const REGAIN_AFTER: u64 = 100;
+
+/// Pause before asking again for a channel the RDS refused.
+const REFUSED_CHANNEL_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl SshTransport {
     /// A transport that connects on first use.
     pub fn new(config: SshConfig) -> Self {
-        let permits = Semaphore::new(config.max_concurrent_commands.max(1));
+        let capacity = config.max_concurrent_commands.max(1);
         Self {
             config: Arc::new(config),
             conn: Mutex::new(ConnState::default()),
-            permits,
+            permits: Semaphore::new(capacity),
+            capacity: AtomicUsize::new(capacity),
+            successes: AtomicU64::new(0),
             stats: Arc::new(Stats::default()),
         }
     }
@@ -185,29 +206,40 @@ impl SshTransport {
         }
     }
 
-    async fn exec_inner(&self, command: &str) -> Result<ExecOutput> {
-        let _permit = self
-            .permits
+    async fn acquire(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.permits
             .acquire()
             .await
             .map_err(|_| Error::ConnectionLost {
                 outcome_unknown: false,
                 detail: "transport closed".into(),
-            })?;
+            })
+    }
+
+    async fn exec_inner(&self, command: &str) -> Result<ExecOutput> {
+        let mut permit = self.acquire().await?;
         let mut stale_retries = 1;
         loop {
             let session = self.session().await?;
             let channel = match session.handle.channel_open_session().await {
                 Ok(channel) => channel,
                 Err(e) if !session.handle.is_closed() => {
-                    // The connection is up but the server would not open another
-                    // channel (a session limit, most likely). Not a reason to
-                    // reconnect; the caller may retry.
-                    bump(&self.stats.connection_losses);
-                    return Err(Error::ConnectionLost {
-                        outcome_unknown: false,
-                        detail: format!("the RDS refused a new channel: {e}"),
-                    });
+                    // The connection is up but the RDS would not open another
+                    // channel: it has a session limit below ours. Learn it: give
+                    // up this permit for good, and wait for a command in flight to
+                    // finish. (The command timeout bounds the waiting.)
+                    bump(&self.stats.channel_refusals);
+                    if self.shrink() {
+                        permit.forget();
+                        warn!(
+                            error = %e,
+                            limit = self.capacity.load(Ordering::Relaxed),
+                            "the RDS refused a channel; lowering the number of concurrent commands"
+                        );
+                        permit = self.acquire().await?;
+                    }
+                    tokio::time::sleep(REFUSED_CHANNEL_PAUSE).await;
+                    continue;
                 }
                 Err(e) => {
                     self.forget(&session, &e.to_string()).await;
@@ -240,7 +272,10 @@ impl SshTransport {
             let result = read_reply(&mut read).await;
             guard.armed = false;
             return match result {
-                Ok(out) => Ok(out),
+                Ok(out) => {
+                    self.regain();
+                    Ok(out)
+                }
                 Err(detail) => {
                     if session.handle.is_closed() {
                         self.forget(&session, &detail).await;
@@ -252,6 +287,43 @@ impl SshTransport {
                     })
                 }
             };
+        }
+    }
+
+    /// The number of commands that may be in flight now: the configured
+    /// maximum, lowered by one for every channel the RDS refused and raised
+    /// again by one after every [`REGAIN_AFTER`] commands that went through.
+    pub fn concurrency_limit(&self) -> usize {
+        self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Lowers the concurrency limit by one; false when it is already 1.
+    fn shrink(&self) -> bool {
+        self.successes.store(0, Ordering::Relaxed);
+        self.capacity
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cap| {
+                (cap > 1).then(|| cap - 1)
+            })
+            .is_ok()
+    }
+
+    /// Counts a command that went through; every [`REGAIN_AFTER`] of them
+    /// raise a lowered limit by one, in case the refusals were passing (an
+    /// administrator's sessions, say).
+    fn regain(&self) {
+        let done = self.successes.fetch_add(1, Ordering::Relaxed) + 1;
+        if !done.is_multiple_of(REGAIN_AFTER) {
+            return;
+        }
+        let max = self.config.max_concurrent_commands.max(1);
+        if self
+            .capacity
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cap| {
+                (cap < max).then(|| cap + 1)
+            })
+            .is_ok()
+        {
+            self.permits.add_permits(1);
         }
     }
 

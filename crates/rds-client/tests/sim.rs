@@ -72,7 +72,13 @@ impl Env {
     }
 
     fn file_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.sim.engine.files().into_iter().map(|f| f.name).collect();
+        let mut names: Vec<String> = self
+            .sim
+            .engine
+            .files()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
         names.sort();
         names
     }
@@ -96,19 +102,28 @@ async fn volume_lifecycle() {
     let meta = std::fs::metadata(env.image("pvc-1")).unwrap();
     assert_eq!(meta.len(), 3 * GIB / 2);
 
-    assert_eq!(c.get_volume(&slot("pvc-1")).await.unwrap(), Some(disk.clone()));
+    assert_eq!(
+        c.get_volume(&slot("pvc-1")).await.unwrap(),
+        Some(disk.clone())
+    );
     assert_eq!(c.get_volume(&slot("pvc-none")).await.unwrap(), None);
 
     c.create_volume(&spec("pvc-2", 1)).await.unwrap();
     c.create_volume(&spec("other-1", GIB)).await.unwrap();
-    let listed = c.list_volumes(&SlotPrefix::new("pvc-").unwrap()).await.unwrap();
+    let listed = c
+        .list_volumes(&SlotPrefix::new("pvc-").unwrap())
+        .await
+        .unwrap();
     let slots: Vec<_> = listed.iter().map(|d| d.slot.as_str()).collect();
     assert_eq!(slots, ["pvc-1", "pvc-2"]);
     assert_eq!(listed[1].size, MIB, "1 byte rounds up to 1 MiB");
 
     let grown = c.grow_volume(&slot("pvc-1"), 2 * GIB).await.unwrap();
     assert_eq!(grown.size, 2 * GIB);
-    assert_eq!(std::fs::metadata(env.image("pvc-1")).unwrap().len(), 2 * GIB);
+    assert_eq!(
+        std::fs::metadata(env.image("pvc-1")).unwrap().len(),
+        2 * GIB
+    );
     let unchanged = c.grow_volume(&slot("pvc-1"), GIB).await.unwrap();
     assert_eq!(unchanged.size, 2 * GIB, "grow never shrinks");
     assert!(matches!(
@@ -116,10 +131,14 @@ async fn volume_lifecycle() {
         Err(Error::VolumeNotFound { .. })
     ));
 
-    c.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap();
+    c.delete_volume(&slot("pvc-1"), &path("pvc-1"))
+        .await
+        .unwrap();
     assert_eq!(c.get_volume(&slot("pvc-1")).await.unwrap(), None);
     assert!(!env.image("pvc-1").exists());
-    c.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap();
+    c.delete_volume(&slot("pvc-1"), &path("pvc-1"))
+        .await
+        .unwrap();
     assert_eq!(env.disk_count(), 2);
 }
 
@@ -129,8 +148,15 @@ async fn create_is_idempotent_and_never_changes_an_existing_disk() {
     let first = env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
     let again = env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
     assert_eq!(first, again);
-    let bigger = env.client.create_volume(&spec("pvc-1", 2 * GIB)).await.unwrap();
-    assert_eq!(bigger.size, GIB, "the caller sees the existing size and decides");
+    let bigger = env
+        .client
+        .create_volume(&spec("pvc-1", 2 * GIB))
+        .await
+        .unwrap();
+    assert_eq!(
+        bigger.size, GIB,
+        "the caller sees the existing size and decides"
+    );
     assert_eq!(env.disk_count(), 1);
 }
 
@@ -167,13 +193,21 @@ async fn create_refuses_a_path_used_by_another_disk() {
 #[tokio::test]
 async fn out_of_space_is_reported_and_leaves_nothing() {
     let env = env(10 * GIB).await;
-    let err = env.client.create_volume(&spec("pvc-1", 20 * GIB)).await.unwrap_err();
+    let err = env
+        .client
+        .create_volume(&spec("pvc-1", 20 * GIB))
+        .await
+        .unwrap_err();
     assert_eq!(err.cli_kind(), Some(CliErrorKind::OutOfSpace), "{err}");
     assert_eq!(env.disk_count(), 0);
     assert!(!env.image("pvc-1").exists());
 
     env.sim.engine.faults().set_disk_full(true);
-    let err = env.client.create_volume(&spec("pvc-2", GIB)).await.unwrap_err();
+    let err = env
+        .client
+        .create_volume(&spec("pvc-2", GIB))
+        .await
+        .unwrap_err();
     assert_eq!(err.cli_kind(), Some(CliErrorKind::OutOfSpace), "{err}");
     env.sim.engine.faults().set_disk_full(false);
     env.client.create_volume(&spec("pvc-2", GIB)).await.unwrap();
@@ -185,7 +219,10 @@ async fn pool_capacity_and_version() {
     let pool = PoolName::new("raid10").unwrap();
     let before = env.client.pool(&pool).await.unwrap();
     assert_eq!(before.size, 100 * GIB);
-    env.client.create_volume(&spec("pvc-1", 10 * GIB)).await.unwrap();
+    env.client
+        .create_volume(&spec("pvc-1", 10 * GIB))
+        .await
+        .unwrap();
     let after = env.client.pool(&pool).await.unwrap();
     assert_eq!(before.free - after.free, 10 * GIB);
 
@@ -195,7 +232,10 @@ async fn pool_capacity_and_version() {
     ));
 
     let resource = env.client.system_resource().await.unwrap();
-    assert!(resource.version >= routeros::MINIMUM_VERSION, "{resource:?}");
+    assert!(
+        resource.version >= routeros::MINIMUM_VERSION,
+        "{resource:?}"
+    );
 }
 
 #[tokio::test]
@@ -211,8 +251,16 @@ async fn fifty_volumes_at_once() {
         task.await.unwrap().unwrap();
     }
     assert_eq!(env.disk_count(), 50);
-    assert_eq!(env.client.transport().stats().snapshot().connects, 1, "one connection carries them all");
-    let listed = env.client.list_volumes(&SlotPrefix::new("pvc-").unwrap()).await.unwrap();
+    assert_eq!(
+        env.client.transport().stats().snapshot().connects,
+        1,
+        "one connection carries them all"
+    );
+    let listed = env
+        .client
+        .list_volumes(&SlotPrefix::new("pvc-").unwrap())
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 50);
 
     let tasks: Vec<_> = (0..50)
@@ -276,10 +324,20 @@ async fn delete_cut_off_between_disk_and_file_converges() {
     let env = env(100 * GIB).await;
     env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
     env.sim.engine.faults().drop_after("/disk remove");
-    env.client.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap();
-    assert_eq!(env.client.transport().stats().snapshot().connection_losses, 1);
+    env.client
+        .delete_volume(&slot("pvc-1"), &path("pvc-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.client.transport().stats().snapshot().connection_losses,
+        1
+    );
     assert_eq!(env.disk_count(), 0);
-    assert!(env.file_names().is_empty(), "stray image: {:?}", env.file_names());
+    assert!(
+        env.file_names().is_empty(),
+        "stray image: {:?}",
+        env.file_names()
+    );
 }
 
 #[tokio::test]
@@ -290,15 +348,31 @@ async fn delete_cut_off_reported_to_the_caller_converges_on_its_retry() {
     let faults = env.sim.engine.faults();
     faults.drop_after("/disk remove");
     let strict = RdsClient::new(config_for(&env.sim)).with_retries(0);
-    let err = strict.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap_err();
+    let err = strict
+        .delete_volume(&slot("pvc-1"), &path("pvc-1"))
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err, Error::ConnectionLost { outcome_unknown: true, .. }),
+        matches!(
+            err,
+            Error::ConnectionLost {
+                outcome_unknown: true,
+                ..
+            }
+        ),
         "{err}"
     );
     assert_eq!(env.disk_count(), 0);
-    assert_eq!(env.file_names(), ["raid10/volumes/pvc-1.img"], "the cut left the image");
+    assert_eq!(
+        env.file_names(),
+        ["raid10/volumes/pvc-1.img"],
+        "the cut left the image"
+    );
     // The caller (the CSI sidecar) retries; the hint finds the stray image.
-    strict.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap();
+    strict
+        .delete_volume(&slot("pvc-1"), &path("pvc-1"))
+        .await
+        .unwrap();
     assert!(env.file_names().is_empty());
 }
 
@@ -306,14 +380,25 @@ async fn delete_cut_off_reported_to_the_caller_converges_on_its_retry() {
 async fn errors_are_judged_by_text_even_with_exit_status_zero() {
     let env = env(10 * GIB).await;
     env.sim.engine.faults().set_error_exit_zero(true);
-    let err = env.client.create_volume(&spec("pvc-1", 20 * GIB)).await.unwrap_err();
+    let err = env
+        .client
+        .create_volume(&spec("pvc-1", 20 * GIB))
+        .await
+        .unwrap_err();
     assert_eq!(err.cli_kind(), Some(CliErrorKind::OutOfSpace), "{err}");
     env.sim.engine.faults().fail_after(0);
-    let err = env.client.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap_err();
+    let err = env
+        .client
+        .delete_volume(&slot("pvc-1"), &path("pvc-1"))
+        .await
+        .unwrap_err();
     assert_eq!(err.cli_kind(), Some(CliErrorKind::Other), "{err}");
     assert!(err.to_string().contains("simulated fault"), "{err}");
     env.sim.engine.faults().clear_fail_after();
-    env.client.delete_volume(&slot("pvc-1"), &path("pvc-1")).await.unwrap();
+    env.client
+        .delete_volume(&slot("pvc-1"), &path("pvc-1"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -327,8 +412,8 @@ async fn host_key_must_match_the_pin() {
     });
     by_fp.system_resource().await.unwrap();
 
-    let stranger = russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
-        .unwrap();
+    let stranger =
+        russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap();
     let pinned_wrong = RdsClient::new(SshConfig {
         host_key: HostKeyPolicy::Key(stranger.public_key().clone()),
         ..good.clone()
@@ -337,7 +422,11 @@ async fn host_key_must_match_the_pin() {
         Err(Error::HostKeyMismatch { actual, .. }) => assert_eq!(actual, fp),
         other => panic!("expected a host key mismatch, got {other:?}"),
     }
-    assert_eq!(env.sim.engine.commands_executed(), 1, "nothing ran on a mismatched host");
+    assert_eq!(
+        env.sim.engine.commands_executed(),
+        1,
+        "nothing ran on a mismatched host"
+    );
 
     let insecure = RdsClient::new(SshConfig {
         host_key: HostKeyPolicy::InsecureAcceptAny,
@@ -349,8 +438,8 @@ async fn host_key_must_match_the_pin() {
 #[tokio::test]
 async fn unknown_client_key_is_rejected() {
     let env = env(GIB).await;
-    let stranger = russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
-        .unwrap();
+    let stranger =
+        russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap();
     let client = RdsClient::new(SshConfig {
         key: ClientKey::from_key(stranger),
         ..config_for(&env.sim)
@@ -365,14 +454,23 @@ async fn keys_load_from_files_ed25519_and_rsa() {
     use russh::keys::{Algorithm, PrivateKey, ssh_key::LineEnding};
     let dir = tempfile::tempdir().unwrap();
     let keys = [
-        ("id_ed25519", PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).unwrap()),
-        ("id_rsa", PrivateKey::random(&mut rand::rng(), Algorithm::Rsa { hash: None }).unwrap()),
+        (
+            "id_ed25519",
+            PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).unwrap(),
+        ),
+        (
+            "id_rsa",
+            PrivateKey::random(&mut rand::rng(), Algorithm::Rsa { hash: None }).unwrap(),
+        ),
     ];
     for (name, key) in keys {
         let file = dir.path().join(name);
         std::fs::write(&file, key.to_openssh(LineEnding::LF).unwrap()).unwrap();
         let loaded = ClientKey::load(&file).unwrap();
-        assert_eq!(loaded.public_openssh(), key.public_key().to_openssh().unwrap());
+        assert_eq!(
+            loaded.public_openssh(),
+            key.public_key().to_openssh().unwrap()
+        );
 
         let root = tempfile::tempdir().unwrap();
         let config = SimConfig::single_pool(root.path(), "raid10", GIB);
@@ -383,7 +481,10 @@ async fn keys_load_from_files_ed25519_and_rsa() {
             key: loaded,
             ..config_for(&sim)
         });
-        client.system_resource().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        client
+            .system_resource()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     let missing = ClientKey::load(&dir.path().join("nope")).unwrap_err();
     assert!(missing.to_string().contains("nope"), "{missing}");
@@ -420,7 +521,11 @@ async fn reconnects_after_the_rds_restarts() {
             Err(e) => panic!("{e}"),
         }
     };
-    assert_eq!(disk.map(|d| d.size), Some(GIB), "state survived the restart");
+    assert_eq!(
+        disk.map(|d| d.size),
+        Some(GIB),
+        "state survived the restart"
+    );
     assert_eq!(client.transport().stats().snapshot().connects, 2);
 }
 
@@ -442,7 +547,10 @@ async fn commands_time_out_and_the_connection_stays_usable() {
 #[tokio::test]
 async fn a_cancelled_command_does_not_disturb_the_others() {
     let env = env(100 * GIB).await;
-    env.sim.engine.faults().set_latency(Duration::from_millis(500));
+    env.sim
+        .engine
+        .faults()
+        .set_latency(Duration::from_millis(500));
     let slow = {
         let client = Arc::clone(&env.client);
         tokio::spawn(async move { client.create_volume(&spec("pvc-slow", GIB)).await })
@@ -455,6 +563,50 @@ async fn a_cancelled_command_does_not_disturb_the_others() {
     assert!(cancelled.is_err(), "the timeout cancelled the future");
     slow.await.unwrap().unwrap();
     env.sim.engine.faults().set_latency(Duration::ZERO);
-    env.client.get_volume(&slot("pvc-slow")).await.unwrap().unwrap();
+    env.client
+        .get_volume(&slot("pvc-slow"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(env.client.transport().stats().snapshot().connects, 1);
+}
+
+#[tokio::test]
+async fn a_session_limit_on_the_rds_is_learned_not_fatal() {
+    let env = env(1000 * GIB).await;
+    env.sim.engine.faults().set_max_channels(Some(3));
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let client = Arc::clone(&env.client);
+            tokio::spawn(async move { client.create_volume(&spec(&format!("pvc-{i}"), GIB)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(env.disk_count(), 40);
+    let transport = env.client.transport();
+    let stats = transport.stats().snapshot();
+    assert!(stats.channel_refusals > 0, "{stats:?}");
+    assert_eq!(
+        stats.connects, 1,
+        "a refused channel is not a broken connection"
+    );
+    assert!(
+        transport.concurrency_limit() <= 3,
+        "{}",
+        transport.concurrency_limit()
+    );
+
+    // Once the limit is lifted, a run of successes raises the bound again.
+    env.sim.engine.faults().set_max_channels(None);
+    let before = transport.concurrency_limit();
+    for _ in 0..rds_client::transport::REGAIN_AFTER {
+        env.client
+            .get_volume(&slot("pvc-0"))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(transport.concurrency_limit(), before + 1);
 }

@@ -116,7 +116,7 @@ impl Engine {
         storage.prepare()?;
         let state = State::new(persist::load(&config.root)?, &config);
         // New pools got ids; save them so they stay the same next time.
-        persist::save(&config.root, &state.saved)?;
+        persist::compact(&config.root, &state.saved)?;
         Ok(Engine {
             inner: Arc::new(Inner {
                 root: config.root.clone(),
@@ -246,7 +246,9 @@ impl Inner {
                 last_print,
             },
         )?;
-        if let Some(next) = copy {
+        if let Some(mut next) = copy {
+            // Whatever changed (a file, a size), listings are rebuilt.
+            next.invalidate_caches();
             if next.saved != state.saved {
                 persist::save(&self.root, &next.saved).map_err(|e| {
                     tracing::error!(error = %e, "cannot save the simulator state");

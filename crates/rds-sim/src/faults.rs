@@ -23,6 +23,8 @@ enum DropWhen {
 struct FaultPlan {
     /// Pending one-shot drops, oldest first: canonical command name and when.
     drops: Vec<(String, DropWhen)>,
+    /// Most channels one connection may have open; more are refused.
+    max_channels: Option<usize>,
     disk_full: bool,
     /// Commands still allowed before every command fails.
     fail_after: Option<u64>,
@@ -118,6 +120,18 @@ impl Faults {
     /// The setting of [`Faults::set_refuse_connections`].
     pub fn refuse_connections(&self) -> bool {
         self.plan().refuse_connections
+    }
+
+    /// Limits how many channels (commands) one connection may have open at
+    /// once; the server refuses more with "resource shortage", as an
+    /// appliance with a session limit would. `None` lifts the limit.
+    pub fn set_max_channels(&self, max: Option<usize>) {
+        self.plan().max_channels = max;
+    }
+
+    /// The setting of [`Faults::set_max_channels`].
+    pub fn max_channels(&self) -> Option<usize> {
+        self.plan().max_channels
     }
 
     /// Turns every fault off and forgets pending drops.

@@ -38,6 +38,21 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// The value `prop` must equal for the whole condition to hold, when the
+    /// condition requires `prop="value"` (alone or within `and`). Lets a menu
+    /// look one item up instead of listing them all.
+    pub fn required_text(&self, prop: &str) -> Option<&str> {
+        match self {
+            Filter::And(a, b) => a.required_text(prop).or_else(|| b.required_text(prop)),
+            Filter::Cmp {
+                prop: p,
+                op: CmpOp::Eq,
+                value: Value::Str(v),
+            } if p == prop => Some(v),
+            _ => None,
+        }
+    }
+
     /// Whether `record` satisfies the condition.
     pub fn matches(&self, record: &Record) -> Result<bool, CmdError> {
         Ok(match self {

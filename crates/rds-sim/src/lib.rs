@@ -10,7 +10,8 @@
 //!
 //! Entry points: [`Engine`] runs scripts; [`Faults`] switches failures on;
 //! [`parse_single_command`] reads one command strictly, for property tests of
-//! the client's command builder. The SSH front end lives in [`server`].
+//! the client's command builder. The SSH front end lives in [`server`]; [`testing::TestSim`] runs it on a
+//! loopback port for other crates' tests; the `rds-sim` binary runs it for people.
 //!
 //! Invariants:
 //! - **Parsing does no I/O and runs nothing**: a script that does not parse
@@ -36,6 +37,7 @@ mod records;
 pub mod server;
 mod size;
 mod state;
+pub mod testing;
 mod value;
 
 pub use config::{PoolConfig, SimConfig};

@@ -67,9 +67,14 @@ fn print_slot(script: Script, slot: &Slot) -> Script {
 
 /// Creates the disk unless a disk with its slot exists, then prints the disk.
 ///
-/// A stray image at the path (left by a delete that was cut off) is removed first,
-/// so a new volume never starts with an old volume's data; a path used by another
-/// disk stops the script with an error instead.
+/// A stray image at the path (left by a create or delete that was cut off) is
+/// removed first, so a new volume never starts with old data; a path used by
+/// another disk stops the script with an error instead. The removal re-checks,
+/// in its own condition, that no disk uses the file: RouterOS scripts are not
+/// atomic, and a create of the same volume racing on the appliance could have
+/// added the disk in between. The controller serialises operations on one
+/// volume, which keeps that race to a create whose earlier attempt timed out
+/// while still running.
 pub fn create_disk(disk: &NewDisk) -> Script {
     let script = Script::new()
         .syntax(":if ([:len [/disk find where slot=")
@@ -81,7 +86,9 @@ pub fn create_disk(disk: &NewDisk) -> Script {
              :if ([:len [/file find where name=",
         )
         .value(&disk.file_path.file_name())
-        .syntax("]] > 0) do={/file remove [/file find where name=")
+        .syntax("]] > 0 && [:len [/disk find where file-path=")
+        .value(&disk.file_path)
+        .syntax("]] = 0) do={/file remove [/file find where name=")
         .value(&disk.file_path.file_name())
         .syntax("]}; /disk add type=file file-path=")
         .value(&disk.file_path)
@@ -177,7 +184,7 @@ mod tests {
             concat!(
                 r#":if ([:len [/disk find where slot="pvc-1"]] = 0) do={"#,
                 r#":if ([:len [/disk find where file-path="/raid10/volumes/pvc-1.img"]] > 0) do={:error "file-path already in use by another disk"}; "#,
-                r#":if ([:len [/file find where name="raid10/volumes/pvc-1.img"]] > 0) do={/file remove [/file find where name="raid10/volumes/pvc-1.img"]}; "#,
+                r#":if ([:len [/file find where name="raid10/volumes/pvc-1.img"]] > 0 && [:len [/disk find where file-path="/raid10/volumes/pvc-1.img"]] = 0) do={/file remove [/file find where name="raid10/volumes/pvc-1.img"]}; "#,
                 r#"/disk add type=file file-path="/raid10/volumes/pvc-1.img" file-size=1073741824 slot="pvc-1" mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-1" comment="rds-csi:pvc-1"}; "#,
                 r#"/disk print detail where slot="pvc-1""#
             )

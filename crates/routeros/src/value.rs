@@ -522,7 +522,9 @@ mod tests {
             cli(&Comment::new("rds-csi: pvc-1 (ns/claim)").unwrap()),
             "\"rds-csi: pvc-1 (ns/claim)\""
         );
-        for bad in ["a\"b", "a\\b", "$x", "a?", "a;b", "[x]", "{x}", "`x`", "\t", " a", "a "] {
+        for bad in [
+            "a\"b", "a\\b", "$x", "a?", "a;b", "[x]", "{x}", "`x`", "\t", " a", "a ",
+        ] {
             assert!(Comment::new(bad).is_err(), "{bad}");
         }
     }

@@ -27,7 +27,11 @@ fn read_back(value: &dyn CliValue) -> Vec<(Option<String>, String)> {
         .into_text();
     let parsed = parse_single_command(&text)
         .unwrap_or_else(|e| panic!("built {text:?}, which does not parse as one command: {e}"));
-    assert_eq!((parsed.menu.as_str(), parsed.verb.as_str()), ("/disk", "set"), "{text}");
+    assert_eq!(
+        (parsed.menu.as_str(), parsed.verb.as_str()),
+        ("/disk", "set"),
+        "{text}"
+    );
     parsed.args
 }
 
@@ -35,7 +39,10 @@ fn expect_exact(value: &dyn CliValue, expected: &str) {
     let args = read_back(value);
     assert_eq!(
         args,
-        [(None, "x".to_owned()), (Some("comment".to_owned()), expected.to_owned())]
+        [
+            (None, "x".to_owned()),
+            (Some("comment".to_owned()), expected.to_owned())
+        ]
     );
 }
 

@@ -64,12 +64,16 @@ pub fn add(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
 
 /// Fails unless `pool` has `extra` more bytes free (and the disk-full fault
 /// is off, when anything is to be taken).
-fn reserve(ctx: &Ctx<'_>, image: &ImagePath, extra: u64) -> Result<(), CmdError> {
+fn reserve(ctx: &mut Ctx<'_>, image: &ImagePath, extra: u64) -> Result<(), CmdError> {
     if ctx.faults.disk_full() {
         return Err(CmdError::NotEnoughSpace);
     }
-    let pool = ctx.storage.pool(&image.pool).ok_or(CmdError::NotOnPool)?;
-    if extra > ctx.storage.free(pool)? {
+    let pool = ctx
+        .storage
+        .pool(&image.pool)
+        .ok_or(CmdError::NotOnPool)?
+        .clone();
+    if extra > super::pool_free(ctx, &pool)? {
         return Err(CmdError::NotEnoughSpace);
     }
     Ok(())
@@ -126,7 +130,7 @@ fn set_pool(
 
 /// Grows `disk`'s image to `size`; the same size is no change, a smaller
 /// one an error.
-fn grow(ctx: &Ctx<'_>, disk: &Disk, size: u64) -> Result<(), CmdError> {
+fn grow(ctx: &mut Ctx<'_>, disk: &Disk, size: u64) -> Result<(), CmdError> {
     if size < disk.file_size {
         return Err(CmdError::Shrink);
     }

@@ -16,6 +16,7 @@ mod items;
 mod system;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use system::SystemInfo;
 
@@ -119,18 +120,34 @@ pub fn run(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
     }
 }
 
+/// Free bytes in `pool`, measured once between changes.
+fn pool_free(ctx: &mut Ctx<'_>, pool: &crate::config::PoolConfig) -> Result<u64, CmdError> {
+    if let Some(free) = ctx.state.pool_free.get(&pool.name) {
+        return Ok(*free);
+    }
+    let free = ctx.storage.free(pool)?;
+    ctx.state.pool_free.insert(pool.name.clone(), free);
+    Ok(free)
+}
+
 /// The records of `menu` in listing order (by id).
-fn records(menu: Menu, ctx: &mut Ctx<'_>) -> Result<Vec<Record>, CmdError> {
+fn records(menu: Menu, ctx: &mut Ctx<'_>) -> Result<Arc<Vec<Record>>, CmdError> {
     match menu {
         Menu::Disk => {
+            if let Some(cached) = &ctx.state.disk_records {
+                return Ok(Arc::clone(cached));
+            }
             let mut records = Vec::new();
             for pool in ctx.storage.pools() {
+                let free = pool_free(ctx, pool)?;
                 if let Some(meta) = ctx.state.saved.pools.get(&pool.name) {
-                    records.push(pool_record(pool, meta, ctx.storage.free(pool)?));
+                    records.push(pool_record(pool, meta, free));
                 }
             }
             records.extend(ctx.state.saved.disks.iter().map(disk_record));
             records.sort_by_key(|r| r.id);
+            let records = Arc::new(records);
+            ctx.state.disk_records = Some(Arc::clone(&records));
             Ok(records)
         }
         Menu::File => {
@@ -147,23 +164,41 @@ fn records(menu: Menu, ctx: &mut Ctx<'_>) -> Result<Vec<Record>, CmdError> {
                 })
                 .collect();
             records.sort_by_key(|r| r.id);
-            Ok(records)
+            Ok(Arc::new(records))
         }
-        Menu::SystemResource => Ok(vec![ctx.system.record()]),
-        Menu::Root | Menu::System => Ok(Vec::new()),
+        Menu::SystemResource => Ok(Arc::new(vec![ctx.system.record()])),
+        Menu::Root | Menu::System => Ok(Arc::new(Vec::new())),
     }
 }
 
 /// The records of `inv.menu` that satisfy its condition.
 fn matching(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Vec<Record>, CmdError> {
+    // `/file find where name="…"` looks one file up instead of walking every
+    // pool: the client does this in each create and delete.
+    // (Names without a slash are pool mount points, found by the walk.)
+    if inv.menu == Menu::File
+        && let Some(filter) = &inv.filter
+        && let Some(name) = filter.required_text("name")
+        && name.contains('/')
+    {
+        let Some(entry) = ctx.storage.entry(name)? else {
+            return Ok(Vec::new());
+        };
+        let record = file_record(ctx.state.file_id(&entry.name), &entry);
+        return Ok(if filter.matches(&record)? {
+            vec![record]
+        } else {
+            Vec::new()
+        });
+    }
     let mut out = Vec::new();
-    for record in records(inv.menu, ctx)? {
+    for record in records(inv.menu, ctx)?.iter() {
         let keep = match &inv.filter {
-            Some(filter) => filter.matches(&record)?,
+            Some(filter) => filter.matches(record)?,
             None => true,
         };
         if keep {
-            out.push(record);
+            out.push(record.clone());
         }
     }
     Ok(out)

@@ -413,3 +413,52 @@ fn parse_errors_run_nothing() {
     assert!(s.engine.disks().is_empty());
     assert_eq!(s.engine.commands_executed(), 0);
 }
+
+#[test]
+fn finding_a_file_by_name_agrees_with_listing_them_all() {
+    let s = sim(100 * GIB);
+    s.add("a", GIB);
+    fs::write(s.host("raid10/volumes/stray.img"), b"x").unwrap();
+    let count = |cond: &str| s.ok(&format!(":put [:len [/file find where {cond}]]"));
+    // The looked-up forms...
+    assert_eq!(count(r#"name="raid10/volumes/a.img""#), "1\r\n");
+    assert_eq!(count(r#"name="raid10/volumes/stray.img""#), "1\r\n");
+    assert_eq!(count(r#"name="raid10/volumes/none.img""#), "0\r\n");
+    assert_eq!(
+        count(r#"name="raid10/volumes/a.img" and size>2000000000"#),
+        "0\r\n"
+    );
+    assert_eq!(
+        count(r#"name="raid10/volumes/a.img" and type="file""#),
+        "1\r\n"
+    );
+    assert_eq!(count(r#"name="raid10/volumes""#), "1\r\n");
+    assert_eq!(count(r#"name="../etc/passwd""#), "0\r\n");
+    // ...and the walked ones: a pool's mount point, and a regex.
+    assert_eq!(count(r#"name="raid10""#), "1\r\n");
+    assert_eq!(count(r#"name~"img\$""#), "2\r\n");
+    // The ids agree whichever way a file was found.
+    let by_name = s.ok(r#":put [/file find where name="raid10/volumes/a.img"]"#);
+    let by_regex = s.ok(r#":put [/file find where name~"a.img\$"]"#);
+    assert_eq!(by_name, by_regex);
+}
+
+#[test]
+fn pool_free_space_follows_every_change() {
+    let s = sim(10 * GIB);
+    let free = || {
+        let out = s.ok(r#":put [/disk get [find where slot="raid10"] free]"#);
+        out.trim().parse::<u64>().unwrap()
+    };
+    assert_eq!(free(), 10 * GIB);
+    s.add("a", 2 * GIB);
+    assert_eq!(free(), 8 * GIB);
+    s.ok(r#"/disk set [find where slot="a"] file-size=3G"#);
+    assert_eq!(free(), 7 * GIB);
+    s.ok(r#"/disk remove [find where slot="a"]; /file remove [/file find where name="raid10/volumes/a.img"]"#);
+    assert_eq!(free(), 10 * GIB);
+    // A file placed by hand counts from the simulator's next change on.
+    fs::write(s.host("raid10/volumes/by-hand.img"), vec![0u8; 1 << 20]).unwrap();
+    s.add("b", GIB);
+    assert_eq!(free(), 9 * GIB - (1 << 20));
+}

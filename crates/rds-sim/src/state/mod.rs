@@ -135,6 +135,16 @@ pub struct State {
     pub file_ids: BTreeMap<String, u64>,
     /// The next id `/file` hands out.
     pub next_file_id: u64,
+    /// The `/disk` records as last built, until a command changes something.
+    /// Building them costs a walk of every pool (for `free`) and a record per
+    /// disk; reads far outnumber changes, and every command holds the one
+    /// lock, so without this the simulator's cost would hide the client's
+    /// concurrency. Files placed in a pool by hand count toward `free` from
+    /// the next change the simulator makes.
+    pub disk_records: Option<std::sync::Arc<Vec<crate::records::Record>>>,
+    /// Free bytes per pool as last measured, under the same rule as
+    /// `disk_records`: measuring walks the pool's files.
+    pub pool_free: BTreeMap<String, u64>,
 }
 
 impl State {
@@ -158,6 +168,8 @@ impl State {
             saved,
             file_ids: BTreeMap::new(),
             next_file_id: 1,
+            disk_records: None,
+            pool_free: BTreeMap::new(),
         }
     }
 
@@ -195,6 +207,25 @@ impl State {
             .iter()
             .any(|(name, meta)| name == slot && Some(meta.id) != except);
         disk || pool
+    }
+
+    /// Forgets what was measured or built from the files and disks, after a
+    /// command changed something.
+    pub fn invalidate_caches(&mut self) {
+        self.disk_records = None;
+        self.pool_free.clear();
+    }
+
+    /// The id of `/file` entry `name`, handing out a new one if it has none
+    /// (without forgetting the others, unlike [`State::sync_file_ids`]).
+    pub fn file_id(&mut self, name: &str) -> u64 {
+        if let Some(id) = self.file_ids.get(name) {
+            return *id;
+        }
+        let id = self.next_file_id;
+        self.next_file_id += 1;
+        self.file_ids.insert(name.to_owned(), id);
+        id
     }
 
     /// Gives ids to names not seen before and forgets names that are gone,

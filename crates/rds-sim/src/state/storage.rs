@@ -134,6 +134,41 @@ impl Storage {
         Ok(entries)
     }
 
+    /// The one entry of `/file` called `name`, if it exists: a single lookup
+    /// instead of a walk, for `find where name="…"`. Folders and files only;
+    /// a pool's mount point is found by [`Storage::entries`].
+    pub fn entry(&self, name: &str) -> Result<Option<FileEntry>, CmdError> {
+        let mut segments = name.split('/');
+        let on_pool = segments
+            .next()
+            .is_some_and(|pool| self.pool(pool).is_some());
+        if !on_pool || !name.split('/').all(is_segment) {
+            return Ok(None);
+        }
+        let meta = match fs::symlink_metadata(self.root.join(name)) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(e)),
+        };
+        let kind = if meta.is_dir() {
+            EntryKind::Directory
+        } else if meta.is_file() {
+            EntryKind::File
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(FileEntry {
+            name: name.to_owned(),
+            kind,
+            size: if kind == EntryKind::File {
+                meta.len()
+            } else {
+                0
+            },
+            modified: meta.modified().ok(),
+        }))
+    }
+
     /// Checks an image path given to `/disk add`: plain segments, the first
     /// naming a pool, and an existing parent folder. The leading slash is
     /// optional (FIELD-NOTES shows both forms); the result has it.

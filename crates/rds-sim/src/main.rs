@@ -1,0 +1,201 @@
+//! `rds-sim`: runs the RDS simulator as an SSH server.
+//!
+//! ```text
+//! rds-sim --root /tmp/rds --authorized-keys ~/.ssh/id_ed25519.pub --listen 127.0.0.1:2222
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use rds_sim::server::{ServerConfig, serve};
+use rds_sim::{Engine, PoolConfig, SimConfig};
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey};
+use tracing::info;
+
+/// A simulator of the MikroTik RDS's RouterOS CLI over SSH.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "RDS_SIM_LISTEN", default_value = "127.0.0.1:2222")]
+    listen: SocketAddr,
+    /// Folder holding the pools' image files and the simulator's state.
+    #[arg(long, env = "RDS_SIM_ROOT")]
+    root: PathBuf,
+    /// Name (slot and mount point) of the storage pool.
+    #[arg(long, env = "RDS_SIM_POOL", default_value = "raid10")]
+    pool: String,
+    /// Capacity of the pool, in bytes or with a binary unit (K, M, G, T).
+    #[arg(long, env = "RDS_SIM_CAPACITY", default_value = "1T", value_parser = parse_capacity)]
+    capacity: u64,
+    /// Folders created inside the pool (repeatable).
+    #[arg(
+        long = "directory",
+        env = "RDS_SIM_DIRECTORIES",
+        value_delimiter = ',',
+        default_value = "volumes"
+    )]
+    directories: Vec<String>,
+    /// Host key file; generated (ed25519) if it does not exist.
+    #[arg(long, env = "RDS_SIM_HOST_KEY")]
+    host_key: PathBuf,
+    /// File of public keys allowed to log in, one OpenSSH key per line.
+    #[arg(long, env = "RDS_SIM_AUTHORIZED_KEYS")]
+    authorized_keys: PathBuf,
+    /// RouterOS user name.
+    #[arg(long, env = "RDS_SIM_USER", default_value = "admin")]
+    user: String,
+    /// RouterOS version the simulator reports.
+    #[arg(
+        long = "routeros-version",
+        env = "RDS_SIM_ROUTEROS_VERSION",
+        default_value = "7.21.1 (stable)"
+    )]
+    routeros_version: String,
+}
+
+fn parse_capacity(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 10),
+        Some((i, 'M')) => (&text[..i], 20),
+        Some((i, 'G')) => (&text[..i], 30),
+        Some((i, 'T')) => (&text[..i], 40),
+        _ => (text, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{text:?} is not a size such as 1099511627776 or 1T"))
+}
+
+fn load_or_create_host_key(path: &Path) -> Result<PrivateKey, String> {
+    if path.exists() {
+        return russh::keys::load_secret_key(path, None)
+            .map_err(|e| format!("cannot load host key {}: {e}", path.display()));
+    }
+    let key =
+        PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(|e| e.to_string())?;
+    let text = key.to_openssh(LineEnding::LF).map_err(|e| e.to_string())?;
+    write_private(path, text.as_bytes())
+        .map_err(|e| format!("cannot write host key {}: {e}", path.display()))?;
+    Ok(key)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+fn load_authorized_keys(path: &Path) -> Result<Vec<PublicKey>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read authorized keys {}: {e}", path.display()))?;
+    let keys: Vec<PublicKey> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            PublicKey::from_openssh(l)
+                .map_err(|e| format!("{}: bad key line {l:?}: {e}", path.display()))
+        })
+        .collect::<Result<_, _>>()?;
+    if keys.is_empty() {
+        return Err(format!("{} holds no keys", path.display()));
+    }
+    Ok(keys)
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let host_key = load_or_create_host_key(&args.host_key)?;
+    let authorized_keys = load_authorized_keys(&args.authorized_keys)?;
+    let engine = Engine::open(SimConfig {
+        root: args.root.clone(),
+        pools: vec![PoolConfig {
+            name: args.pool.clone(),
+            fs: "xfs".into(),
+            capacity: args.capacity,
+            directories: args.directories.clone(),
+        }],
+        version: args.routeros_version.clone(),
+    })
+    .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    info!(
+        listen = %args.listen,
+        root = %args.root.display(),
+        host_key = %host_key.public_key().fingerprint(HashAlg::Sha256),
+        "rds-sim ready"
+    );
+    let config = ServerConfig {
+        host_key,
+        authorized_keys,
+        user: args.user,
+    };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown => {}
+            _ = term.recv() => {}
+        }
+    };
+    serve(listener, engine, config, shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RDS_SIM_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rds-sim: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rds-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacities() {
+        assert_eq!(parse_capacity("1T"), Ok(1 << 40));
+        assert_eq!(parse_capacity("512M"), Ok(512 << 20));
+        assert_eq!(parse_capacity("4096"), Ok(4096));
+        assert!(parse_capacity("0").is_err());
+        assert!(parse_capacity("1.5G").is_err());
+        assert!(parse_capacity("G").is_err());
+    }
+}
