@@ -63,6 +63,36 @@ fn slot(name: &str) -> Slot {
 }
 
 impl Env {
+    /// Runs `op` for `0..n` all at once, each in its own task, and returns
+    /// the results in order.
+    async fn all_at_once<T, F, Fut>(&self, n: usize, op: F) -> Vec<T>
+    where
+        T: Send + 'static,
+        F: Fn(Arc<RdsClient>, usize) -> Fut,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+    {
+        let tasks: Vec<_> = (0..n)
+            .map(|i| tokio::spawn(op(Arc::clone(&self.client), i)))
+            .collect();
+        let mut results = Vec::with_capacity(n);
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        results
+    }
+
+    /// Creates `pvc-0` … `pvc-{n-1}` all at once.
+    async fn create_many(&self, n: usize) {
+        for result in self
+            .all_at_once(n, |c, i| async move {
+                c.create_volume(&spec(&format!("pvc-{i}"), GIB)).await
+            })
+            .await
+        {
+            result.unwrap();
+        }
+    }
+
     fn image(&self, name: &str) -> std::path::PathBuf {
         self.dir.path().join(format!("raid10/volumes/{name}.img"))
     }
@@ -241,15 +271,7 @@ async fn pool_capacity_and_version() {
 #[tokio::test]
 async fn fifty_volumes_at_once() {
     let env = env(1000 * GIB).await;
-    let tasks: Vec<_> = (0..50)
-        .map(|i| {
-            let client = Arc::clone(&env.client);
-            tokio::spawn(async move { client.create_volume(&spec(&format!("pvc-{i}"), GIB)).await })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
+    env.create_many(50).await;
     assert_eq!(env.disk_count(), 50);
     assert_eq!(
         env.client.transport().stats().snapshot().connects,
@@ -263,18 +285,13 @@ async fn fifty_volumes_at_once() {
         .unwrap();
     assert_eq!(listed.len(), 50);
 
-    let tasks: Vec<_> = (0..50)
-        .map(|i| {
-            let client = Arc::clone(&env.client);
-            tokio::spawn(async move {
-                let name = format!("pvc-{i}");
-                client.delete_volume(&slot(&name), &path(&name)).await
-            })
+    let deleted = env
+        .all_at_once(50, |c, i| async move {
+            let name = format!("pvc-{i}");
+            c.delete_volume(&slot(&name), &path(&name)).await
         })
-        .collect();
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
+        .await;
+    assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
     assert_eq!(env.disk_count(), 0);
     assert!(env.file_names().is_empty(), "{:?}", env.file_names());
 }
@@ -282,16 +299,14 @@ async fn fifty_volumes_at_once() {
 #[tokio::test]
 async fn ten_creates_of_one_volume_make_one_disk() {
     let env = env(100 * GIB).await;
-    let tasks: Vec<_> = (0..10)
-        .map(|_| {
-            let client = Arc::clone(&env.client);
-            tokio::spawn(async move { client.create_volume(&spec("pvc-same", GIB)).await })
+    let disks: Vec<_> = env
+        .all_at_once(10, |c, _| async move {
+            c.create_volume(&spec("pvc-same", GIB)).await
         })
+        .await
+        .into_iter()
+        .map(Result::unwrap)
         .collect();
-    let mut disks = Vec::new();
-    for task in tasks {
-        disks.push(task.await.unwrap().unwrap());
-    }
     assert!(disks.iter().all(|d| *d == disks[0]), "{disks:?}");
     assert_eq!(env.disk_count(), 1);
     assert_eq!(env.file_names(), ["raid10/volumes/pvc-same.img"]);
@@ -575,15 +590,7 @@ async fn a_cancelled_command_does_not_disturb_the_others() {
 async fn a_session_limit_on_the_rds_is_learned_not_fatal() {
     let env = env(1000 * GIB).await;
     env.sim.engine.faults().set_max_channels(Some(3));
-    let tasks: Vec<_> = (0..40)
-        .map(|i| {
-            let client = Arc::clone(&env.client);
-            tokio::spawn(async move { client.create_volume(&spec(&format!("pvc-{i}"), GIB)).await })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
+    env.create_many(40).await;
     assert_eq!(env.disk_count(), 40);
     let transport = env.client.transport();
     let stats = transport.stats().snapshot();
