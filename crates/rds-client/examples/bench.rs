@@ -77,7 +77,7 @@ async fn one(client: &RdsClient, op: Op, i: usize, size: u64) -> Duration {
         Op::Get => {
             client.get_volume(&s.slot).await.unwrap().unwrap();
         }
-        Op::Delete => client.delete_volume(&s.slot, &s.file_path).await.unwrap(),
+        Op::Delete => client.delete_volume(&s.slot).await.unwrap(),
     }
     start.elapsed()
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use routeros::error::from_messages;
 use routeros::{
-    CliError, CliErrorKind, Disk, NewDisk, Pool, PoolName, PrintOutput, RdsPath, Script, Slot,
-    SlotPrefix, SystemResource, parse_print_detail, parse_system_resource, script,
+    CliError, CliErrorKind, Disk, MAX_NEW_SLOT_LEN, NewDisk, Pool, PoolName, PrintOutput, Script,
+    Slot, SlotPrefix, SystemResource, ValueError, parse_print_detail, parse_system_resource,
+    script,
 };
 use tracing::{debug, info, instrument, warn};
 
@@ -69,6 +70,14 @@ impl RdsClient {
             slot: spec.slot.to_string(),
             reason: format!("cannot make a volume of {} bytes", spec.size),
         })?;
+        if spec.slot.as_str().len() > MAX_NEW_SLOT_LEN {
+            return Err(Error::InvalidValue(ValueError::TooLong {
+                what: "slot of a new disk",
+                value: spec.slot.to_string(),
+                len: spec.slot.as_str().len(),
+                max: MAX_NEW_SLOT_LEN,
+            }));
+        }
         let spec = NewDisk {
             size,
             ..spec.clone()
@@ -158,12 +167,12 @@ impl RdsClient {
 
     /// Removes the disk in `slot` and its image file; succeeds if neither exists.
     ///
-    /// `path_hint` is where the image is expected. It is used only when the disk
-    /// is already gone (a delete cut off between removing the disk and the file);
-    /// otherwise the disk's own `file-path` is removed.
+    /// When the disk is already gone, any image named `<slot>.img` that no disk
+    /// uses is removed too: what an earlier delete, cut off between the two
+    /// removals, left behind.
     #[instrument(skip_all, fields(volume = %slot))]
-    pub async fn delete_volume(&self, slot: &Slot, path_hint: &RdsPath) -> Result<()> {
-        let out = self.run(script::delete_disk(slot, path_hint)).await?;
+    pub async fn delete_volume(&self, slot: &Slot) -> Result<()> {
+        let out = self.run(script::delete_disk(slot)).await?;
         let messages: Vec<String> = output_lines(&out).map(str::to_owned).collect();
         if let Some(err) = from_messages(&messages) {
             return Err(err.into());

@@ -161,14 +161,10 @@ async fn volume_lifecycle() {
         Err(Error::VolumeNotFound { .. })
     ));
 
-    c.delete_volume(&slot("pvc-1"), &path("pvc-1"))
-        .await
-        .unwrap();
+    c.delete_volume(&slot("pvc-1")).await.unwrap();
     assert_eq!(c.get_volume(&slot("pvc-1")).await.unwrap(), None);
     assert!(!env.image("pvc-1").exists());
-    c.delete_volume(&slot("pvc-1"), &path("pvc-1"))
-        .await
-        .unwrap();
+    c.delete_volume(&slot("pvc-1")).await.unwrap();
     assert_eq!(env.disk_count(), 2);
 }
 
@@ -288,7 +284,7 @@ async fn fifty_volumes_at_once() {
     let deleted = env
         .all_at_once(50, |c, i| async move {
             let name = format!("pvc-{i}");
-            c.delete_volume(&slot(&name), &path(&name)).await
+            c.delete_volume(&slot(&name)).await
         })
         .await;
     assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
@@ -339,10 +335,7 @@ async fn delete_cut_off_between_disk_and_file_converges() {
     let env = env(100 * GIB).await;
     env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
     env.sim.engine.faults().drop_after("/disk remove");
-    env.client
-        .delete_volume(&slot("pvc-1"), &path("pvc-1"))
-        .await
-        .unwrap();
+    env.client.delete_volume(&slot("pvc-1")).await.unwrap();
     assert_eq!(
         env.client.transport().stats().snapshot().connection_losses,
         1
@@ -363,10 +356,7 @@ async fn delete_cut_off_reported_to_the_caller_converges_on_its_retry() {
     let faults = env.sim.engine.faults();
     faults.drop_after("/disk remove");
     let strict = RdsClient::new(config_for(&env.sim)).with_retries(0);
-    let err = strict
-        .delete_volume(&slot("pvc-1"), &path("pvc-1"))
-        .await
-        .unwrap_err();
+    let err = strict.delete_volume(&slot("pvc-1")).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -383,11 +373,8 @@ async fn delete_cut_off_reported_to_the_caller_converges_on_its_retry() {
         ["raid10/volumes/pvc-1.img"],
         "the cut left the image"
     );
-    // The caller (the CSI sidecar) retries; the hint finds the stray image.
-    strict
-        .delete_volume(&slot("pvc-1"), &path("pvc-1"))
-        .await
-        .unwrap();
+    // The caller (the CSI sidecar) retries; the image is found by its name.
+    strict.delete_volume(&slot("pvc-1")).await.unwrap();
     assert!(env.file_names().is_empty());
 }
 
@@ -402,18 +389,11 @@ async fn errors_are_judged_by_text_even_with_exit_status_zero() {
         .unwrap_err();
     assert_eq!(err.cli_kind(), Some(CliErrorKind::OutOfSpace), "{err}");
     env.sim.engine.faults().fail_after(0);
-    let err = env
-        .client
-        .delete_volume(&slot("pvc-1"), &path("pvc-1"))
-        .await
-        .unwrap_err();
+    let err = env.client.delete_volume(&slot("pvc-1")).await.unwrap_err();
     assert_eq!(err.cli_kind(), Some(CliErrorKind::Other), "{err}");
     assert!(err.to_string().contains("simulated fault"), "{err}");
     env.sim.engine.faults().clear_fail_after();
-    env.client
-        .delete_volume(&slot("pvc-1"), &path("pvc-1"))
-        .await
-        .unwrap();
+    env.client.delete_volume(&slot("pvc-1")).await.unwrap();
 }
 
 #[tokio::test]
@@ -616,4 +596,67 @@ async fn a_session_limit_on_the_rds_is_learned_not_fatal() {
             .unwrap();
     }
     assert_eq!(transport.concurrency_limit(), before + 1);
+}
+
+#[tokio::test]
+async fn a_stray_image_is_found_in_any_folder_but_a_used_one_is_kept() {
+    let env = env(100 * GIB).await;
+    std::fs::create_dir_all(env.dir.path().join("raid10/fast")).unwrap();
+    // A stray image of pvc-1 in another folder, as a volume made with another
+    // volumePath and cut off while being deleted would leave.
+    std::fs::write(env.dir.path().join("raid10/fast/pvc-1.img"), b"old").unwrap();
+    // A file named like pvc-2's image that a disk (pvc-3) uses.
+    let borrowed = NewDisk {
+        file_path: RdsPath::new("/raid10/fast/pvc-2.img").unwrap(),
+        ..spec("pvc-3", GIB)
+    };
+    env.client.create_volume(&borrowed).await.unwrap();
+    // And files whose names merely resemble the pattern.
+    std::fs::write(env.dir.path().join("raid10/fast/xpvc-1.img"), b"x").unwrap();
+    std::fs::write(env.dir.path().join("raid10/fast/pvc-1ximg"), b"x").unwrap();
+
+    env.client.delete_volume(&slot("pvc-1")).await.unwrap();
+    env.client.delete_volume(&slot("pvc-2")).await.unwrap();
+    assert_eq!(
+        env.file_names(),
+        [
+            "raid10/fast/pvc-1ximg",
+            "raid10/fast/pvc-2.img",
+            "raid10/fast/xpvc-1.img"
+        ]
+    );
+    assert_eq!(env.disk_count(), 1);
+}
+
+#[tokio::test]
+async fn new_slots_are_at_most_32_characters_but_longer_ones_stay_manageable() {
+    let dir = tempfile::tempdir().unwrap();
+    // An appliance that took 40-character slots when the Go driver ran on it.
+    let mut config = SimConfig::single_pool(dir.path(), "raid10", 100 * GIB);
+    config.max_slot_len = 40;
+    let sim = TestSim::start(config).await.unwrap();
+    let client = RdsClient::new(config_for(&sim));
+    let go_slot = "pvc-0b0e8b8e-3c43-4c2f-9d2e-53f0d3b1a7a1";
+    let err = client.create_volume(&spec(go_slot, GIB)).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidValue(_)), "{err}");
+    assert_eq!(sim.engine.commands_executed(), 0, "refused before sending");
+
+    // Made the way the Go driver made them (no comment, 40-character slot).
+    let run = sim.engine.execute(
+        &format!(
+            "/disk add type=file file-path=/raid10/volumes/{go_slot}.img file-size=1G slot={go_slot} nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn=nqn.2000-02.com.mikrotik:{go_slot}"
+        ),
+        &rds_sim::ExecOptions::default(),
+    );
+    assert!(!run.failed, "{}", run.output);
+    let slot = Slot::new(go_slot).unwrap();
+    let disk = client.get_volume(&slot).await.unwrap().unwrap();
+    assert_eq!(disk.comment, None);
+    assert_eq!(
+        client.grow_volume(&slot, 2 * GIB).await.unwrap().size,
+        2 * GIB
+    );
+    client.delete_volume(&slot).await.unwrap();
+    assert!(sim.engine.disks().is_empty());
+    assert!(sim.engine.files().is_empty());
 }

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use crate::error::SimError;
 
+/// The slot limit of RouterOS 7.24.
+pub const DEFAULT_MAX_SLOT_LEN: usize = 32;
+
 /// Configuration of a simulated RDS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimConfig {
@@ -16,6 +19,10 @@ pub struct SimConfig {
     /// What `/system resource print` reports as `version`, e.g.
     /// `7.21.1 (stable)`.
     pub version: String,
+    /// Longest slot `/disk add` and `set` accept: 32 on 7.24 (FIELD-NOTES
+    /// §1). Older releases took 40, which is how the Go driver's
+    /// `pvc-<uuid>` slots came to be; tests of those volumes raise it.
+    pub max_slot_len: usize,
 }
 
 /// One storage pool: a mounted RAID entry in `/disk`.
@@ -47,6 +54,7 @@ impl SimConfig {
                 directories: vec!["volumes".to_string()],
             }],
             version: "7.21.1 (stable)".to_string(),
+            max_slot_len: DEFAULT_MAX_SLOT_LEN,
         }
     }
 

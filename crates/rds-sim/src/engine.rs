@@ -126,6 +126,7 @@ impl Engine {
                 system: SystemInfo {
                     version: config.version.clone(),
                     started: Instant::now(),
+                    max_slot_len: config.max_slot_len,
                 },
                 commands: AtomicU64::new(0),
             }),

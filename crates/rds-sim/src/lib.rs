@@ -40,7 +40,7 @@ mod state;
 pub mod testing;
 mod value;
 
-pub use config::{PoolConfig, SimConfig};
+pub use config::{DEFAULT_MAX_SLOT_LEN, PoolConfig, SimConfig};
 pub use engine::{DiskView, Engine, ExecOptions, Execution, FileView};
 pub use error::{ParseError, Pos, SimError};
 pub use faults::Faults;

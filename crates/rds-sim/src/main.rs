@@ -128,6 +128,7 @@ async fn run(args: Args) -> Result<(), String> {
             directories: args.directories.clone(),
         }],
         version: args.routeros_version.clone(),
+        max_slot_len: rds_sim::DEFAULT_MAX_SLOT_LEN,
     })
     .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.listen)

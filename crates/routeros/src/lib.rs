@@ -23,4 +23,7 @@ pub use disk::{Disk, Pool, RecordError};
 pub use error::{CliError, CliErrorKind};
 pub use resource::{MINIMUM_VERSION, SystemResource, Version, parse_system_resource};
 pub use script::{NewDisk, Script};
-pub use value::{CliValue, Comment, Nqn, PoolName, RdsPath, Slot, SlotPrefix, ValueError};
+pub use value::{
+    CliValue, Comment, ImagePattern, MAX_NEW_SLOT_LEN, Nqn, PoolName, RdsPath, Slot, SlotPrefix,
+    ValueError,
+};

@@ -6,7 +6,7 @@
 //! become syntax. The scripts the driver sends are built by the functions at the
 //! bottom of this file; `docs/routeros-cli.md` shows each of them.
 
-use crate::value::{CliValue, Comment, Nqn, PoolName, RdsPath, Slot, SlotPrefix};
+use crate::value::{CliValue, Comment, ImagePattern, Nqn, PoolName, RdsPath, Slot, SlotPrefix};
 
 /// A RouterOS script under construction.
 #[derive(Debug, Default, Clone)]
@@ -134,19 +134,26 @@ pub fn grow_disk(slot: &Slot, size: u64) -> Script {
 
 /// Removes the disk in `slot` and its image file. Prints nothing on success.
 ///
-/// `path_hint` is where the image is expected; when the disk still exists, its own
-/// `file-path` is used instead. When an earlier delete removed the disk but not the
-/// file, the hint finds the file.
-pub fn delete_disk(slot: &Slot, path_hint: &RdsPath) -> Script {
+/// The image is the disk's own `file-path`. When the disk is already gone, an
+/// earlier delete may have been cut off between removing the disk and removing
+/// the image: then every file named `<slot>.img`, in any folder, that no disk
+/// uses is removed. Image names are unique because slots are, so this needs no
+/// knowledge of where the volume was made, and a file some disk still uses is
+/// never touched.
+pub fn delete_disk(slot: &Slot) -> Script {
     Script::new()
-        .syntax(":local p ")
-        .value(path_hint)
-        .syntax("; :local d [/disk find where slot=")
+        .syntax(":local d [/disk find where slot=")
         .value(slot)
         .syntax(
-            "]; :if ([:len $d] > 0) do={:set p [/disk get $d file-path]; /disk remove $d}; \
+            "]; :if ([:len $d] > 0) do={:local p [/disk get $d file-path]; /disk remove $d; \
              :local f [/file find where name=[:pick $p 1 [:len $p]]]; \
-             :if ([:len $f] > 0) do={/file remove $f}",
+             :if ([:len $f] > 0) do={/file remove $f}} \
+             else={:foreach f in=[/file find where name~",
+        )
+        .value(&ImagePattern::of(slot))
+        .syntax(
+            "] do={:if ([:len [/disk find where file-path=(\"/\" . [/file get $f name])]] = 0) \
+             do={/file remove $f}}}",
         )
 }
 
@@ -221,17 +228,13 @@ mod tests {
     }
 
     #[test]
-    fn delete_removes_disk_then_file() {
+    fn delete_removes_disk_then_file_or_else_strays() {
         assert_eq!(
-            delete_disk(
-                &Slot::new("pvc-1").unwrap(),
-                &RdsPath::new("/raid10/volumes/pvc-1.img").unwrap()
-            )
-            .into_text(),
+            delete_disk(&Slot::new("pvc-1").unwrap()).into_text(),
             concat!(
-                r#":local p "/raid10/volumes/pvc-1.img"; :local d [/disk find where slot="pvc-1"]; "#,
-                r#":if ([:len $d] > 0) do={:set p [/disk get $d file-path]; /disk remove $d}; "#,
-                r#":local f [/file find where name=[:pick $p 1 [:len $p]]]; :if ([:len $f] > 0) do={/file remove $f}"#
+                r#":local d [/disk find where slot="pvc-1"]; :if ([:len $d] > 0) do={:local p [/disk get $d file-path]; /disk remove $d; "#,
+                r#":local f [/file find where name=[:pick $p 1 [:len $p]]]; :if ([:len $f] > 0) do={/file remove $f}} "#,
+                r#"else={:foreach f in=[/file find where name~"/pvc-1\\.img\$"] do={:if ([:len [/disk find where file-path=("/" . [/file get $f name])]] = 0) do={/file remove $f}}}"#
             )
         );
     }

@@ -173,13 +173,19 @@ macro_rules! text_value {
     };
 }
 
-/// The longest slot name the appliance accepts (RouterOS 7.24).
-pub const MAX_SLOT_LEN: usize = 32;
+/// The longest slot this driver gives a new disk: RouterOS 7.24 refuses longer
+/// ones.
+pub const MAX_NEW_SLOT_LEN: usize = 32;
+
+/// The longest slot this driver refers to. Older RouterOS releases accepted
+/// longer slots (the Go driver made 40-character `pvc-<uuid>` ones), and such
+/// disks must stay manageable.
+pub const MAX_SLOT_LEN: usize = 64;
 
 text_value! {
     /// A `/disk` slot name: the disk's unique name on the appliance and, for this
-    /// driver, the volume's identity. `[A-Za-z0-9_-]`, 1–32 characters, starting
-    /// with a letter or digit.
+    /// driver, the volume's identity. `[A-Za-z0-9_-]`, 1–64 characters (new disks:
+    /// at most [`MAX_NEW_SLOT_LEN`]), starting with a letter or digit.
     Slot
 }
 
@@ -305,6 +311,33 @@ impl RdsPath {
             });
         }
         RdsPath::new(&format!("{}/{segment}", self.0))
+    }
+}
+
+text_value! {
+    /// The regular expression that matches the image file of a slot in any
+    /// folder: `/<slot>\.img$`. Slots hold no regex metacharacters.
+    ImagePattern
+}
+
+impl ImagePattern {
+    /// The pattern for `slot`'s image.
+    pub fn of(slot: &Slot) -> Self {
+        Self(format!("/{slot}\\.img$"))
+    }
+
+    // Only made from a slot; `FromStr` goes through here.
+    fn new(value: &str) -> Result<Self, ValueError> {
+        value
+            .strip_prefix('/')
+            .and_then(|v| v.strip_suffix("\\.img$"))
+            .ok_or(ValueError::Malformed {
+                what: "image pattern",
+                value: value.to_owned(),
+                reason: "it must be /<slot>\\.img$",
+            })
+            .and_then(Slot::new)
+            .map(|slot| Self::of(&slot))
     }
 }
 
@@ -446,12 +479,12 @@ mod tests {
             cli(&Slot::new("pvc-0b0e8b8e-3c43-4c2f-9d2e").unwrap()),
             "\"pvc-0b0e8b8e-3c43-4c2f-9d2e\""
         );
-        assert!(Slot::new(&"a".repeat(32)).is_ok());
+        assert!(Slot::new(&"a".repeat(64)).is_ok());
         assert!(matches!(
-            Slot::new(&"a".repeat(33)),
+            Slot::new(&"a".repeat(65)),
             Err(ValueError::TooLong {
-                len: 33,
-                max: 32,
+                len: 65,
+                max: 64,
                 ..
             })
         ));
@@ -472,6 +505,15 @@ mod tests {
             err,
             "slot \"pvc;reboot\" contains ';' at position 3; slots may contain only letters, digits, '-' and '_'"
         );
+    }
+
+    #[test]
+    fn image_patterns_escape_the_dot_and_anchor() {
+        let p = ImagePattern::of(&Slot::new("pvc-1").unwrap());
+        assert_eq!(p.as_str(), r"/pvc-1\.img$");
+        assert_eq!(cli(&p), r#""/pvc-1\\.img\$""#);
+        assert_eq!(r"/pvc-1\.img$".parse::<ImagePattern>().unwrap(), p);
+        assert!("pvc-1.img".parse::<ImagePattern>().is_err());
     }
 
     #[test]

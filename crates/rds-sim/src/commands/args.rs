@@ -104,16 +104,13 @@ pub struct DiskSettings {
     file_offset: Option<u64>,
 }
 
-/// Longest slot accepted. Reported as the limit on 7.24 (FIELD-NOTES §1);
-/// older releases took 40 characters, the simulator holds to the stricter.
-const MAX_SLOT: usize = 32;
-
 impl DiskSettings {
-    /// Decodes the settings among `args`.
-    pub fn decode(args: &Args<'_>) -> Result<DiskSettings, CmdError> {
+    /// Decodes the settings among `args`; slots may be `max_slot` characters
+    /// long.
+    pub fn decode(args: &Args<'_>, max_slot: usize) -> Result<DiskSettings, CmdError> {
         let slot = args.text("slot");
         if let Some(slot) = &slot
-            && (slot.is_empty() || slot.chars().count() > MAX_SLOT)
+            && (slot.is_empty() || slot.chars().count() > max_slot)
         {
             return Err(CmdError::InvalidValue("slot"));
         }
@@ -242,10 +239,10 @@ mod tests {
             ),
         ] {
             let list = named(&pairs);
-            assert_eq!(DiskSettings::decode(&Args::new(&list)).err(), Some(err));
+            assert_eq!(DiskSettings::decode(&Args::new(&list), 32).err(), Some(err));
         }
         let list = named(&[("slot", str(&"x".repeat(32))), ("comment", str(""))]);
-        let settings = DiskSettings::decode(&Args::new(&list)).unwrap();
+        let settings = DiskSettings::decode(&Args::new(&list), 32).unwrap();
         assert_eq!(settings.comment(), Some(None));
     }
 }

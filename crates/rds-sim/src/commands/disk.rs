@@ -19,7 +19,7 @@ use crate::value::Value;
 /// file, as RouterOS is assumed to do). Returns the new id.
 pub fn add(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
     let args = Args::new(&inv.named);
-    let settings = DiskSettings::decode(&args)?;
+    let settings = DiskSettings::decode(&args, ctx.system.max_slot_len)?;
     match args.text("type").as_deref() {
         None => return Err(CmdError::MissingArgument("type")),
         Some("file") => {}
@@ -83,7 +83,7 @@ fn reserve(ctx: &mut Ctx<'_>, image: &ImagePath, extra: u64) -> Result<(), CmdEr
 /// take a comment.
 pub fn set(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
     let args = Args::new(&inv.named);
-    let settings = DiskSettings::decode(&args)?;
+    let settings = DiskSettings::decode(&args, ctx.system.max_slot_len)?;
     let ids = resolve(inv, ctx)?;
     for id in ids {
         if ctx.state.pool_by_id(id).is_some() {

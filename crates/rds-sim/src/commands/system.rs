@@ -20,6 +20,8 @@ pub struct SystemInfo {
     pub version: String,
     /// When the simulated device "booted".
     pub started: Instant,
+    /// Longest slot accepted ([`crate::SimConfig::max_slot_len`]).
+    pub max_slot_len: usize,
 }
 
 /// RouterOS's duration form: `3d4h12m9s`, weeks as `w`, zero parts left out.

@@ -33,6 +33,7 @@ fn fill(script: &str, slot: &str, size: u64) -> String {
     let path = format!("/raid10/volumes/{slot}.img");
     script
         .replace("\"S\"", &format!("\"{slot}\""))
+        .replace("\"/S\\\\.img", &format!("\"/{slot}\\\\.img"))
         .replace("\"P\"", &format!("\"{path}\""))
         .replace("\"F\"", &format!("\"{}\"", &path[1..]))
         .replace("\"Q\"", &format!("\"nqn.2000-02.com.mikrotik:{slot}\""))
@@ -233,7 +234,7 @@ fn delete_removes_disk_and_image_and_is_idempotent() {
     assert_eq!(s.ok(&delete), "");
 
     // Cut off between the two removals: the retry finds the stray image
-    // by the caller's path.
+    // by its name.
     s.engine.faults().drop_after("/disk remove");
     let delete = fill(&doc_script("Delete"), "pvc-2", 0);
     assert!(s.run(&delete).drop_connection);
