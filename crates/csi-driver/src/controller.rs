@@ -1,0 +1,525 @@
+//! The CSI Controller service: volumes made, grown, listed and deleted on the
+//! RDS.
+//!
+//! Every handler has the same shape: check the request (INVALID_ARGUMENT with a
+//! sentence saying what is wrong), claim the volume ([`VolumeLocks`]), then do
+//! the work through [`RdsClient`], whose operations are idempotent. A disk is
+//! only ever changed if [`naming::is_ours`] says this driver (or the Go driver
+//! it replaces) made it.
+
+use std::sync::Arc;
+
+use csi_proto::v1::controller_server::Controller;
+use csi_proto::v1::controller_service_capability::{self, rpc};
+use csi_proto::v1::list_volumes_response;
+use csi_proto::v1::validate_volume_capabilities_response::Confirmed;
+use csi_proto::v1::{self as csi};
+use rds_client::RdsClient;
+use routeros::{Disk, NewDisk, Slot, SlotPrefix};
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+use crate::capability;
+use crate::capacity::Bounds;
+use crate::error::{DriverError, Result};
+use crate::locks::VolumeLocks;
+use crate::naming::{self, is_ours};
+use crate::params::{Defaults, VolumeContext, VolumeParams};
+use crate::rpc::call;
+
+/// The Controller service.
+pub struct ControllerService {
+    rds: Arc<RdsClient>,
+    defaults: Defaults,
+    nqn_prefix: String,
+    locks: VolumeLocks,
+}
+
+impl ControllerService {
+    /// A controller making volumes through `rds`, with NQNs `<nqn_prefix><slot>`.
+    pub fn new(rds: Arc<RdsClient>, defaults: Defaults, nqn_prefix: impl Into<String>) -> Self {
+        Self {
+            rds,
+            defaults,
+            nqn_prefix: nqn_prefix.into(),
+            locks: VolumeLocks::default(),
+        }
+    }
+
+    async fn create(&self, req: csi::CreateVolumeRequest) -> Result<csi::CreateVolumeResponse> {
+        let name = req.name.as_str();
+        if name.is_empty() {
+            return Err(invalid("volume name is required"));
+        }
+        capability::check_all(&req.volume_capabilities).map_err(DriverError::InvalidArgument)?;
+        if req.volume_content_source.is_some() {
+            return Err(invalid(
+                "creating a volume from a snapshot or another volume is not supported",
+            ));
+        }
+        if !req.mutable_parameters.is_empty() {
+            return Err(invalid("mutable parameters are not supported"));
+        }
+        let bounds = Bounds::of(req.capacity_range.as_ref())?;
+        let params = VolumeParams::parse(&req.parameters, &self.defaults)?;
+        let slot = naming::slot_for(name);
+        let pvc = params.pvc.as_ref().map(|(ns, n)| (ns.as_str(), n.as_str()));
+        let comment = naming::comment_for(name, pvc).map_err(|e| {
+            invalid(format!(
+                "volume name {name:?} cannot be recorded on the RDS: {e}"
+            ))
+        })?;
+        let nqn = naming::nqn_for(&self.nqn_prefix, &slot)
+            .map_err(|e| DriverError::Internal(format!("NQN for {slot}: {e}")))?;
+        let file_path = naming::image_path(&params.volume_path, &slot)
+            .map_err(|e| invalid(format!("volumePath {}: {e}", params.volume_path)))?;
+        let size = bounds.new_volume_size()?;
+
+        let _guard = self.locks.try_lock(slot.as_str())?;
+        // One round trip: the disk is created, or the one already in the slot
+        // is returned unchanged and checked against the request below.
+        let disk = self
+            .rds
+            .create_volume(&NewDisk {
+                slot: slot.clone(),
+                file_path: file_path.clone(),
+                size,
+                nvme_port: params.nvme_port,
+                nqn,
+                comment,
+            })
+            .await?;
+        if naming::name_in_comment(disk.comment.as_deref().unwrap_or("")) != Some(name) {
+            return Err(DriverError::AlreadyExists(format!(
+                "slot {slot} on the RDS holds another volume ({}); not reusing it for {name}",
+                disk.comment.as_deref().unwrap_or("no comment")
+            )));
+        }
+        if disk.file_path.as_deref() != Some(file_path.as_str()) {
+            return Err(DriverError::AlreadyExists(format!(
+                "volume {name} exists at {}, not at {file_path} as now requested",
+                disk.file_path.as_deref().unwrap_or("an unknown path")
+            )));
+        }
+        if !bounds.admits(disk.size) {
+            return Err(DriverError::AlreadyExists(format!(
+                "volume {name} exists with {} bytes, outside the requested range",
+                disk.size
+            )));
+        }
+        Ok(csi::CreateVolumeResponse {
+            volume: Some(self.volume(&disk, &params)?),
+        })
+    }
+
+    /// The CSI view of a disk; the context carries what the node needs.
+    fn volume(&self, disk: &Disk, params: &VolumeParams) -> Result<csi::Volume> {
+        let nqn = disk.nqn.clone().ok_or_else(|| {
+            DriverError::FailedPrecondition(format!(
+                "disk {} has no NVMe/TCP export NQN; it cannot be attached",
+                disk.slot
+            ))
+        })?;
+        let context = VolumeContext {
+            nvme_address: params.nvme_address.clone(),
+            nvme_port: disk.nvme_tcp_port.unwrap_or(params.nvme_port),
+            nqn,
+            fs_type: Some(params.fs_type),
+            connection: params.connection,
+            image_path: disk.file_path.clone(),
+        };
+        Ok(csi::Volume {
+            capacity_bytes: size_i64(disk.size),
+            volume_id: disk.slot.clone(),
+            volume_context: context.to_map(),
+            ..Default::default()
+        })
+    }
+
+    /// The disk of volume `id`, if it exists and is this driver's to manage.
+    async fn own_disk(&self, slot: &Slot) -> Result<Option<Disk>> {
+        match self.rds.get_volume(slot).await? {
+            Some(disk) if !is_ours(&disk) => Err(DriverError::FailedPrecondition(format!(
+                "disk {slot} on the RDS was not made by this driver; refusing to change it"
+            ))),
+            other => Ok(other),
+        }
+    }
+
+    async fn delete(&self, req: csi::DeleteVolumeRequest) -> Result<csi::DeleteVolumeResponse> {
+        let id = req.volume_id.as_str();
+        if id.is_empty() {
+            return Err(invalid("volume ID is required"));
+        }
+        // An ID that cannot be a slot names no disk: already deleted.
+        let Ok(slot) = Slot::new(id) else {
+            return Ok(csi::DeleteVolumeResponse {});
+        };
+        let _guard = self.locks.try_lock(id)?;
+        let exists = self.own_disk(&slot).await?.is_some();
+        // With the disk gone, only a slot of this driver's shape gets its stray
+        // image looked for; nothing is removed for an ID it never made.
+        if exists || naming::is_managed_slot(id) {
+            self.rds.delete_volume(&slot).await?;
+        }
+        if exists {
+            info!("volume deleted");
+        }
+        Ok(csi::DeleteVolumeResponse {})
+    }
+
+    async fn expand(
+        &self,
+        req: csi::ControllerExpandVolumeRequest,
+    ) -> Result<csi::ControllerExpandVolumeResponse> {
+        let id = req.volume_id.as_str();
+        if id.is_empty() {
+            return Err(invalid("volume ID is required"));
+        }
+        let Some(range) = req.capacity_range.as_ref() else {
+            return Err(invalid("capacity range is required"));
+        };
+        let size = Bounds::of(Some(range))?.expanded_size()?;
+        let block = match req.volume_capability.as_ref() {
+            Some(cap) => capability::check(cap)
+                .map_err(DriverError::InvalidArgument)?
+                .is_block(),
+            None => false,
+        };
+        let slot = Slot::new(id).map_err(|_| DriverError::VolumeNotFound(id.to_owned()))?;
+        let _guard = self.locks.try_lock(id)?;
+        let disk = self
+            .own_disk(&slot)
+            .await?
+            .ok_or_else(|| DriverError::VolumeNotFound(id.to_owned()))?;
+        let disk = if disk.size >= size {
+            disk
+        } else {
+            self.rds.grow_volume(&slot, size).await?
+        };
+        Ok(csi::ControllerExpandVolumeResponse {
+            capacity_bytes: size_i64(disk.size),
+            // A filesystem must be grown by the node; a block device need not.
+            node_expansion_required: !block,
+        })
+    }
+
+    async fn validate(
+        &self,
+        req: csi::ValidateVolumeCapabilitiesRequest,
+    ) -> Result<csi::ValidateVolumeCapabilitiesResponse> {
+        let id = req.volume_id.as_str();
+        if id.is_empty() {
+            return Err(invalid("volume ID is required"));
+        }
+        if req.volume_capabilities.is_empty() {
+            return Err(invalid("volume capabilities are required"));
+        }
+        let slot = Slot::new(id).map_err(|_| DriverError::VolumeNotFound(id.to_owned()))?;
+        self.own_disk(&slot)
+            .await?
+            .ok_or_else(|| DriverError::VolumeNotFound(id.to_owned()))?;
+        let refused = |message: String| csi::ValidateVolumeCapabilitiesResponse {
+            confirmed: None,
+            message,
+        };
+        if let Err(message) = capability::check_all(&req.volume_capabilities) {
+            return Ok(refused(message));
+        }
+        if let Err(e) = VolumeParams::parse(&req.parameters, &self.defaults) {
+            return Ok(refused(e.to_string()));
+        }
+        if !req.volume_context.is_empty()
+            && let Err(e) = VolumeContext::from_map(&req.volume_context)
+        {
+            return Ok(refused(e.to_string()));
+        }
+        Ok(csi::ValidateVolumeCapabilitiesResponse {
+            confirmed: Some(Confirmed {
+                volume_context: req.volume_context,
+                volume_capabilities: req.volume_capabilities,
+                parameters: req.parameters,
+                mutable_parameters: Default::default(),
+            }),
+            message: String::new(),
+        })
+    }
+
+    async fn list(&self, req: csi::ListVolumesRequest) -> Result<csi::ListVolumesResponse> {
+        let max = usize::try_from(req.max_entries).map_err(|_| {
+            invalid(format!(
+                "max_entries must not be negative, got {}",
+                req.max_entries
+            ))
+        })?;
+        let after = match req.starting_token.as_str() {
+            "" => None,
+            token => Some(Slot::new(token).map_err(|_| {
+                DriverError::Aborted(format!(
+                    "starting_token {token:?} is not one this driver gave out"
+                ))
+            })?),
+        };
+        let all = SlotPrefix::new("").map_err(|e| DriverError::Internal(e.to_string()))?;
+        let mut disks: Vec<Disk> = self
+            .rds
+            .list_volumes(&all)
+            .await?
+            .into_iter()
+            .filter(is_ours)
+            .collect();
+        disks.sort_by(|a, b| a.slot.cmp(&b.slot));
+        let start = after.map_or(0, |token| {
+            disks.partition_point(|d| d.slot.as_str() <= token.as_str())
+        });
+        let page = &disks[start..];
+        let take = if max == 0 {
+            page.len()
+        } else {
+            max.min(page.len())
+        };
+        let next_token = if take < page.len() {
+            page[take - 1].slot.clone()
+        } else {
+            String::new()
+        };
+        let entries = page[..take]
+            .iter()
+            .map(|d| list_volumes_response::Entry {
+                volume: Some(csi::Volume {
+                    capacity_bytes: size_i64(d.size),
+                    volume_id: d.slot.clone(),
+                    ..Default::default()
+                }),
+                status: None,
+            })
+            .collect();
+        Ok(csi::ListVolumesResponse {
+            entries,
+            next_token,
+        })
+    }
+
+    async fn capacity(&self, req: csi::GetCapacityRequest) -> Result<csi::GetCapacityResponse> {
+        let params = VolumeParams::parse(&req.parameters, &self.defaults)?;
+        if !req.volume_capabilities.is_empty()
+            && capability::check_all(&req.volume_capabilities).is_err()
+        {
+            // Unsupported capabilities: no capacity for them, as the spec asks.
+            return Ok(csi::GetCapacityResponse::default());
+        }
+        let pool = self.rds.pool(&params.volume_path.pool()).await?;
+        Ok(csi::GetCapacityResponse {
+            available_capacity: size_i64(pool.free),
+            maximum_volume_size: Some(size_i64(pool.free)),
+            minimum_volume_size: None,
+        })
+    }
+
+    async fn get(
+        &self,
+        req: csi::ControllerGetVolumeRequest,
+    ) -> Result<csi::ControllerGetVolumeResponse> {
+        let id = req.volume_id.as_str();
+        if id.is_empty() {
+            return Err(invalid("volume ID is required"));
+        }
+        let slot = Slot::new(id).map_err(|_| DriverError::VolumeNotFound(id.to_owned()))?;
+        let disk = self
+            .own_disk(&slot)
+            .await?
+            .ok_or_else(|| DriverError::VolumeNotFound(id.to_owned()))?;
+        Ok(csi::ControllerGetVolumeResponse {
+            volume: Some(csi::Volume {
+                capacity_bytes: size_i64(disk.size),
+                volume_id: disk.slot,
+                ..Default::default()
+            }),
+            status: Some(csi::controller_get_volume_response::VolumeStatus::default()),
+        })
+    }
+}
+
+fn invalid(message: impl Into<String>) -> DriverError {
+    DriverError::InvalidArgument(message.into())
+}
+
+/// Sizes on the RDS fit `int64` (they are at most the pool's size).
+fn size_i64(size: u64) -> i64 {
+    i64::try_from(size).unwrap_or(i64::MAX)
+}
+
+/// The controller capabilities this service implements.
+pub const CAPABILITIES: &[rpc::Type] = &[
+    rpc::Type::CreateDeleteVolume,
+    rpc::Type::ExpandVolume,
+    rpc::Type::ListVolumes,
+    rpc::Type::GetCapacity,
+    rpc::Type::GetVolume,
+    rpc::Type::SingleNodeMultiWriter,
+];
+
+fn volume_of(request: &impl HasVolumeId) -> String {
+    request.volume_id().to_owned()
+}
+
+/// Requests that name a volume, for the RPC span.
+trait HasVolumeId {
+    fn volume_id(&self) -> &str;
+}
+
+macro_rules! has_volume_id {
+    ($($t:ty),*) => {$(
+        impl HasVolumeId for $t {
+            fn volume_id(&self) -> &str {
+                &self.volume_id
+            }
+        }
+    )*};
+}
+
+has_volume_id!(
+    csi::DeleteVolumeRequest,
+    csi::ControllerExpandVolumeRequest,
+    csi::ValidateVolumeCapabilitiesRequest,
+    csi::ControllerGetVolumeRequest
+);
+
+#[tonic::async_trait]
+impl Controller for ControllerService {
+    async fn create_volume(
+        &self,
+        request: Request<csi::CreateVolumeRequest>,
+    ) -> Result<Response<csi::CreateVolumeResponse>, Status> {
+        let req = request.into_inner();
+        let volume = if req.name.is_empty() {
+            String::new()
+        } else {
+            naming::slot_for(&req.name).to_string()
+        };
+        call("CreateVolume", &volume, self.create(req)).await
+    }
+
+    async fn delete_volume(
+        &self,
+        request: Request<csi::DeleteVolumeRequest>,
+    ) -> Result<Response<csi::DeleteVolumeResponse>, Status> {
+        let req = request.into_inner();
+        call("DeleteVolume", &volume_of(&req), self.delete(req)).await
+    }
+
+    async fn controller_publish_volume(
+        &self,
+        _request: Request<csi::ControllerPublishVolumeRequest>,
+    ) -> Result<Response<csi::ControllerPublishVolumeResponse>, Status> {
+        Err(Status::unimplemented(
+            "volumes need no controller publish; nodes attach them directly",
+        ))
+    }
+
+    async fn controller_unpublish_volume(
+        &self,
+        _request: Request<csi::ControllerUnpublishVolumeRequest>,
+    ) -> Result<Response<csi::ControllerUnpublishVolumeResponse>, Status> {
+        Err(Status::unimplemented(
+            "volumes need no controller unpublish; nodes detach them directly",
+        ))
+    }
+
+    async fn validate_volume_capabilities(
+        &self,
+        request: Request<csi::ValidateVolumeCapabilitiesRequest>,
+    ) -> Result<Response<csi::ValidateVolumeCapabilitiesResponse>, Status> {
+        let req = request.into_inner();
+        call(
+            "ValidateVolumeCapabilities",
+            &volume_of(&req),
+            self.validate(req),
+        )
+        .await
+    }
+
+    async fn list_volumes(
+        &self,
+        request: Request<csi::ListVolumesRequest>,
+    ) -> Result<Response<csi::ListVolumesResponse>, Status> {
+        call("ListVolumes", "", self.list(request.into_inner())).await
+    }
+
+    async fn get_capacity(
+        &self,
+        request: Request<csi::GetCapacityRequest>,
+    ) -> Result<Response<csi::GetCapacityResponse>, Status> {
+        call("GetCapacity", "", self.capacity(request.into_inner())).await
+    }
+
+    async fn controller_get_capabilities(
+        &self,
+        _request: Request<csi::ControllerGetCapabilitiesRequest>,
+    ) -> Result<Response<csi::ControllerGetCapabilitiesResponse>, Status> {
+        call("ControllerGetCapabilities", "", async {
+            Ok(csi::ControllerGetCapabilitiesResponse {
+                capabilities: CAPABILITIES
+                    .iter()
+                    .map(|&t| csi::ControllerServiceCapability {
+                        r#type: Some(controller_service_capability::Type::Rpc(
+                            controller_service_capability::Rpc { r#type: t as i32 },
+                        )),
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn create_snapshot(
+        &self,
+        _request: Request<csi::CreateSnapshotRequest>,
+    ) -> Result<Response<csi::CreateSnapshotResponse>, Status> {
+        Err(Status::unimplemented("snapshots are not supported"))
+    }
+
+    async fn delete_snapshot(
+        &self,
+        _request: Request<csi::DeleteSnapshotRequest>,
+    ) -> Result<Response<csi::DeleteSnapshotResponse>, Status> {
+        Err(Status::unimplemented("snapshots are not supported"))
+    }
+
+    async fn list_snapshots(
+        &self,
+        _request: Request<csi::ListSnapshotsRequest>,
+    ) -> Result<Response<csi::ListSnapshotsResponse>, Status> {
+        Err(Status::unimplemented("snapshots are not supported"))
+    }
+
+    async fn get_snapshot(
+        &self,
+        _request: Request<csi::GetSnapshotRequest>,
+    ) -> Result<Response<csi::GetSnapshotResponse>, Status> {
+        Err(Status::unimplemented("snapshots are not supported"))
+    }
+
+    async fn controller_expand_volume(
+        &self,
+        request: Request<csi::ControllerExpandVolumeRequest>,
+    ) -> Result<Response<csi::ControllerExpandVolumeResponse>, Status> {
+        let req = request.into_inner();
+        call("ControllerExpandVolume", &volume_of(&req), self.expand(req)).await
+    }
+
+    async fn controller_get_volume(
+        &self,
+        request: Request<csi::ControllerGetVolumeRequest>,
+    ) -> Result<Response<csi::ControllerGetVolumeResponse>, Status> {
+        let req = request.into_inner();
+        call("ControllerGetVolume", &volume_of(&req), self.get(req)).await
+    }
+
+    async fn controller_modify_volume(
+        &self,
+        _request: Request<csi::ControllerModifyVolumeRequest>,
+    ) -> Result<Response<csi::ControllerModifyVolumeResponse>, Status> {
+        Err(Status::unimplemented("volumes cannot be modified"))
+    }
+}

@@ -1,0 +1,186 @@
+//! The driver's errors, and the one place they become gRPC status codes.
+//!
+//! Handlers return [`DriverError`]; [`rpc`](crate::rpc) turns it into a
+//! `tonic::Status`. Retryable failures (the RDS unreachable, another operation
+//! on the volume in flight) are kept apart from permanent ones, because the
+//! sidecars retry the former quickly and surface the latter to users.
+
+use rds_client::Error as RdsError;
+use routeros::CliErrorKind;
+use tonic::{Code, Status};
+
+use crate::params::ParamError;
+
+/// Why an RPC failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The request is malformed or asks for something unsupported.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A StorageClass parameter or volume context value is invalid.
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    /// The volume does not exist.
+    #[error("volume {0} does not exist")]
+    VolumeNotFound(String),
+    /// A volume of that name exists but does not match the request.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The capacity asked for cannot be given.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// The RDS has no room.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The request cannot go on as asked (a stale pagination token, say).
+    #[error("{0}")]
+    Aborted(String),
+    /// Another operation on the same volume is in progress; the caller retries.
+    #[error("an operation on volume {0} is already in progress")]
+    Busy(String),
+    /// The system is not in a state the operation needs (set-up problems).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The RDS or the machine could not be reached; retrying may help.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The RDS client failed.
+    #[error(transparent)]
+    Rds(#[from] RdsError),
+    /// A bug or an unexpected state.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl DriverError {
+    /// The gRPC code for this error.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::InvalidArgument(_) | Self::Param(_) => Code::InvalidArgument,
+            Self::VolumeNotFound(_) => Code::NotFound,
+            Self::AlreadyExists(_) => Code::AlreadyExists,
+            Self::OutOfRange(_) => Code::OutOfRange,
+            Self::ResourceExhausted(_) => Code::ResourceExhausted,
+            Self::Busy(_) | Self::Aborted(_) => Code::Aborted,
+            Self::FailedPrecondition(_) => Code::FailedPrecondition,
+            Self::Unavailable(_) => Code::Unavailable,
+            Self::Internal(_) => Code::Internal,
+            Self::Rds(e) => rds_code(e),
+        }
+    }
+}
+
+/// Codes for the RDS client's errors.
+fn rds_code(e: &RdsError) -> Code {
+    match e {
+        // Every way of not reaching the RDS, or of not knowing whether a
+        // command ran, is worth a retry: each operation is idempotent.
+        RdsError::Connect { .. }
+        | RdsError::Unavailable { .. }
+        | RdsError::ConnectionLost { .. }
+        | RdsError::Timeout { .. }
+        // Set-up errors that an operator fixes while the sidecars keep trying.
+        | RdsError::HostKeyMismatch { .. }
+        | RdsError::AuthRejected { .. }
+        | RdsError::Key { .. }
+        | RdsError::HostKeyPin { .. } => Code::Unavailable,
+        RdsError::InvalidValue(_) => Code::InvalidArgument,
+        RdsError::VolumeNotFound { .. } => Code::NotFound,
+        RdsError::PoolNotFound { .. } => Code::FailedPrecondition,
+        RdsError::Conflict { .. } => Code::AlreadyExists,
+        RdsError::UnexpectedOutput { .. } => Code::Internal,
+        RdsError::RouterOs(cli) => match cli.kind {
+            CliErrorKind::NotFound => Code::NotFound,
+            CliErrorKind::AlreadyExists => Code::AlreadyExists,
+            CliErrorKind::OutOfSpace => Code::ResourceExhausted,
+            CliErrorKind::Permission => Code::PermissionDenied,
+            // The driver validated what it sent: RouterOS refusing it means a
+            // RouterOS the driver does not know, not a bad request.
+            CliErrorKind::InvalidArgument | CliErrorKind::Syntax | CliErrorKind::Other => {
+                Code::Internal
+            }
+        },
+    }
+}
+
+impl From<DriverError> for Status {
+    fn from(e: DriverError) -> Status {
+        let message = match &e {
+            DriverError::Rds(RdsError::RouterOs(cli)) if cli.kind == CliErrorKind::Syntax => {
+                format!(
+                    "{e} (RouterOS did not understand a command: is it {} or newer?)",
+                    routeros::MINIMUM_VERSION
+                )
+            }
+            _ => e.to_string(),
+        };
+        Status::new(e.code(), message)
+    }
+}
+
+/// Result alias for handlers.
+pub type Result<T, E = DriverError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use routeros::CliError;
+
+    use super::*;
+
+    fn cli(kind: CliErrorKind) -> DriverError {
+        DriverError::Rds(RdsError::RouterOs(CliError {
+            kind,
+            text: "text".into(),
+        }))
+    }
+
+    #[test]
+    fn codes() {
+        let cases = [
+            (
+                DriverError::InvalidArgument("x".into()),
+                Code::InvalidArgument,
+            ),
+            (DriverError::Busy("pvc-1".into()), Code::Aborted),
+            (DriverError::VolumeNotFound("pvc-1".into()), Code::NotFound),
+            (
+                DriverError::Rds(RdsError::Timeout {
+                    after: Duration::from_secs(1),
+                }),
+                Code::Unavailable,
+            ),
+            (
+                DriverError::Rds(RdsError::ConnectionLost {
+                    outcome_unknown: true,
+                    detail: "x".into(),
+                }),
+                Code::Unavailable,
+            ),
+            (cli(CliErrorKind::OutOfSpace), Code::ResourceExhausted),
+            (cli(CliErrorKind::AlreadyExists), Code::AlreadyExists),
+            (cli(CliErrorKind::NotFound), Code::NotFound),
+            (cli(CliErrorKind::Permission), Code::PermissionDenied),
+            (cli(CliErrorKind::Syntax), Code::Internal),
+        ];
+        for (err, code) in cases {
+            assert_eq!(Status::from(err).code(), code);
+        }
+    }
+
+    #[test]
+    fn messages_keep_the_detail() {
+        let status = Status::from(DriverError::Busy("pvc-1".into()));
+        assert_eq!(
+            status.message(),
+            "an operation on volume pvc-1 is already in progress"
+        );
+        let status = Status::from(cli(CliErrorKind::Syntax));
+        assert!(
+            status.message().contains("7.21.0 or newer"),
+            "{}",
+            status.message()
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! The CSI services of rds-csi, and the only crate that speaks gRPC.
+//!
+//! - [`identity`], [`controller`]: the services.
+//! - [`params`], [`capability`], [`capacity`], [`naming`]: pure rules: what a
+//!   StorageClass may say, which capabilities are supported, how big a volume
+//!   is made, what its slot, NQN and image are called.
+//! - [`error`]: the driver's errors and their gRPC codes, in one place;
+//!   [`rpc`]: the wrapper every handler runs in (span, log line, status).
+//! - [`locks`]: one operation at a time per volume.
+//! - [`server`]: serving the services on a unix socket until shut down.
+
+pub mod capability;
+pub mod capacity;
+pub mod controller;
+pub mod error;
+pub mod identity;
+pub mod locks;
+pub mod naming;
+pub mod params;
+pub mod rpc;
+pub mod server;
+
+pub use controller::ControllerService;
+pub use error::DriverError;
+pub use identity::IdentityService;
+pub use params::{ConnectionParams, Defaults, FsType, VolumeContext, VolumeParams};
