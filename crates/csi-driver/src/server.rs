@@ -45,18 +45,23 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     UnixListener::bind(path)
 }
 
+/// The gRPC server failed.
+#[derive(Debug, thiserror::Error)]
+#[error("gRPC server: {0}")]
+pub struct ServeError(#[from] tonic::transport::Error);
+
 /// Serves `services` on `listener` until `shutdown` completes; then stops
 /// accepting calls and returns once the calls in flight have finished.
 pub async fn serve(
     listener: UnixListener,
     services: Services,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), tonic::transport::Error> {
-    Server::builder()
+) -> Result<(), ServeError> {
+    Ok(Server::builder()
         .add_service(IdentityServer::new(services.identity))
         .add_optional_service(services.controller.map(ControllerServer::new))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-        .await
+        .await?)
 }
 
 #[cfg(test)]

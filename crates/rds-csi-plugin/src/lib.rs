@@ -1,0 +1,134 @@
+//! The rds-csi plugin: flags to configuration ([`config`]), and [`run`], which
+//! serves the CSI services on a unix socket until told to stop.
+//!
+//! `main.rs` only parses flags, sets up logging and signals, and calls [`run`];
+//! tests call [`serve_on`] with a listener of their own.
+
+pub mod config;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use csi_driver::server::{self, Services};
+use csi_driver::{ControllerService, IdentityService};
+use rds_client::{ClientKey, RdsClient, SshConfig};
+use tokio::net::UnixListener;
+use tracing::{info, warn};
+
+pub use config::{Args, ConfigError, PluginConfig};
+
+/// The plugin's version, as GetPluginInfo reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Why the plugin stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The socket could not be bound.
+    #[error("cannot listen on {path}: {source}")]
+    Bind {
+        /// The socket path.
+        path: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The RDS client could not be set up (the key file, most likely).
+    #[error(transparent)]
+    Rds(#[from] rds_client::Error),
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Serve(#[from] server::ServeError),
+}
+
+/// Binds the configured socket (replacing a stale one) and serves until
+/// `shutdown` completes; calls in flight then finish before this returns.
+pub async fn run(config: PluginConfig, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let listener = server::bind(&config.socket).map_err(|source| RunError::Bind {
+        path: config.socket.display().to_string(),
+        source,
+    })?;
+    serve_on(config, listener, shutdown).await
+}
+
+/// Serves on `listener` until `shutdown` completes.
+pub async fn serve_on(
+    config: PluginConfig,
+    listener: UnixListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let mut identity_rds = None;
+    let controller = match &config.controller {
+        Some(c) => {
+            let rds = &c.rds;
+            let key = ClientKey::load(&rds.private_key)?;
+            let mut ssh = SshConfig::new(
+                rds.address.clone(),
+                rds.port,
+                rds.user.clone(),
+                key,
+                rds.host_key.clone(),
+            );
+            ssh.command_timeout = rds.command_timeout;
+            ssh.max_concurrent_commands = rds.max_concurrent_commands;
+            let client = Arc::new(RdsClient::new(ssh));
+            check_rds_in_background(Arc::clone(&client));
+            identity_rds = Some(Arc::clone(&client));
+            Some(ControllerService::new(
+                client,
+                c.defaults.clone(),
+                c.nqn_prefix.clone(),
+            ))
+        }
+        None => None,
+    };
+    let services = Services {
+        identity: IdentityService::new(config.driver_name.clone(), VERSION, identity_rds),
+        controller,
+    };
+    info!(
+        socket = %config.socket.display(),
+        mode = ?config.mode,
+        driver = %config.driver_name,
+        version = VERSION,
+        "serving CSI"
+    );
+    // Two phases: until `shutdown`, serve; then stop taking calls and give
+    // those in flight `shutdown_grace` to finish. A client that keeps its
+    // connection open (or a call stuck on an unreachable RDS) must not keep
+    // the process alive past Kubernetes' termination grace period.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let serve = server::serve(listener, services, async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    });
+    tokio::pin!(serve, shutdown);
+    tokio::select! {
+        result = &mut serve => return result.map_err(Into::into),
+        () = &mut shutdown => {}
+    }
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(config.shutdown_grace, serve).await {
+        Ok(result) => result?,
+        Err(_) => warn!(
+            grace = ?config.shutdown_grace,
+            "calls still in flight at the end of the grace period; stopping anyway"
+        ),
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Connects to the RDS once at start-up, so a wrong address, key or host key
+/// shows in the log at once instead of at the first volume. Never blocks
+/// start-up: the client connects on demand anyway.
+fn check_rds_in_background(client: Arc<RdsClient>) {
+    tokio::spawn(async move {
+        match client.system_resource().await {
+            Ok(r) if r.version < routeros::MINIMUM_VERSION => warn!(
+                version = %r.version_text,
+                "the RDS runs a RouterOS older than {}; volume operations will fail",
+                routeros::MINIMUM_VERSION
+            ),
+            Ok(r) => info!(version = %r.version_text, board = ?r.board_name, "RDS reachable"),
+            Err(e) => warn!(error = %e, "the RDS is not reachable yet"),
+        }
+    });
+}

@@ -1,0 +1,13 @@
+//! A conformance suite of our own: the plugin driven over its unix socket the
+//! way the CSI sidecars and the community sanity suite drive it, against the
+//! RDS simulator over real SSH.
+//!
+//! Each test starts its own simulator and plugin, so tests run in parallel.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
+
+mod compat;
+mod concurrency;
+mod controller;
+mod harness;
+mod identity;
+mod requests;
