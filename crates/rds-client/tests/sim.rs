@@ -269,6 +269,8 @@ async fn fifty_volumes_at_once() {
     let env = env(1000 * GIB).await;
     env.create_many(50).await;
     assert_eq!(env.disk_count(), 50);
+    let overlap = env.sim.engine.max_execs_in_flight();
+    assert!(overlap > 1, "commands ran one at a time ({overlap})");
     assert_eq!(
         env.client.transport().stats().snapshot().connects,
         1,

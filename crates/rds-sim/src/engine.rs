@@ -15,7 +15,7 @@ mod robustness_tests;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -91,6 +91,9 @@ struct Inner {
     faults: Faults,
     system: SystemInfo,
     commands: AtomicU64,
+    /// Exec requests being handled now, and the most there ever were.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 /// A simulated RDS. Cheap to clone; clones share the appliance.
@@ -129,6 +132,8 @@ impl Engine {
                     max_slot_len: config.max_slot_len,
                 },
                 commands: AtomicU64::new(0),
+                in_flight: AtomicUsize::new(0),
+                max_in_flight: AtomicUsize::new(0),
             }),
         })
     }
@@ -208,10 +213,39 @@ impl Engine {
         }
     }
 
+    /// Counts an exec request as in flight until the guard is dropped. The SSH
+    /// server holds one per request, from its arrival (before any injected
+    /// latency) to its reply.
+    pub fn track_exec(&self) -> ExecGuard {
+        let now = self.inner.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.inner.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        ExecGuard {
+            engine: self.clone(),
+        }
+    }
+
+    /// The most exec requests that were in flight at once: how much a client
+    /// overlapped its commands.
+    pub fn max_execs_in_flight(&self) -> usize {
+        self.inner.max_in_flight.load(Ordering::Relaxed)
+    }
+
     /// How many menu commands have run (including failed ones; not those a
     /// drop-before stopped). Scripting commands such as `:if` do not count.
     pub fn commands_executed(&self) -> u64 {
         self.inner.commands.load(Ordering::Relaxed)
+    }
+}
+
+/// See [`Engine::track_exec`].
+#[derive(Debug)]
+pub struct ExecGuard {
+    engine: Engine,
+}
+
+impl Drop for ExecGuard {
+    fn drop(&mut self) {
+        self.engine.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -41,7 +41,7 @@ pub mod testing;
 mod value;
 
 pub use config::{DEFAULT_MAX_SLOT_LEN, PoolConfig, SimConfig};
-pub use engine::{DiskView, Engine, ExecOptions, Execution, FileView};
+pub use engine::{DiskView, Engine, ExecGuard, ExecOptions, Execution, FileView};
 pub use error::{ParseError, Pos, SimError};
 pub use faults::Faults;
 pub use parser::{ParsedCommand, parse_single_command};

@@ -206,6 +206,7 @@ impl server::Handler for Connection {
         let open_channels = Arc::clone(&self.open_channels);
         let opts = ExecOptions { width: self.width };
         tokio::spawn(async move {
+            let _in_flight = engine.track_exec();
             let faults = engine.faults();
             let latency = faults.latency();
             if !latency.is_zero() {
