@@ -267,7 +267,10 @@ async fn pool_capacity_and_version() {
 #[tokio::test]
 async fn fifty_volumes_at_once() {
     let env = env(1000 * GIB).await;
+    // Commands that take a while, so that overlapping ones are seen to overlap.
+    env.sim.engine.faults().set_latency(Duration::from_millis(20));
     env.create_many(50).await;
+    env.sim.engine.faults().set_latency(Duration::ZERO);
     assert_eq!(env.disk_count(), 50);
     let overlap = env.sim.engine.max_execs_in_flight();
     assert!(overlap > 1, "commands ran one at a time ({overlap})");
