@@ -268,7 +268,10 @@ async fn pool_capacity_and_version() {
 async fn fifty_volumes_at_once() {
     let env = env(1000 * GIB).await;
     // Commands that take a while, so that overlapping ones are seen to overlap.
-    env.sim.engine.faults().set_latency(Duration::from_millis(20));
+    env.sim
+        .engine
+        .faults()
+        .set_latency(Duration::from_millis(20));
     env.create_many(50).await;
     env.sim.engine.faults().set_latency(Duration::ZERO);
     assert_eq!(env.disk_count(), 50);
