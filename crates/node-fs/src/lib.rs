@@ -1,0 +1,1 @@
+//! Node filesystem operations (being written).
