@@ -51,6 +51,26 @@ pub struct ConnectionConfig {
 }
 
 impl ConnectionConfig {
+    /// A configuration with every tunable left to the kernel's default.
+    pub fn new(
+        traddr: impl Into<String>,
+        trsvcid: u16,
+        nqn: impl Into<String>,
+        host: HostIdentity,
+    ) -> ConnectionConfig {
+        ConnectionConfig {
+            traddr: traddr.into(),
+            trsvcid,
+            nqn: nqn.into(),
+            host,
+            ctrl_loss_tmo: None,
+            reconnect_delay: None,
+            keep_alive_tmo: None,
+            fast_io_fail_tmo: None,
+            nr_io_queues: None,
+        }
+    }
+
     /// Builds the option string written to `/dev/nvme-fabrics`:
     /// `transport=tcp,traddr=…,trsvcid=…,nqn=…,hostnqn=…,hostid=…` followed by
     /// the optional `ctrl_loss_tmo`, `reconnect_delay`, `keep_alive_tmo`,

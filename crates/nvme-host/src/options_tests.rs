@@ -10,20 +10,11 @@ const HOSTNQN: &str = "nqn.2014-08.org.nvmexpress:uuid:6a1b2c3d-0000-4000-8000-0
 const HOSTID: &str = "6a1b2c3d-0000-4000-8000-0123456789ab";
 
 fn cfg() -> ConnectionConfig {
-    ConnectionConfig {
-        traddr: "10.0.0.5".into(),
-        trsvcid: 4420,
-        nqn: NQN.into(),
-        host: HostIdentity {
-            nqn: HOSTNQN.into(),
-            id: HOSTID.into(),
-        },
-        ctrl_loss_tmo: None,
-        reconnect_delay: None,
-        keep_alive_tmo: None,
-        fast_io_fail_tmo: None,
-        nr_io_queues: None,
-    }
+    let host = HostIdentity {
+        nqn: HOSTNQN.into(),
+        id: HOSTID.into(),
+    };
+    ConnectionConfig::new("10.0.0.5", 4420, NQN, host)
 }
 
 /// Checks that `change` makes the option string fail, naming `field`.
