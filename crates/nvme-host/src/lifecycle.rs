@@ -4,7 +4,8 @@
 //! with an error that says what was seen last; none reports success on a hope.
 //!
 //! Writing `delete_controller` blocks in the kernel until the controller is
-//! torn down (it returns EBUSY if the controller is already being deleted), so
+//! torn down (it fails with EBUSY while the controller's first connect is
+//! still running; the wait then writes again on a later poll), so
 //! the async disconnect writes on tokio's blocking pool, one task per
 //! controller, and watches sysfs meanwhile.
 
@@ -25,8 +26,8 @@ pub const POLL: Duration = Duration::from_millis(100);
 
 impl Host {
     /// Writes `1` to `delete_controller` of every controller whose subsystem
-    /// NQN is `nqn`, and returns how many were asked to go (controllers already
-    /// being deleted count; ones that vanished meanwhile do not). Blocks while
+    /// NQN is `nqn`, and returns how many were asked to go (ones answering
+    /// EBUSY count; ones that vanished meanwhile do not). Blocks while
     /// the kernel tears each controller down; other controllers are untouched.
     pub fn disconnect(&self, nqn: &str) -> Result<usize, NvmeError> {
         let mut count = 0;

@@ -60,7 +60,8 @@ pub(crate) enum Written {
     Done,
     /// The controller is gone (ENOENT, ENODEV).
     Gone,
-    /// The controller is already being deleted (EBUSY from `delete_controller`).
+    /// EBUSY: the kernel will not delete the controller now, because its first
+    /// connect is still in progress or it is already being deleted.
     Busy,
 }
 
