@@ -46,10 +46,36 @@ pub enum DriverError {
     Unavailable(String),
     /// The RDS client failed.
     #[error(transparent)]
-    Rds(#[from] RdsError),
+    Rds(Box<RdsError>),
+    /// The node's NVMe/TCP work failed.
+    #[error(transparent)]
+    Nvme(Box<nvme_host::NvmeError>),
+    /// The node's filesystem work failed.
+    #[error(transparent)]
+    Fs(Box<node_fs::FsError>),
     /// A bug or an unexpected state.
     #[error("{0}")]
     Internal(String),
+}
+
+// The library errors are boxed: they are large, and every handler's result
+// carries a `DriverError`.
+impl From<RdsError> for DriverError {
+    fn from(e: RdsError) -> Self {
+        Self::Rds(Box::new(e))
+    }
+}
+
+impl From<nvme_host::NvmeError> for DriverError {
+    fn from(e: nvme_host::NvmeError) -> Self {
+        Self::Nvme(Box::new(e))
+    }
+}
+
+impl From<node_fs::FsError> for DriverError {
+    fn from(e: node_fs::FsError) -> Self {
+        Self::Fs(Box::new(e))
+    }
 }
 
 impl DriverError {
@@ -66,7 +92,33 @@ impl DriverError {
             Self::Unavailable(_) => Code::Unavailable,
             Self::Internal(_) => Code::Internal,
             Self::Rds(e) => rds_code(e),
+            Self::Nvme(e) => nvme_code(e),
+            Self::Fs(e) => fs_code(e),
         }
+    }
+}
+
+/// Codes for the node's NVMe errors: a target not reachable yet, a device not
+/// there yet, a disconnect not finished yet are all worth kubelet's retry.
+fn nvme_code(e: &nvme_host::NvmeError) -> Code {
+    use nvme_host::NvmeError as E;
+    match e {
+        E::Invalid { .. } => Code::InvalidArgument,
+        E::DisconnectTimedOut { .. } => Code::DeadlineExceeded,
+        e if e.is_transient() => Code::Unavailable,
+        _ => Code::Internal,
+    }
+}
+
+/// Codes for the node's filesystem errors.
+fn fs_code(e: &node_fs::FsError) -> Code {
+    use node_fs::FsError as E;
+    match e {
+        E::Timeout { .. } => Code::DeadlineExceeded,
+        // The device holds something that must not be formatted over.
+        E::NotEmpty { .. } => Code::FailedPrecondition,
+        e if e.is_transient() => Code::Unavailable,
+        _ => Code::Internal,
     }
 }
 
@@ -105,14 +157,15 @@ fn rds_code(e: &RdsError) -> Code {
 
 impl From<DriverError> for Status {
     fn from(e: DriverError) -> Status {
-        let message = match &e {
-            DriverError::Rds(RdsError::RouterOs(cli)) if cli.kind == CliErrorKind::Syntax => {
-                format!(
-                    "{e} (RouterOS did not understand a command: is it {} or newer?)",
-                    routeros::MINIMUM_VERSION
-                )
-            }
-            _ => e.to_string(),
+        let syntax = matches!(&e, DriverError::Rds(rds)
+            if matches!(&**rds, RdsError::RouterOs(cli) if cli.kind == CliErrorKind::Syntax));
+        let message = if syntax {
+            format!(
+                "{e} (RouterOS did not understand a command: is it {} or newer?)",
+                routeros::MINIMUM_VERSION
+            )
+        } else {
+            e.to_string()
         };
         Status::new(e.code(), message)
     }
@@ -130,10 +183,11 @@ mod tests {
     use super::*;
 
     fn cli(kind: CliErrorKind) -> DriverError {
-        DriverError::Rds(RdsError::RouterOs(CliError {
+        RdsError::RouterOs(CliError {
             kind,
             text: "text".into(),
-        }))
+        })
+        .into()
     }
 
     #[test]
@@ -146,16 +200,18 @@ mod tests {
             (DriverError::Busy("pvc-1".into()), Code::Aborted),
             (DriverError::VolumeNotFound("pvc-1".into()), Code::NotFound),
             (
-                DriverError::Rds(RdsError::Timeout {
+                RdsError::Timeout {
                     after: Duration::from_secs(1),
-                }),
+                }
+                .into(),
                 Code::Unavailable,
             ),
             (
-                DriverError::Rds(RdsError::ConnectionLost {
+                RdsError::ConnectionLost {
                     outcome_unknown: true,
                     detail: "x".into(),
-                }),
+                }
+                .into(),
                 Code::Unavailable,
             ),
             (cli(CliErrorKind::OutOfSpace), Code::ResourceExhausted),

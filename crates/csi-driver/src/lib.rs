@@ -1,6 +1,6 @@
 //! The CSI services of rds-csi, and the only crate that speaks gRPC.
 //!
-//! - [`identity`], [`controller`]: the services.
+//! - [`identity`], [`controller`], [`node`]: the services.
 //! - [`params`], [`capability`], [`capacity`], [`naming`]: pure rules: what a
 //!   StorageClass may say, which capabilities are supported, how big a volume
 //!   is made, what its slot, NQN and image are called.
@@ -16,6 +16,7 @@ pub mod error;
 pub mod identity;
 pub mod locks;
 pub mod naming;
+pub mod node;
 pub mod params;
 pub mod rpc;
 pub mod server;
@@ -23,4 +24,5 @@ pub mod server;
 pub use controller::ControllerService;
 pub use error::DriverError;
 pub use identity::IdentityService;
+pub use node::{NodeConfig, NodeService};
 pub use params::{ConnectionParams, Defaults, FsType, VolumeContext, VolumeParams};

@@ -7,11 +7,12 @@ use std::path::Path;
 
 use csi_proto::v1::controller_server::ControllerServer;
 use csi_proto::v1::identity_server::IdentityServer;
+use csi_proto::v1::node_server::NodeServer;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 
-use crate::{ControllerService, IdentityService};
+use crate::{ControllerService, IdentityService, NodeService};
 
 /// The services one plugin process serves.
 pub struct Services {
@@ -19,6 +20,8 @@ pub struct Services {
     pub identity: IdentityService,
     /// Served in controller mode.
     pub controller: Option<ControllerService>,
+    /// Served in node mode.
+    pub node: Option<NodeService>,
 }
 
 /// Binds the unix socket at `path`, replacing a stale socket left by an
@@ -60,6 +63,7 @@ pub async fn serve(
     Ok(Server::builder()
         .add_service(IdentityServer::new(services.identity))
         .add_optional_service(services.controller.map(ControllerServer::new))
+        .add_optional_service(services.node.map(NodeServer::new))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await?)
 }

@@ -140,6 +140,24 @@ pub struct Args {
     #[arg(long, env = "RDS_NQN_PREFIX", default_value = DEFAULT_NQN_PREFIX)]
     pub nqn_prefix: String,
 
+    /// The node plugin's own state folder: staging records and, unless
+    /// /etc/nvme has one, the host's NVMe identity. Must survive restarts of
+    /// the plugin (a hostPath in Kubernetes).
+    #[arg(long, env = "RDS_CSI_STATE_DIR", default_value = "/var/lib/rds-csi")]
+    pub state_dir: PathBuf,
+
+    /// Where the host's NVMe identity (`hostnqn`, `hostid`) is, if set up.
+    #[arg(long, env = "RDS_CSI_ETC_NVME", default_value = "/etc/nvme")]
+    pub etc_nvme: PathBuf,
+
+    /// Root under which the node finds the host's /dev, /sys and /proc.
+    #[arg(long, env = "RDS_CSI_HOST_ROOT", default_value = "/")]
+    pub host_root: PathBuf,
+
+    /// Most volumes the scheduler may place on this node (0: no limit).
+    #[arg(long, env = "RDS_CSI_MAX_VOLUMES_PER_NODE", default_value_t = 0)]
+    pub max_volumes_per_node: i64,
+
     /// Seconds that calls in flight get to finish after SIGTERM.
     #[arg(long, env = "RDS_CSI_SHUTDOWN_GRACE", default_value_t = 25)]
     pub shutdown_grace: u64,
@@ -208,6 +226,8 @@ pub struct PluginConfig {
     pub node_id: Option<String>,
     /// The controller's settings (controller mode).
     pub controller: Option<ControllerConfig>,
+    /// The node's settings (node mode).
+    pub node: Option<csi_driver::NodeConfig>,
     /// Time calls in flight get after SIGTERM.
     pub shutdown_grace: Duration,
 }
@@ -266,6 +286,8 @@ impl PluginConfig {
         // The prefix plus a 32-character slot must be a valid NQN.
         Nqn::new(&format!("{}{}", args.nqn_prefix, "x".repeat(32)))
             .map_err(|e| invalid("nqn-prefix", e.to_string()))?;
+        let default_fs = FsType::parse(&args.default_fs_type)
+            .map_err(|e| invalid("default-fs-type", e.to_string()))?;
         let node_id = match (&args.node_id, args.mode.node()) {
             (Some(id), _) if !id.is_empty() => Some(id.clone()),
             (_, true) => {
@@ -287,12 +309,42 @@ impl PluginConfig {
         } else {
             None
         };
+        let node = match (&node_id, args.mode.node()) {
+            (Some(id), true) => {
+                if args.max_volumes_per_node < 0 {
+                    return Err(invalid("max-volumes-per-node", "must not be negative"));
+                }
+                for (flag, path) in [
+                    ("state-dir", &args.state_dir),
+                    ("etc-nvme", &args.etc_nvme),
+                    ("host-root", &args.host_root),
+                ] {
+                    if !path.is_absolute() {
+                        return Err(invalid(
+                            flag,
+                            format!("{} is not an absolute path", path.display()),
+                        ));
+                    }
+                }
+                Some(csi_driver::NodeConfig {
+                    node_id: id.clone(),
+                    max_volumes: args.max_volumes_per_node,
+                    host_root: args.host_root.clone(),
+                    state_dir: args.state_dir.clone(),
+                    etc_nvme: args.etc_nvme.clone(),
+                    default_fs,
+                    timeouts: Default::default(),
+                })
+            }
+            _ => None,
+        };
         Ok(Self {
             socket,
             mode: args.mode,
             driver_name: args.driver_name.clone(),
             node_id,
             controller,
+            node,
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
         })
     }

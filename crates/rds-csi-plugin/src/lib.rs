@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use csi_driver::server::{self, Services};
-use csi_driver::{ControllerService, IdentityService};
+use csi_driver::{ControllerService, IdentityService, NodeService};
 use rds_client::{ClientKey, RdsClient, SshConfig};
 use tokio::net::UnixListener;
 use tracing::{info, warn};
@@ -34,6 +34,9 @@ pub enum RunError {
     /// The RDS client could not be set up (the key file, most likely).
     #[error(transparent)]
     Rds(#[from] rds_client::Error),
+    /// The node service could not be set up (its state folder, most likely).
+    #[error("node service: {0}")]
+    Node(#[from] csi_driver::DriverError),
     /// The gRPC server failed.
     #[error(transparent)]
     Serve(#[from] server::ServeError),
@@ -80,9 +83,14 @@ pub async fn serve_on(
         }
         None => None,
     };
+    let node = match &config.node {
+        Some(n) => Some(NodeService::new(n.clone())?),
+        None => None,
+    };
     let services = Services {
         identity: IdentityService::new(config.driver_name.clone(), VERSION, identity_rds),
         controller,
+        node,
     };
     info!(
         socket = %config.socket.display(),

@@ -100,6 +100,11 @@ impl Plugin {
         argv.push(sim.addr.port().to_string());
         argv.push("--endpoint".into());
         argv.push(format!("unix://{}", socket.display()));
+        // The node service's state stays in the test's folder.
+        argv.push("--state-dir".into());
+        argv.push(dir.path().join("state").display().to_string());
+        argv.push("--etc-nvme".into());
+        argv.push(dir.path().join("etc-nvme").display().to_string());
         argv.extend(options.extra_flags);
         let config = PluginConfig::from_args(&Args::try_parse_from(&argv).unwrap()).unwrap();
 

@@ -1,0 +1,588 @@
+//! The CSI Node service: attach a volume with the kernel's NVMe/TCP initiator,
+//! format and mount it, publish it to pods, and take it all down again.
+//!
+//! Stage and unstage are asymmetric on purpose. Stage is forgiving: it may be
+//! repeated at any point (after a crash, a timeout) and completes what is
+//! missing — a connection that exists is reused (EALREADY), a filesystem that
+//! exists is mounted, not made. Unstage is strict: it succeeds only once the
+//! mount is gone and no controller of the volume's NQN is left in sysfs, because
+//! reporting success while the kernel still holds the volume lets Kubernetes
+//! attach it elsewhere, and two writers corrupt the filesystem (lesson 3).
+//!
+//! Formatting happens only on a positive "no signature" answer from the probe;
+//! any probe error stops the stage (lesson 2).
+
+pub mod record;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use csi_proto::v1::node_server::Node;
+use csi_proto::v1::node_service_capability::{self, rpc};
+use csi_proto::v1::{self as csi};
+use node_fs::probe::Probe;
+use nvme_host::{ConnectionConfig, Host, HostIdentity, RetryPolicy};
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use crate::capability::{self, Access, Capability};
+use crate::capacity::Bounds;
+use crate::error::{DriverError, Result};
+use crate::locks::VolumeLocks;
+use crate::params::{FsType, VolumeContext};
+use crate::rpc::call;
+use record::{Records, StagingRecord};
+
+/// How long the node waits for each step.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeTimeouts {
+    /// Connecting, with retries, until the controller is up.
+    pub connect: Duration,
+    /// The block device appearing after the connect.
+    pub device: Duration,
+    /// The controllers being gone after a disconnect.
+    pub disconnect: Duration,
+    /// blkid.
+    pub probe: Duration,
+    /// mkfs.
+    pub mkfs: Duration,
+    /// resize2fs / xfs_growfs, and the device showing its new size.
+    pub resize: Duration,
+}
+
+impl Default for NodeTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(60),
+            device: Duration::from_secs(30),
+            disconnect: Duration::from_secs(60),
+            probe: Duration::from_secs(30),
+            mkfs: Duration::from_secs(600),
+            resize: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The node's configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's name.
+    pub node_id: String,
+    /// Most volumes the scheduler may put on this node (0: no limit).
+    pub max_volumes: i64,
+    /// Root of `/dev`, `/sys` and `/proc` (`/` in production).
+    pub host_root: PathBuf,
+    /// The plugin's own state folder (staging records, host identity).
+    pub state_dir: PathBuf,
+    /// Where `hostnqn` and `hostid` of the host are, if set up (`/etc/nvme`).
+    pub etc_nvme: PathBuf,
+    /// Filesystem when neither the capability nor the volume context names one.
+    pub default_fs: FsType,
+    /// Step timeouts.
+    pub timeouts: NodeTimeouts,
+}
+
+/// The Node service.
+pub struct NodeService {
+    config: NodeConfig,
+    host: Host,
+    identity: HostIdentity,
+    records: Records,
+    locks: VolumeLocks,
+}
+
+impl NodeService {
+    /// A node service; reads or creates the host's NVMe identity.
+    pub fn new(config: NodeConfig) -> Result<Self> {
+        let identity = HostIdentity::load_or_create(&config.etc_nvme, &config.state_dir)
+            .map_err(|e| DriverError::FailedPrecondition(format!("NVMe host identity: {e}")))?;
+        info!(hostnqn = %identity.nqn, "NVMe host identity");
+        Ok(Self {
+            host: Host::new(config.host_root.clone()),
+            records: Records::new(config.state_dir.clone()),
+            identity,
+            config,
+            locks: VolumeLocks::default(),
+        })
+    }
+
+    /// The staging records, for start-up recovery.
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    /// The host's NVMe view.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    fn proc_root(&self) -> PathBuf {
+        self.config.host_root.join("proc")
+    }
+
+    fn sys_root(&self) -> PathBuf {
+        self.config.host_root.join("sys")
+    }
+
+    fn is_mounted(&self, path: &Path) -> Result<Option<node_fs::mountinfo::MountInfo>> {
+        let mounts = node_fs::mountinfo::read(&self.proc_root())?;
+        Ok(node_fs::mountinfo::find(&mounts, path).cloned())
+    }
+
+    async fn stage(
+        &self,
+        req: csi::NodeStageVolumeRequest,
+    ) -> Result<csi::NodeStageVolumeResponse> {
+        let volume_id = required("volume ID", &req.volume_id)?;
+        let staging = absolute("staging target path", &req.staging_target_path)?;
+        let cap = capability_of(req.volume_capability.as_ref())?;
+        let context = VolumeContext::from_map(&req.volume_context)?;
+        let _guard = self.locks.try_lock(volume_id)?;
+
+        let connection = ConnectionConfig {
+            traddr: context.nvme_address.clone(),
+            trsvcid: context.nvme_port,
+            nqn: context.nqn.clone(),
+            host: self.identity.clone(),
+            ctrl_loss_tmo: context.connection.ctrl_loss_tmo,
+            reconnect_delay: Some(context.connection.reconnect_delay),
+            keep_alive_tmo: context.connection.keep_alive_tmo,
+            fast_io_fail_tmo: context.connection.fast_io_fail_tmo,
+            nr_io_queues: None,
+        };
+        let connected = self
+            .host
+            .connect_with_retry(
+                &connection,
+                Instant::now() + self.config.timeouts.connect,
+                RetryPolicy::default(),
+            )
+            .await?;
+        let device = self
+            .host
+            .wait_for_block_device(&context.nqn, Instant::now() + self.config.timeouts.device)
+            .await?;
+        info!(nqn = %context.nqn, device = %device.path.display(), ?connected, "connected");
+
+        let fs_type = match &cap.access {
+            Access::Block => None,
+            Access::Mount {
+                fs_type,
+                mount_flags,
+            } => {
+                let wanted = fs_type
+                    .or(context.fs_type)
+                    .unwrap_or(self.config.default_fs);
+                let fs = self.ensure_filesystem(&device.path, wanted).await?;
+                self.ensure_mounted(&device.path, &staging, fs, mount_flags, cap.read_only())?;
+                Some(fs)
+            }
+        };
+        self.records
+            .save(&StagingRecord {
+                volume_id: volume_id.to_owned(),
+                nqn: context.nqn,
+                device: device.path,
+                fs_type: fs_type.map(|f| f.to_string()),
+                staging_path: staging,
+                read_only: cap.read_only(),
+            })
+            .map_err(|e| DriverError::Internal(e.to_string()))?;
+        Ok(csi::NodeStageVolumeResponse {})
+    }
+
+    /// Makes a filesystem only on a device the probe says is empty; an existing
+    /// ext4 or xfs is kept, whatever was asked.
+    async fn ensure_filesystem(&self, device: &Path, wanted: FsType) -> Result<FsType> {
+        match node_fs::probe::probe(device, self.config.timeouts.probe).await? {
+            Probe::Empty => {
+                info!(device = %device.display(), fs = %wanted, "formatting an empty volume");
+                node_fs::format::mkfs(device, to_node_fs(wanted), self.config.timeouts.mkfs)
+                    .await?;
+                Ok(wanted)
+            }
+            Probe::Filesystem(found) => match FsType::parse(&found) {
+                Ok(fs) => {
+                    if fs != wanted {
+                        warn!(device = %device.display(), found = %fs, asked = %wanted, "keeping the existing filesystem");
+                    }
+                    Ok(fs)
+                }
+                Err(_) => Err(DriverError::FailedPrecondition(format!(
+                    "{} holds a {found} filesystem, which this driver does not mount; refusing to format over it",
+                    device.display()
+                ))),
+            },
+            Probe::Other(what) => Err(DriverError::FailedPrecondition(format!(
+                "{} holds {what}; refusing to format over it",
+                device.display()
+            ))),
+        }
+    }
+
+    fn ensure_mounted(
+        &self,
+        device: &Path,
+        staging: &Path,
+        fs: FsType,
+        flags: &[String],
+        read_only: bool,
+    ) -> Result<()> {
+        if let Some(mount) = self.is_mounted(staging)? {
+            if mount.source == device.to_string_lossy() {
+                return Ok(());
+            }
+            return Err(DriverError::FailedPrecondition(format!(
+                "{} is already a mount of {}, not of {}",
+                staging.display(),
+                mount.source,
+                device.display()
+            )));
+        }
+        std::fs::create_dir_all(staging).map_err(|e| io_error("creating", staging, e))?;
+        node_fs::mount::mount(device, staging, to_node_fs(fs), flags, read_only)?;
+        Ok(())
+    }
+
+    /// Unmounts everything stacked on `path` (a path mounted twice needs two
+    /// unmounts), and fails if something is still mounted after that.
+    fn unmount_all(&self, path: &Path) -> Result<()> {
+        for _ in 0..8 {
+            if self.is_mounted(path)?.is_none() {
+                return Ok(());
+            }
+            node_fs::mount::unmount(path)?;
+        }
+        Err(DriverError::Internal(format!(
+            "{} is still mounted after 8 unmounts",
+            path.display()
+        )))
+    }
+
+    async fn unstage(
+        &self,
+        req: csi::NodeUnstageVolumeRequest,
+    ) -> Result<csi::NodeUnstageVolumeResponse> {
+        let volume_id = required("volume ID", &req.volume_id)?;
+        let staging = absolute("staging target path", &req.staging_target_path)?;
+        let _guard = self.locks.try_lock(volume_id)?;
+        let record = self
+            .records
+            .load(volume_id, &staging)
+            .map_err(|e| DriverError::Internal(e.to_string()))?;
+        self.unmount_all(&staging)?;
+        let Some(record) = record else {
+            info!("no staging record: already unstaged");
+            return Ok(csi::NodeUnstageVolumeResponse {});
+        };
+        self.host
+            .disconnect_and_wait(
+                &record.nqn,
+                Instant::now() + self.config.timeouts.disconnect,
+            )
+            .await?;
+        self.records
+            .remove(volume_id, &staging)
+            .map_err(|e| DriverError::Internal(e.to_string()))?;
+        info!(nqn = %record.nqn, "unstaged and disconnected");
+        Ok(csi::NodeUnstageVolumeResponse {})
+    }
+
+    async fn publish(
+        &self,
+        req: csi::NodePublishVolumeRequest,
+    ) -> Result<csi::NodePublishVolumeResponse> {
+        let volume_id = required("volume ID", &req.volume_id)?;
+        let target = absolute("target path", &req.target_path)?;
+        let staging = absolute("staging target path", &req.staging_target_path)?;
+        let cap = capability_of(req.volume_capability.as_ref())?;
+        let read_only = req.readonly || cap.read_only();
+        let _guard = self.locks.try_lock(volume_id)?;
+        let record = self
+            .records
+            .load(volume_id, &staging)
+            .map_err(|e| DriverError::Internal(e.to_string()))?
+            .ok_or_else(|| {
+                DriverError::FailedPrecondition(format!(
+                    "volume {volume_id} is not staged at {}",
+                    staging.display()
+                ))
+            })?;
+        let source = match cap.access {
+            Access::Block => {
+                let device = self.current_device(&record)?;
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| io_error("creating", parent, e))?;
+                }
+                if !target.exists() {
+                    std::fs::File::create(&target).map_err(|e| io_error("creating", &target, e))?;
+                }
+                device
+            }
+            Access::Mount { .. } => {
+                if self.is_mounted(&staging)?.is_none() {
+                    return Err(DriverError::FailedPrecondition(format!(
+                        "volume {volume_id} is not mounted at its staging path {}; stage it again",
+                        staging.display()
+                    )));
+                }
+                std::fs::create_dir_all(&target).map_err(|e| io_error("creating", &target, e))?;
+                staging
+            }
+        };
+        if let Some(mount) = self.is_mounted(&target)? {
+            if mount.read_only() == read_only {
+                return Ok(csi::NodePublishVolumeResponse {});
+            }
+            return Err(DriverError::AlreadyExists(format!(
+                "{} is already published {}",
+                target.display(),
+                if mount.read_only() {
+                    "read-only"
+                } else {
+                    "read-write"
+                }
+            )));
+        }
+        node_fs::mount::bind(&source, &target, read_only)?;
+        Ok(csi::NodePublishVolumeResponse {})
+    }
+
+    /// The volume's block device now: the recorded one if it still belongs to
+    /// the NQN, else whatever the NQN resolves to after a reconnect.
+    fn current_device(&self, record: &StagingRecord) -> Result<PathBuf> {
+        match self.host.block_device(&record.nqn)? {
+            Some(device) => Ok(device.path),
+            None => Err(DriverError::Unavailable(format!(
+                "volume {} has no block device: its NVMe/TCP connection ({}) is down",
+                record.volume_id, record.nqn
+            ))),
+        }
+    }
+
+    async fn unpublish(
+        &self,
+        req: csi::NodeUnpublishVolumeRequest,
+    ) -> Result<csi::NodeUnpublishVolumeResponse> {
+        let volume_id = required("volume ID", &req.volume_id)?;
+        let target = absolute("target path", &req.target_path)?;
+        let _guard = self.locks.try_lock(volume_id)?;
+        self.unmount_all(&target)?;
+        let removed = match std::fs::symlink_metadata(&target) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir(&target),
+            Ok(_) => std::fs::remove_file(&target),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        };
+        removed.map_err(|e| io_error("removing", &target, e))?;
+        Ok(csi::NodeUnpublishVolumeResponse {})
+    }
+
+    async fn expand(
+        &self,
+        req: csi::NodeExpandVolumeRequest,
+    ) -> Result<csi::NodeExpandVolumeResponse> {
+        let volume_id = required("volume ID", &req.volume_id)?;
+        let volume_path = absolute("volume path", &req.volume_path)?;
+        let bounds = Bounds::of(req.capacity_range.as_ref())?;
+        let _guard = self.locks.try_lock(volume_id)?;
+        let record = match req.staging_target_path.as_str() {
+            "" => self.records.load_indexed(volume_id),
+            staging => self.records.load(volume_id, Path::new(staging)),
+        }
+        .map_err(|e| DriverError::Internal(e.to_string()))?
+        .ok_or_else(|| DriverError::VolumeNotFound(volume_id.to_owned()))?;
+        // The RDS grew the image; the kernel learns of it by a rescan.
+        self.host.rescan(&record.nqn)?;
+        let deadline = Instant::now() + self.config.timeouts.resize;
+        let device = loop {
+            let device = self.host.block_device(&record.nqn)?.ok_or_else(|| {
+                DriverError::Unavailable(format!(
+                    "volume {volume_id}'s NVMe/TCP connection is down"
+                ))
+            })?;
+            if device.size_bytes >= bounds.required || Instant::now() >= deadline {
+                break device;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        if device.size_bytes < bounds.required {
+            return Err(DriverError::Unavailable(format!(
+                "the device of volume {volume_id} is still {} bytes after a rescan, not the {} asked for",
+                device.size_bytes, bounds.required
+            )));
+        }
+        if let Some(fs) = record.fs_type.as_deref() {
+            let fs = FsType::parse(fs)?;
+            node_fs::resize::grow(
+                to_node_fs(fs),
+                &device.path,
+                &volume_path,
+                self.config.timeouts.resize,
+            )
+            .await?;
+        }
+        Ok(csi::NodeExpandVolumeResponse {
+            capacity_bytes: i64::try_from(device.size_bytes).unwrap_or(i64::MAX),
+        })
+    }
+
+    async fn volume_stats(
+        &self,
+        req: csi::NodeGetVolumeStatsRequest,
+    ) -> Result<csi::NodeGetVolumeStatsResponse> {
+        let volume_id = required("volume ID", &req.volume_id)?;
+        let volume_path = absolute("volume path", &req.volume_path)?;
+        if !volume_path.exists() {
+            return Err(DriverError::VolumeNotFound(format!(
+                "{volume_id} at {}",
+                volume_path.display()
+            )));
+        }
+        let record = self
+            .records
+            .load_indexed(volume_id)
+            .map_err(|e| DriverError::Internal(e.to_string()))?;
+        stats::volume_stats(self, volume_id, &volume_path, record.as_ref())
+    }
+}
+
+fn to_node_fs(fs: FsType) -> node_fs::FsType {
+    match fs {
+        FsType::Ext4 => node_fs::FsType::Ext4,
+        FsType::Xfs => node_fs::FsType::Xfs,
+    }
+}
+
+fn required<'a>(what: &str, value: &'a str) -> Result<&'a str> {
+    if value.is_empty() {
+        return Err(DriverError::InvalidArgument(format!("{what} is required")));
+    }
+    Ok(value)
+}
+
+fn absolute(what: &str, value: &str) -> Result<PathBuf> {
+    let value = required(what, value)?;
+    let path = PathBuf::from(value);
+    if !path.is_absolute()
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(DriverError::InvalidArgument(format!(
+            "{what} {value:?} must be an absolute path without '..'"
+        )));
+    }
+    Ok(path)
+}
+
+fn capability_of(cap: Option<&csi::VolumeCapability>) -> Result<Capability> {
+    let cap =
+        cap.ok_or_else(|| DriverError::InvalidArgument("volume capability is required".into()))?;
+    capability::check(cap).map_err(DriverError::InvalidArgument)
+}
+
+fn io_error(doing: &str, path: &Path, e: std::io::Error) -> DriverError {
+    DriverError::Internal(format!("{doing} {}: {e}", path.display()))
+}
+
+/// The node capabilities this service implements.
+pub const CAPABILITIES: &[rpc::Type] = &[
+    rpc::Type::StageUnstageVolume,
+    rpc::Type::ExpandVolume,
+    rpc::Type::GetVolumeStats,
+    rpc::Type::VolumeCondition,
+    rpc::Type::SingleNodeMultiWriter,
+];
+
+#[tonic::async_trait]
+impl Node for NodeService {
+    async fn node_stage_volume(
+        &self,
+        request: Request<csi::NodeStageVolumeRequest>,
+    ) -> std::result::Result<Response<csi::NodeStageVolumeResponse>, Status> {
+        let req = request.into_inner();
+        let volume = req.volume_id.clone();
+        call("NodeStageVolume", &volume, self.stage(req)).await
+    }
+
+    async fn node_unstage_volume(
+        &self,
+        request: Request<csi::NodeUnstageVolumeRequest>,
+    ) -> std::result::Result<Response<csi::NodeUnstageVolumeResponse>, Status> {
+        let req = request.into_inner();
+        let volume = req.volume_id.clone();
+        call("NodeUnstageVolume", &volume, self.unstage(req)).await
+    }
+
+    async fn node_publish_volume(
+        &self,
+        request: Request<csi::NodePublishVolumeRequest>,
+    ) -> std::result::Result<Response<csi::NodePublishVolumeResponse>, Status> {
+        let req = request.into_inner();
+        let volume = req.volume_id.clone();
+        call("NodePublishVolume", &volume, self.publish(req)).await
+    }
+
+    async fn node_unpublish_volume(
+        &self,
+        request: Request<csi::NodeUnpublishVolumeRequest>,
+    ) -> std::result::Result<Response<csi::NodeUnpublishVolumeResponse>, Status> {
+        let req = request.into_inner();
+        let volume = req.volume_id.clone();
+        call("NodeUnpublishVolume", &volume, self.unpublish(req)).await
+    }
+
+    async fn node_get_volume_stats(
+        &self,
+        request: Request<csi::NodeGetVolumeStatsRequest>,
+    ) -> std::result::Result<Response<csi::NodeGetVolumeStatsResponse>, Status> {
+        let req = request.into_inner();
+        let volume = req.volume_id.clone();
+        call("NodeGetVolumeStats", &volume, self.volume_stats(req)).await
+    }
+
+    async fn node_expand_volume(
+        &self,
+        request: Request<csi::NodeExpandVolumeRequest>,
+    ) -> std::result::Result<Response<csi::NodeExpandVolumeResponse>, Status> {
+        let req = request.into_inner();
+        let volume = req.volume_id.clone();
+        call("NodeExpandVolume", &volume, self.expand(req)).await
+    }
+
+    async fn node_get_capabilities(
+        &self,
+        _request: Request<csi::NodeGetCapabilitiesRequest>,
+    ) -> std::result::Result<Response<csi::NodeGetCapabilitiesResponse>, Status> {
+        call("NodeGetCapabilities", "", async {
+            Ok(csi::NodeGetCapabilitiesResponse {
+                capabilities: CAPABILITIES
+                    .iter()
+                    .map(|&t| csi::NodeServiceCapability {
+                        r#type: Some(node_service_capability::Type::Rpc(
+                            node_service_capability::Rpc { r#type: t as i32 },
+                        )),
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn node_get_info(
+        &self,
+        _request: Request<csi::NodeGetInfoRequest>,
+    ) -> std::result::Result<Response<csi::NodeGetInfoResponse>, Status> {
+        call("NodeGetInfo", "", async {
+            Ok(csi::NodeGetInfoResponse {
+                node_id: self.config.node_id.clone(),
+                max_volumes_per_node: self.config.max_volumes,
+                accessible_topology: None,
+            })
+        })
+        .await
+    }
+}
