@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::SimError;
+use crate::nvmet::NvmetConfig;
 
 /// The slot limit of RouterOS 7.24.
 pub const DEFAULT_MAX_SLOT_LEN: usize = 32;
@@ -23,6 +24,10 @@ pub struct SimConfig {
     /// §1). Older releases took 40, which is how the Go driver's
     /// `pvc-<uuid>` slots came to be; tests of those volumes raise it.
     pub max_slot_len: usize,
+    /// Export the disks through the kernel's NVMe/TCP target (nvmet), for
+    /// tests in a guest with a real initiator. None: nothing outside the
+    /// root is touched.
+    pub nvmet: Option<NvmetConfig>,
 }
 
 /// One storage pool: a mounted RAID entry in `/disk`.
@@ -42,8 +47,8 @@ pub struct PoolConfig {
 }
 
 impl SimConfig {
-    /// One pool named `pool` with the folder `volumes`, filesystem xfs, and
-    /// version `7.21.1 (stable)`.
+    /// One pool named `pool` with the folder `volumes`, filesystem xfs,
+    /// version `7.21.1 (stable)`, and no nvmet export.
     pub fn single_pool(root: impl Into<PathBuf>, pool: &str, capacity: u64) -> Self {
         SimConfig {
             root: root.into(),
@@ -55,6 +60,7 @@ impl SimConfig {
             }],
             version: "7.21.1 (stable)".to_string(),
             max_slot_len: DEFAULT_MAX_SLOT_LEN,
+            nvmet: None,
         }
     }
 

@@ -160,6 +160,9 @@ pub enum SimError {
         #[source]
         source: serde_json::Error,
     },
+    /// The disks could not be exported through nvmet.
+    #[error("nvmet: {0}")]
+    Nvmet(#[from] crate::nvmet::NvmetError),
     /// The state could not be written.
     #[error("cannot write {path}: {source}")]
     WriteState {

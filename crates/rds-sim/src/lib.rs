@@ -9,6 +9,8 @@
 //! the device, and injects faults on request.
 //!
 //! Entry points: [`Engine`] runs scripts; [`Faults`] switches failures on;
+//! [`NvmetConfig`] makes the disks real NVMe/TCP exports (in a guest whose
+//! kernel has nvmet);
 //! [`parse_single_command`] reads one command strictly, for property tests of
 //! the client's command builder. The SSH front end lives in [`server`]; [`testing::TestSim`] runs it on a
 //! loopback port for other crates' tests; the `rds-sim` binary runs it for people.
@@ -20,6 +22,8 @@
 //!   commands, as on the device.
 //! - **Nothing outside the root is touched**: script paths are plain
 //!   segments under a configured pool, and symbolic links are not followed.
+//!   The one exception is asked for: with [`SimConfig::nvmet`], nvmet's
+//!   configfs and loop devices, and there only what this simulator made.
 
 mod ast;
 mod commands;
@@ -32,6 +36,7 @@ mod format;
 mod interp;
 mod lexer;
 mod menu;
+mod nvmet;
 mod parser;
 mod records;
 pub mod server;
@@ -44,4 +49,5 @@ pub use config::{DEFAULT_MAX_SLOT_LEN, PoolConfig, SimConfig};
 pub use engine::{DiskView, Engine, ExecGuard, ExecOptions, Execution, FileView};
 pub use error::{ParseError, Pos, SimError};
 pub use faults::Faults;
+pub use nvmet::{NvmetConfig, NvmetError};
 pub use parser::{ParsedCommand, parse_single_command};
