@@ -25,6 +25,9 @@ use crate::error::{CmdError, SimError};
 use crate::faults::{Faults, Verdict};
 use crate::interp::{CommandRunner, Flow, Interp};
 use crate::menu::{Menu, canonical_name};
+use crate::nvmet::layout::{ConfigFs, RealConfigFs};
+use crate::nvmet::loopdev::{Backing, LoopDevices};
+use crate::nvmet::{self, Exporter, NvmetError};
 use crate::parser::parse_script;
 use crate::state::storage::{EntryKind, Storage};
 use crate::state::{State, persist};
@@ -94,6 +97,9 @@ struct Inner {
     /// Exec requests being handled now, and the most there ever were.
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// The nvmet exporter, when configured. Locked after `state`, never
+    /// before.
+    nvmet: Option<Mutex<Exporter>>,
 }
 
 /// A simulated RDS. Cheap to clone; clones share the appliance.
@@ -113,13 +119,44 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Opens the appliance: creates the pool folders, and loads the saved
     /// state if there is one, so a restarted simulator keeps its disks.
+    ///
+    /// With [`SimConfig::nvmet`], the disks are also reconciled with nvmet's
+    /// configfs (see [`Engine::nvmet_exports`]); a foreign subsystem in the
+    /// way, or no nvmet at all, is an error.
     pub fn open(config: SimConfig) -> Result<Engine, SimError> {
+        let backend: Option<(Box<dyn ConfigFs>, Box<dyn Backing>)> = match config.nvmet {
+            Some(_) => Some((Box::new(RealConfigFs), Box::new(LoopDevices::default()))),
+            None => None,
+        };
+        Self::open_with(config, backend)
+    }
+
+    /// [`Engine::open`] with the given configfs and block-device backends
+    /// for nvmet (tests substitute fakes).
+    pub(crate) fn open_with(
+        config: SimConfig,
+        backend: Option<(Box<dyn ConfigFs>, Box<dyn Backing>)>,
+    ) -> Result<Engine, SimError> {
         config.validate()?;
         let storage = Storage::new(&config);
         storage.prepare()?;
         let state = State::new(persist::load(&config.root)?, &config);
         // New pools got ids; save them so they stay the same next time.
         persist::compact(&config.root, &state.saved)?;
+        let nvmet = match (&config.nvmet, backend) {
+            (Some(nvmet_config), Some((fs, backing))) => {
+                let desired = exports(&storage, &state);
+                let state_dir = config.root.join(persist::STATE_DIR);
+                Some(Mutex::new(Exporter::open(
+                    nvmet_config.clone(),
+                    &state_dir,
+                    &desired,
+                    fs,
+                    backing,
+                )?))
+            }
+            _ => None,
+        };
         Ok(Engine {
             inner: Arc::new(Inner {
                 root: config.root.clone(),
@@ -134,6 +171,7 @@ impl Engine {
                 commands: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
+                nvmet,
             }),
         })
     }
@@ -230,6 +268,45 @@ impl Engine {
         self.inner.max_in_flight.load(Ordering::Relaxed)
     }
 
+    /// The NQNs exported through nvmet now, sorted; none without
+    /// [`SimConfig::nvmet`].
+    pub fn nvmet_exports(&self) -> Vec<String> {
+        self.inner
+            .exporter()
+            .map(|e| e.exported())
+            .unwrap_or_default()
+    }
+
+    /// Takes nvmet's TCP port `port` away, as when the appliance's target
+    /// goes away for a while: connected initiators lose their controllers
+    /// and new connections are refused, until [`Engine::nvmet_port_up`].
+    /// Disks added meanwhile are exported, but not served on that port.
+    pub fn nvmet_port_down(&self, port: u16) -> Result<(), NvmetError> {
+        self.inner
+            .exporter()
+            .ok_or(NvmetError::Disabled)?
+            .port_down(port)
+    }
+
+    /// Serves `port` again after [`Engine::nvmet_port_down`].
+    pub fn nvmet_port_up(&self, port: u16) -> Result<(), NvmetError> {
+        self.inner
+            .exporter()
+            .ok_or(NvmetError::Disabled)?
+            .port_up(port)
+    }
+
+    /// Removes every subsystem and port this simulator made in nvmet, and
+    /// stops exporting (later commands leave nvmet alone). For the end of a
+    /// test, so the next one finds configfs clean; dropping the engine
+    /// leaves the exports in place, as a restarted appliance keeps them.
+    pub fn nvmet_shutdown(&self) -> Result<(), NvmetError> {
+        match self.inner.exporter() {
+            Some(mut exporter) => exporter.shutdown(),
+            None => Ok(()),
+        }
+    }
+
     /// How many menu commands have run (including failed ones; not those a
     /// drop-before stopped). Scripting commands such as `:if` do not count.
     pub fn commands_executed(&self) -> u64 {
@@ -249,11 +326,26 @@ impl Drop for ExecGuard {
     }
 }
 
+/// The nvmet exports `state` calls for.
+fn exports(storage: &Storage, state: &State) -> Vec<nvmet::Export> {
+    nvmet::exports(&state.saved.disks, |path| {
+        storage.resolve_image(path).ok().map(|image| image.path)
+    })
+}
+
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Commands change a copy and swap it in whole, so a state left by a
         // panicking holder is still consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn exporter(&self) -> Option<MutexGuard<'_, Exporter>> {
+        // The exporter puts configfs back itself when a change fails, so
+        // one left by a panicking holder is as consistent as it can be.
+        self.nvmet
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Runs one command under the lock, saving the state if it changed.
@@ -285,10 +377,23 @@ impl Inner {
             // Whatever changed (a file, a size), listings are rebuilt.
             next.invalidate_caches();
             if next.saved != state.saved {
-                persist::save(&self.root, &next.saved).map_err(|e| {
+                // nvmet first: a change it refuses fails the command before
+                // anything is saved, and it has put itself back.
+                let mut exporter = self.exporter();
+                if let Some(exporter) = exporter.as_mut() {
+                    exporter
+                        .sync(&exports(&self.storage, &next))
+                        .map_err(|e| CmdError::Io(format!("nvmet: {e}")))?;
+                }
+                if let Err(e) = persist::save(&self.root, &next.saved) {
                     tracing::error!(error = %e, "cannot save the simulator state");
-                    CmdError::Io(format!("could not save state: {e}"))
-                })?;
+                    if let Some(exporter) = exporter.as_mut()
+                        && let Err(e) = exporter.sync(&exports(&self.storage, &state))
+                    {
+                        tracing::error!(error = %e, "cannot put the nvmet exports back");
+                    }
+                    return Err(CmdError::Io(format!("could not save state: {e}")));
+                }
             }
             *state = next;
         }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rds_sim::server::{ServerConfig, serve};
-use rds_sim::{Engine, PoolConfig, SimConfig};
+use rds_sim::{Engine, NvmetConfig, PoolConfig, SimConfig};
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey};
 use tracing::info;
@@ -55,6 +55,10 @@ struct Args {
         default_value = "7.21.1 (stable)"
     )]
     routeros_version: String,
+    /// Export the disks through the kernel's NVMe/TCP target (nvmet), at
+    /// this address; needs configfs and the nvmet modules (e.g. in guest/run).
+    #[arg(long = "nvmet-traddr", env = "RDS_SIM_NVMET_TRADDR")]
+    nvmet_traddr: Option<String>,
 }
 
 fn parse_capacity(text: &str) -> Result<u64, String> {
@@ -129,6 +133,10 @@ async fn run(args: Args) -> Result<(), String> {
         }],
         version: args.routeros_version.clone(),
         max_slot_len: rds_sim::DEFAULT_MAX_SLOT_LEN,
+        nvmet: args.nvmet_traddr.clone().map(|traddr| NvmetConfig {
+            traddr,
+            ..NvmetConfig::default()
+        }),
     })
     .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
