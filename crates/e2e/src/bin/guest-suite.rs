@@ -1,0 +1,106 @@
+//! `guest-suite`: runs the end-to-end scenarios, inside the guest of
+//! `guest/run` (it refuses to run anywhere without nvmet in configfs).
+//!
+//! ```text
+//! guest/run /tmp/w -- target/debug/guest-suite [--list] [FILTER]...
+//! ```
+//!
+//! Runs the scenarios whose names contain a filter (all without one), one
+//! at a time, printing `scenario NAME ... ok (1.2s)` or `FAILED` with the
+//! reason, and exits non-zero if any failed. `RUST_LOG` sets the log level
+//! (default `warn`).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use e2e::scenarios::{self, Ctx};
+
+/// Longest a scenario may take before it counts as failed.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("usage: guest-suite [--list] [FILTER]...");
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--list") {
+        for scenario in scenarios::ALL {
+            println!("{}", scenario.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    if !Path::new("/sys/kernel/config/nvmet").is_dir() {
+        eprintln!(
+            "guest-suite: /sys/kernel/config/nvmet does not exist, so this is not the test guest.\n\
+             Run it there: guest/run WORKDIR -- {} [FILTER]...  (or: cargo test -p e2e)",
+            std::env::args()
+                .next()
+                .unwrap_or_else(|| "guest-suite".into())
+        );
+        return ExitCode::from(2);
+    }
+    let selected = scenarios::select(&args);
+    if selected.is_empty() {
+        eprintln!("guest-suite: no scenario matches {args:?} (see --list)");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("guest-suite: cannot start tokio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for scenario in selected {
+        print!("scenario {} ... ", scenario.name);
+        let started = Instant::now();
+        let outcome = runtime.block_on(run_one(scenario));
+        let took = started.elapsed();
+        match outcome {
+            Ok(()) => {
+                passed += 1;
+                println!("ok ({:.1}s)", took.as_secs_f64());
+            }
+            Err(reason) => {
+                failed += 1;
+                println!("FAILED ({:.1}s)", took.as_secs_f64());
+                for line in reason.lines() {
+                    println!("    {line}");
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn run_one(scenario: scenarios::Scenario) -> Result<(), String> {
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("{}-", scenario.name))
+        .tempdir_in("/tmp")
+        .map_err(|e| format!("cannot make a scratch folder: {e}"))?;
+    let ctx = Ctx {
+        scratch: scratch.path().to_path_buf(),
+    };
+    match tokio::time::timeout(SCENARIO_TIMEOUT, (scenario.run)(ctx)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(format!("did not finish within {SCENARIO_TIMEOUT:?}")),
+    }
+}

@@ -1,0 +1,21 @@
+//! End-to-end scenarios on a real kernel: the simulator's disks exported
+//! through Linux nvmet and attached with the kernel's NVMe/TCP initiator.
+//!
+//! They need what only the guest of `guest/run` has (configfs, nvmet,
+//! nvme-tcp), so they run there, from the `guest-suite` binary;
+//! `tests/guest.rs` boots the guest and runs it for `cargo test`.
+//!
+//! - [`scenarios`]: the registry; each scenario is an `async fn(Ctx) ->
+//!   Result<(), String>` in a module of its own.
+//! - [`support`]: error context and waiting with a deadline.
+//! - [`fabrics`]: the initiator side, written directly against
+//!   `/dev/nvme-fabrics` and sysfs (a few lines of test code, independent of
+//!   the driver's own `nvme-host` crate, so each checks the other).
+//! - [`kmsg`]: the kernel log, to prove a scenario caused no I/O errors.
+//! - [`rds`]: a simulator with nvmet export, and a client for it.
+
+pub mod fabrics;
+pub mod kmsg;
+pub mod rds;
+pub mod scenarios;
+pub mod support;

@@ -1,0 +1,115 @@
+//! A simulated RDS whose disks are real nvmet exports, and a client for it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rds_client::{ClientKey, HostKeyPolicy, RdsClient, SshConfig};
+use rds_sim::testing::TestSim;
+use rds_sim::{NvmetConfig, SimConfig};
+use routeros::{Comment, NewDisk, Nqn, RdsPath, Slot};
+
+use crate::support::{Context, Outcome};
+
+/// The pool every scenario's simulator has.
+pub const POOL: &str = "raid10";
+/// The NVMe/TCP port volumes are exported on.
+pub const PORT: u16 = 4420;
+/// Where nvmet lives in configfs.
+pub const NVMET: &str = "/sys/kernel/config/nvmet";
+
+/// A running simulator exporting through nvmet, with a client logged in.
+pub struct Rds {
+    /// The simulator (its engine has the nvmet test controls).
+    pub sim: TestSim,
+    /// A client configured against it.
+    pub client: Arc<RdsClient>,
+    root: PathBuf,
+}
+
+impl Rds {
+    /// Starts a simulator keeping its pool under `root` (on the guest's
+    /// tmpfs), with a pool of `capacity` bytes.
+    pub async fn start(root: &Path, capacity: u64) -> Outcome<Rds> {
+        let mut config = SimConfig::single_pool(root, POOL, capacity);
+        config.nvmet = Some(NvmetConfig::default());
+        let sim = TestSim::start(config)
+            .await
+            .context("cannot start the simulator with nvmet")?;
+        let client = Arc::new(RdsClient::new(client_config(&sim)));
+        Ok(Rds {
+            sim,
+            client,
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The host file holding volume `name`'s image.
+    pub fn image(&self, name: &str) -> PathBuf {
+        self.root
+            .join(POOL)
+            .join("volumes")
+            .join(format!("{name}.img"))
+    }
+
+    /// Stops the simulator as a crash would: its exports stay in nvmet, for
+    /// a simulator started later on the same root to reconcile.
+    pub async fn stop_leaving_exports(mut self) {
+        self.sim.stop().await;
+    }
+
+    /// Removes what the simulator made in nvmet and stops it.
+    pub async fn stop(mut self) -> Outcome {
+        let cleaned = self
+            .sim
+            .engine
+            .nvmet_shutdown()
+            .context("cannot remove the simulator's nvmet exports");
+        self.sim.stop().await;
+        cleaned
+    }
+}
+
+/// How the driver's client would be set up against `sim`, with timeouts
+/// generous for an emulated machine.
+pub fn client_config(sim: &TestSim) -> SshConfig {
+    let mut config = SshConfig::new(
+        sim.addr.ip().to_string(),
+        sim.addr.port(),
+        sim.user.clone(),
+        ClientKey::from_key(sim.client_key.clone()),
+        HostKeyPolicy::Key(sim.host_key.clone()),
+    );
+    config.command_timeout = Duration::from_secs(60);
+    config.reconnect_initial = Duration::from_millis(50);
+    config.reconnect_max = Duration::from_millis(500);
+    config
+}
+
+/// A volume named `name` as the controller would ask for it: slot `name`,
+/// image `/raid10/volumes/<name>.img`, NQN `nqn.2000-02.com.mikrotik:<name>`.
+pub fn volume(name: &str, size: u64) -> Outcome<NewDisk> {
+    Ok(NewDisk {
+        slot: slot(name)?,
+        file_path: RdsPath::new(&format!("/{POOL}/volumes/{name}.img")).context("image path")?,
+        size,
+        nvme_port: PORT,
+        nqn: Nqn::new(&nqn(name)).context("NQN")?,
+        comment: Comment::new(&format!("rds-csi:{name}")).context("comment")?,
+    })
+}
+
+/// The slot of volume `name`.
+pub fn slot(name: &str) -> Outcome<Slot> {
+    Slot::new(name).context("slot")
+}
+
+/// The NQN of volume `name`.
+pub fn nqn(name: &str) -> String {
+    format!("nqn.2000-02.com.mikrotik:{name}")
+}
+
+/// nvmet's folder for subsystem `nqn`.
+pub fn subsystem_dir(nqn: &str) -> PathBuf {
+    Path::new(NVMET).join("subsystems").join(nqn)
+}
