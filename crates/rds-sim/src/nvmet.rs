@@ -21,8 +21,10 @@
 //! reconciles a restarted simulator with what is already in configfs,
 //! touching only what its [`record`] says it made.
 
+mod adopt;
 pub(crate) mod layout;
 pub(crate) mod loopdev;
+mod ports;
 pub(crate) mod record;
 #[cfg(test)]
 mod tests;
@@ -233,88 +235,6 @@ impl Exporter {
         Ok(exporter)
     }
 
-    /// Takes over what the record says was made and is still there.
-    fn adopt(&mut self) -> Result<(), NvmetError> {
-        for id in self.record.ports.clone() {
-            let port = self.layout.port(id);
-            match self.read_port(id) {
-                Some((_, trsvcid)) if self.fs.exists(&port) => {
-                    self.ports.insert(trsvcid, Port { id, ours: true });
-                }
-                _ => {
-                    self.record.ports.remove(&id);
-                }
-            }
-        }
-        for (nqn, made) in self.record.subsystems.clone() {
-            if !self.fs.exists(&self.layout.subsystem(&nqn)) {
-                // Made by a run that stopped half-way: a device it attached
-                // may still hold the image.
-                if !made.device.is_empty()
-                    && self.backing.backing_file(&made.device).as_deref() == Some(&made.image)
-                {
-                    let _ = self.backing.detach(&made.device);
-                }
-                self.record.subsystems.remove(&nqn);
-                continue;
-            }
-            let device = self
-                .fs
-                .read(&self.layout.namespace(&nqn).join("device_path"))
-                .unwrap_or_default();
-            // A device that no longer holds the image makes the export differ
-            // from any wanted one, so converging re-creates it.
-            let image = if self.backing.backing_file(&device).as_deref() == Some(&made.image) {
-                made.image.clone()
-            } else {
-                PathBuf::new()
-            };
-            let port = self.linked_port(&nqn).unwrap_or(0);
-            self.live.insert(
-                nqn.clone(),
-                Live {
-                    image,
-                    device,
-                    port,
-                    size: 0,
-                },
-            );
-        }
-        self.save_record()
-    }
-
-    /// The TCP port of the first port that serves `nqn`, adopting that port.
-    fn linked_port(&mut self, nqn: &str) -> Option<u16> {
-        let ids = self.fs.list(&self.layout.ports()).ok()?;
-        for id in ids.iter().filter_map(|name| name.parse::<u16>().ok()) {
-            if self.fs.exists(&self.layout.port_link(id, nqn))
-                && let Some((_, trsvcid)) = self.read_port(id)
-            {
-                let ours = self.record.ports.contains(&id);
-                self.ports.entry(trsvcid).or_insert(Port { id, ours });
-                return Some(trsvcid);
-            }
-        }
-        None
-    }
-
-    /// `(traddr, trsvcid)` of TCP port `id`.
-    fn read_port(&self, id: u16) -> Option<(String, u16)> {
-        let port = self.layout.port(id);
-        let trtype = self.fs.read(&port.join("addr_trtype")).ok()?;
-        if trtype != "tcp" {
-            return None;
-        }
-        let traddr = self.fs.read(&port.join("addr_traddr")).ok()?;
-        let trsvcid = self
-            .fs
-            .read(&port.join("addr_trsvcid"))
-            .ok()?
-            .parse()
-            .ok()?;
-        Some((traddr, trsvcid))
-    }
-
     fn save_record(&self) -> Result<(), NvmetError> {
         self.record
             .save(&self.state_dir)
@@ -488,126 +408,9 @@ impl Exporter {
         Ok(())
     }
 
-    /// The port id serving TCP port `trsvcid` at our address: one already
-    /// known, one found in configfs (which may be foreign: two ports cannot
-    /// listen on one address, so sharing it is the only way), or a new one.
-    fn ensure_port(&mut self, trsvcid: u16) -> Result<u16, NvmetError> {
-        if let Some(port) = self.ports.get(&trsvcid) {
-            return Ok(port.id);
-        }
-        let names = self.fs.list(&self.layout.ports()).unwrap_or_default();
-        let ids: BTreeSet<u16> = names.iter().filter_map(|n| n.parse().ok()).collect();
-        for &id in &ids {
-            if self.read_port(id) == Some((self.config.traddr.clone(), trsvcid)) {
-                let ours = self.record.ports.contains(&id);
-                self.ports.insert(trsvcid, Port { id, ours });
-                return Ok(id);
-            }
-        }
-        // Named after the TCP port when that name is free, for people
-        // reading configfs.
-        let id = if ids.contains(&trsvcid) || trsvcid == 0 {
-            (1..=u16::MAX).find(|id| !ids.contains(id)).unwrap_or(1)
-        } else {
-            trsvcid
-        };
-        self.record.ports.insert(id);
-        self.save_record()?;
-        let steps = self.layout.add_port(id, &self.config.traddr, trsvcid);
-        if let Err(e) = apply(&*self.fs, &steps) {
-            self.record.ports.remove(&id);
-            let _ = self.save_record();
-            return Err(e.into());
-        }
-        self.ports.insert(trsvcid, Port { id, ours: true });
-        Ok(id)
-    }
-
-    /// Removes our ports that serve nothing of ours, and forgets foreign
-    /// ones we no longer use.
-    fn release_ports(&mut self) -> Result<(), NvmetError> {
-        let used: BTreeSet<u16> = self.live.values().map(|l| l.port).collect();
-        let unused: Vec<(u16, Port)> = self
-            .ports
-            .iter()
-            .filter(|(trsvcid, _)| !used.contains(trsvcid))
-            .map(|(t, p)| (*t, *p))
-            .collect();
-        for (trsvcid, port) in unused {
-            if port.ours {
-                self.remove_port(port.id)?;
-            }
-            self.ports.remove(&trsvcid);
-        }
-        Ok(())
-    }
-
-    fn remove_port(&mut self, id: u16) -> Result<(), NvmetError> {
-        let linked = self
-            .fs
-            .list(&self.layout.port(id).join("subsystems"))
-            .unwrap_or_default();
-        if !linked.is_empty() {
-            // Someone else serves something there; leave the port to them.
-            tracing::warn!(id, ?linked, "port still serves foreign subsystems; kept");
-        } else {
-            apply(&*self.fs, &self.layout.remove_port(id))?;
-        }
-        self.record.ports.remove(&id);
-        self.save_record()
-    }
-
     /// The NQNs exported now, sorted.
     pub fn exported(&self) -> Vec<String> {
         self.live.keys().cloned().collect()
-    }
-
-    /// Takes TCP port `trsvcid` away, as if the appliance's target went
-    /// away: our subsystems are unlinked from it (nvmet drops their
-    /// controllers) and, if we made the port, it is removed, so connections
-    /// are refused. Until [`Exporter::port_up`], nothing is served there.
-    pub fn port_down(&mut self, trsvcid: u16) -> Result<(), NvmetError> {
-        if self.shut_down {
-            return Err(NvmetError::Disabled);
-        }
-        self.down.insert(trsvcid);
-        let Some(port) = self.ports.get(&trsvcid).copied() else {
-            return Ok(());
-        };
-        let served: Vec<String> = self
-            .live
-            .iter()
-            .filter(|(_, l)| l.port == trsvcid)
-            .map(|(nqn, _)| nqn.clone())
-            .collect();
-        for nqn in &served {
-            if self.fs.exists(&self.layout.port_link(port.id, nqn)) {
-                apply(&*self.fs, &self.layout.unlink(port.id, nqn))?;
-            }
-        }
-        if port.ours {
-            self.remove_port(port.id)?;
-        }
-        self.ports.remove(&trsvcid);
-        Ok(())
-    }
-
-    /// Serves TCP port `trsvcid` again after [`Exporter::port_down`].
-    pub fn port_up(&mut self, trsvcid: u16) -> Result<(), NvmetError> {
-        if self.shut_down {
-            return Err(NvmetError::Disabled);
-        }
-        self.down.remove(&trsvcid);
-        let served: Vec<String> = self
-            .live
-            .iter()
-            .filter(|(_, l)| l.port == trsvcid)
-            .map(|(nqn, _)| nqn.clone())
-            .collect();
-        for nqn in served {
-            self.move_port(&nqn, 0, trsvcid)?;
-        }
-        Ok(())
     }
 
     /// Removes everything this exporter made and stops exporting: later
