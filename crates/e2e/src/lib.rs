@@ -13,7 +13,12 @@
 //!   the driver's own `nvme-host` crate, so each checks the other).
 //! - [`kmsg`]: the kernel log, to prove a scenario caused no I/O errors.
 //! - [`rds`]: a simulator with nvmet export, and a client for it.
+//! - [`bench`]: NodeStageVolume's time beside the same steps by hand.
+//! - [`csi`]: the whole driver: the simulator, the plugin as a process of its
+//!   own, and CSI clients of its socket.
 
+pub mod bench;
+pub mod csi;
 pub mod fabrics;
 pub mod kmsg;
 pub mod rds;

@@ -1,6 +1,11 @@
 //! The scenarios, by name. To add one: write `async fn run(ctx: Ctx) ->
 //! Outcome` in a module under `scenarios/`, and list it in [`ALL`].
 
+mod node_block;
+mod node_expand;
+pub(crate) mod node_lifecycle;
+mod node_outage;
+mod node_restart;
 mod sim_exports;
 mod sim_restart;
 
@@ -38,6 +43,38 @@ pub const ALL: &[Scenario] = &[
     Scenario {
         name: "sim_restart_reconciles_nvmet",
         run: |ctx| Box::pin(sim_restart::run(ctx)),
+    },
+    Scenario {
+        name: "node_lifecycle_ext4",
+        run: |ctx| Box::pin(node_lifecycle::ext4(ctx)),
+    },
+    Scenario {
+        name: "node_lifecycle_xfs",
+        run: |ctx| Box::pin(node_lifecycle::xfs(ctx)),
+    },
+    Scenario {
+        name: "node_block_and_read_only",
+        run: |ctx| Box::pin(node_block::run(ctx)),
+    },
+    Scenario {
+        name: "node_expand_ext4",
+        run: |ctx| Box::pin(node_expand::ext4(ctx)),
+    },
+    Scenario {
+        name: "node_expand_xfs",
+        run: |ctx| Box::pin(node_expand::xfs(ctx)),
+    },
+    Scenario {
+        name: "node_outage_shorter_than_ctrl_loss_tmo",
+        run: |ctx| Box::pin(node_outage::shorter(ctx)),
+    },
+    Scenario {
+        name: "node_outage_past_ctrl_loss_tmo",
+        run: |ctx| Box::pin(node_outage::longer(ctx)),
+    },
+    Scenario {
+        name: "node_plugin_killed_between_rpcs",
+        run: |ctx| Box::pin(node_restart::run(ctx)),
     },
 ];
 

@@ -32,18 +32,40 @@ pub fn mkfs_command(fs: FsType, device: &Path) -> (&'static str, Vec<&OsStr>) {
     }
 }
 
+/// What [`format_if_empty`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prepared {
+    /// The device was empty and now holds a new filesystem.
+    Formatted,
+    /// The device was not empty and was left alone; this is what it holds.
+    Existing(Probe),
+}
+
 /// Makes an `fs` filesystem on `device`, which must probe as empty. `timeout`
 /// bounds the whole call, probe and mkfs together.
 pub async fn mkfs(device: &Path, fs: FsType, timeout: Duration) -> Result<(), FsError> {
+    match format_if_empty(device, fs, timeout).await? {
+        Prepared::Formatted => Ok(()),
+        Prepared::Existing(found) => Err(FsError::NotEmpty {
+            device: device.to_path_buf(),
+            found,
+        }),
+    }
+}
+
+/// Probes `device` once and makes an `fs` filesystem only if the probe says
+/// [`Probe::Empty`]; otherwise reports what is there and changes nothing.
+/// For a caller that must decide on the probe's answer anyway (stage), this
+/// is [`mkfs`] without a second probe. `timeout` bounds probe and mkfs.
+pub async fn format_if_empty(
+    device: &Path,
+    fs: FsType,
+    timeout: Duration,
+) -> Result<Prepared, FsError> {
     let deadline = Instant::now() + timeout;
     match probe::probe(device, timeout).await? {
         Probe::Empty => {}
-        found => {
-            return Err(FsError::NotEmpty {
-                device: device.to_path_buf(),
-                found,
-            });
-        }
+        found => return Ok(Prepared::Existing(found)),
     }
     let (program, args) = mkfs_command(fs, device);
     let remaining = deadline.saturating_duration_since(Instant::now());
@@ -57,7 +79,7 @@ pub async fn mkfs(device: &Path, fs: FsType, timeout: Duration) -> Result<(), Fs
         return Err(FsError::tool_failed(program, device, &output, ""));
     }
     tracing::info!(device = %device.display(), %fs, "made a filesystem");
-    Ok(())
+    Ok(Prepared::Formatted)
 }
 
 #[cfg(test)]

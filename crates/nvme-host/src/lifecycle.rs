@@ -21,8 +21,20 @@ use crate::host::Host;
 use crate::scan::{Written, write_trigger};
 use crate::sysfs::{BlockDevice, Controller, CtrlState};
 
-/// How often waits look at sysfs.
+/// How often waits look at sysfs once they have waited a while.
 pub const POLL: Duration = Duration::from_millis(100);
+
+/// How often a wait looks at sysfs after `waited`: every 10 ms for the first
+/// second (a namespace usually appears, and a controller goes, within tens of
+/// milliseconds, and staging time is what a pod start waits for), then every
+/// [`POLL`].
+pub fn poll_interval(waited: Duration) -> Duration {
+    if waited < Duration::from_secs(1) {
+        Duration::from_millis(10)
+    } else {
+        POLL
+    }
+}
 
 impl Host {
     /// Writes `1` to `delete_controller` of every controller whose subsystem
@@ -60,6 +72,7 @@ impl Host {
     pub async fn disconnect_and_wait(&self, nqn: &str, deadline: Instant) -> Result<(), NvmeError> {
         let mut deletes: HashMap<String, JoinHandle<Result<Written, NvmeError>>> = HashMap::new();
         let mut last_write_error = None;
+        let started = Instant::now();
         loop {
             let remaining = self.controllers_of(nqn)?;
             if remaining.is_empty() {
@@ -94,7 +107,7 @@ impl Host {
                     deletes.insert(c.name.clone(), task);
                 }
             }
-            sleep_towards(deadline).await;
+            sleep_towards(deadline, started).await;
         }
     }
 
@@ -131,6 +144,7 @@ impl Host {
         nqn: &str,
         deadline: Instant,
     ) -> Result<BlockDevice, NvmeError> {
+        let started = Instant::now();
         loop {
             let seen = match self.block_device(nqn)? {
                 Some(device) if self.dev_node(&device.name).exists() => return Ok(device),
@@ -151,14 +165,16 @@ impl Host {
                     seen,
                 });
             }
-            sleep_towards(deadline).await;
+            sleep_towards(deadline, started).await;
         }
     }
 }
 
-/// Sleeps one poll interval, or until the deadline if that comes first.
-async fn sleep_towards(deadline: Instant) {
-    tokio::time::sleep_until(deadline.min(Instant::now() + POLL)).await;
+/// Sleeps one poll interval of a wait that began at `started`, or until the
+/// deadline if that comes first.
+async fn sleep_towards(deadline: Instant, started: Instant) {
+    let next = Instant::now() + poll_interval(started.elapsed());
+    tokio::time::sleep_until(deadline.min(next)).await;
 }
 
 /// `nvme0 (live), nvme3 (deleting)`.
@@ -168,4 +184,20 @@ fn describe(controllers: &[Controller]) -> String {
         .map(|c| format!("{} ({})", c.name, c.state))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_fast_at_first_then_settles() {
+        assert_eq!(poll_interval(Duration::ZERO), Duration::from_millis(10));
+        assert_eq!(
+            poll_interval(Duration::from_millis(999)),
+            Duration::from_millis(10)
+        );
+        assert_eq!(poll_interval(Duration::from_secs(1)), POLL);
+        assert_eq!(poll_interval(Duration::from_secs(60)), POLL);
+    }
 }

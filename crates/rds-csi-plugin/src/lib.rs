@@ -1,13 +1,21 @@
 //! The rds-csi plugin: flags to configuration ([`config`]), and [`run`], which
 //! serves the CSI services on a unix socket until told to stop.
 //!
-//! `main.rs` only parses flags, sets up logging and signals, and calls [`run`];
-//! tests call [`serve_on`] with a listener of their own.
+//! [`main`] parses flags, sets up logging and signals, and calls [`run`]; the
+//! binary is just that. Tests call [`serve_on`] with a listener of their own,
+//! or start [`main`] in a process of their own to kill it.
 
 pub mod config;
 
+use std::ffi::OsString;
 use std::future::Future;
+use std::process::ExitCode;
 use std::sync::Arc;
+
+use clap::Parser;
+use config::LogFormat;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
 
 use csi_driver::server::{self, Services};
 use csi_driver::{ControllerService, IdentityService, NodeService};
@@ -139,4 +147,76 @@ fn check_rds_in_background(client: Arc<RdsClient>) {
             Err(e) => warn!(error = %e, "the RDS is not reachable yet"),
         }
     });
+}
+
+fn init_logging(args: &Args) -> Result<(), String> {
+    let filter = EnvFilter::try_new(&args.log_level)
+        .map_err(|e| format!("--log-level {:?}: {e}", args.log_level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match args.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    result.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+/// Completes on the first SIGTERM or SIGINT.
+async fn stop_signal() {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the plugin still runs; it is then stopped
+        // by SIGKILL, as any process without handlers would be.
+        std::future::pending::<()>().await;
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    info!(
+        signal = name,
+        "stopping: no new calls, finishing those in flight"
+    );
+}
+
+/// The whole program: flags (`args`, program name first), logging, the
+/// runtime, and [`run`] until SIGTERM or SIGINT. Exit status 2 for a bad
+/// configuration, 1 for a failure.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args = match Args::try_parse_from(args) {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    if let Err(e) = init_logging(&args) {
+        eprintln!("rds-csi-plugin: {e}");
+        return ExitCode::from(2);
+    }
+    let config = match PluginConfig::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rds-csi-plugin: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rds-csi-plugin: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, stop_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rds-csi-plugin: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 use csi_proto::v1::node_server::Node;
 use csi_proto::v1::node_service_capability::{self, rpc};
 use csi_proto::v1::{self as csi};
+use node_fs::format::Prepared;
 use node_fs::probe::Probe;
 use nvme_host::{ConnectionConfig, Host, HostIdentity, RetryPolicy};
 use tokio::time::Instant;
@@ -196,14 +197,15 @@ impl NodeService {
     /// Makes a filesystem only on a device the probe says is empty; an existing
     /// ext4 or xfs is kept, whatever was asked.
     async fn ensure_filesystem(&self, device: &Path, wanted: FsType) -> Result<FsType> {
-        match node_fs::probe::probe(device, self.config.timeouts.probe).await? {
-            Probe::Empty => {
-                info!(device = %device.display(), fs = %wanted, "formatting an empty volume");
-                node_fs::format::mkfs(device, to_node_fs(wanted), self.config.timeouts.mkfs)
-                    .await?;
+        let prepared =
+            node_fs::format::format_if_empty(device, to_node_fs(wanted), self.config.timeouts.mkfs)
+                .await?;
+        match prepared {
+            Prepared::Formatted => {
+                info!(device = %device.display(), fs = %wanted, "formatted an empty volume");
                 Ok(wanted)
             }
-            Probe::Filesystem(found) => match FsType::parse(&found) {
+            Prepared::Existing(Probe::Filesystem(found)) => match FsType::parse(&found) {
                 Ok(fs) => {
                     if fs != wanted {
                         warn!(device = %device.display(), found = %fs, asked = %wanted, "keeping the existing filesystem");
@@ -215,7 +217,7 @@ impl NodeService {
                     device.display()
                 ))),
             },
-            Probe::Other(what) => Err(DriverError::FailedPrecondition(format!(
+            Prepared::Existing(what) => Err(DriverError::FailedPrecondition(format!(
                 "{} holds {what}; refusing to format over it",
                 device.display()
             ))),

@@ -20,6 +20,14 @@ use e2e::scenarios::{self, Ctx};
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn main() -> ExitCode {
+    // `guest-suite plugin ARGS…` is the driver's plugin itself, so that
+    // scenarios can run it as a process of their own and kill it.
+    let mut raw = std::env::args_os();
+    if std::env::args_os().nth(1).is_some_and(|a| a == "plugin") {
+        let _self = raw.next();
+        let _plugin = raw.next();
+        return rds_csi_plugin::main(std::iter::once("rds-csi-plugin".into()).chain(raw));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -29,7 +37,9 @@ fn main() -> ExitCode {
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: guest-suite [--list] [FILTER]...");
+        println!(
+            "usage: guest-suite [--list] [FILTER]...\n       guest-suite --bench-stage [RUNS]"
+        );
         return ExitCode::SUCCESS;
     }
     if args.iter().any(|a| a == "--list") {
@@ -47,6 +57,16 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|| "guest-suite".into())
         );
         return ExitCode::from(2);
+    }
+    if args.first().is_some_and(|a| a == "--bench-stage") {
+        let runs = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5);
+        return match bench(runs) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("guest-suite: benchmark failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let selected = scenarios::select(&args);
     if selected.is_empty() {
@@ -89,6 +109,18 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn bench(runs: usize) -> Result<(), String> {
+    let scratch = tempfile::Builder::new()
+        .prefix("bench-")
+        .tempdir_in("/tmp")
+        .map_err(|e| format!("cannot make a scratch folder: {e}"))?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?
+        .block_on(e2e::bench::node_stage(scratch.path(), runs.max(1)))
 }
 
 async fn run_one(scenario: scenarios::Scenario) -> Result<(), String> {

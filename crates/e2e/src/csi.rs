@@ -1,0 +1,423 @@
+//! The whole driver in the guest: the simulator exporting through nvmet, the
+//! plugin (controller and node) as a process of its own, and CSI clients
+//! talking to its socket the way the sidecars and kubelet do.
+//!
+//! The plugin process is this very binary started with `plugin` as its first
+//! argument (see `guest-suite`), so a scenario can kill it with SIGKILL and
+//! start it again, as a crash and a restart of the pod would.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use csi_proto::v1::controller_client::ControllerClient;
+use csi_proto::v1::node_client::NodeClient;
+use csi_proto::v1::volume_capability::access_mode::Mode;
+use csi_proto::v1::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
+use csi_proto::v1::{self as csi, CapacityRange, VolumeCapability};
+use hyper_util::rt::TokioIo;
+use russh::keys::HashAlg;
+use russh::keys::ssh_key::LineEnding;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::rds::{self, Rds};
+use crate::support::{Context, Outcome, ensure, wait_for};
+
+/// A volume as CreateVolume returned it.
+#[derive(Debug, Clone)]
+pub struct Volume {
+    /// The volume ID (its slot).
+    pub id: String,
+    /// Its NQN, from the volume context.
+    pub nqn: String,
+    /// The volume context, for stage.
+    pub context: HashMap<String, String>,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// The simulator, the plugin process, and clients of its socket.
+pub struct Cluster {
+    /// The simulated RDS.
+    pub rds: Rds,
+    /// The scenario's scratch folder.
+    pub scratch: PathBuf,
+    socket: PathBuf,
+    plugin_args: Vec<String>,
+    plugin: PluginProcess,
+    /// The Controller service.
+    pub controller: ControllerClient<Channel>,
+    /// The Node service.
+    pub node: NodeClient<Channel>,
+}
+
+/// A filesystem capability.
+pub fn mount(fs: &str) -> VolumeCapability {
+    VolumeCapability {
+        access_mode: Some(AccessMode {
+            mode: Mode::SingleNodeWriter as i32,
+        }),
+        access_type: Some(AccessType::Mount(MountVolume {
+            fs_type: fs.into(),
+            ..Default::default()
+        })),
+    }
+}
+
+/// A raw block capability.
+pub fn block() -> VolumeCapability {
+    VolumeCapability {
+        access_mode: Some(AccessMode {
+            mode: Mode::SingleNodeWriter as i32,
+        }),
+        access_type: Some(AccessType::Block(BlockVolume {})),
+    }
+}
+
+impl Cluster {
+    /// Starts the simulator (under `scratch/rds`) and the plugin.
+    pub async fn start(scratch: &Path, capacity: u64) -> Outcome<Cluster> {
+        let rds = Rds::start(&scratch.join("rds"), capacity).await?;
+        let key = scratch.join("id_ed25519");
+        let key_text = rds
+            .sim
+            .client_key
+            .to_openssh(LineEnding::LF)
+            .context("cannot write the SSH key")?;
+        std::fs::write(&key, key_text.as_bytes()).context("cannot write the SSH key")?;
+        let socket = scratch.join("plugin/csi.sock");
+        let plugin_args = vec![
+            "--mode".into(),
+            "all".into(),
+            "--node-id".into(),
+            "guest".into(),
+            "--endpoint".into(),
+            format!("unix://{}", socket.display()),
+            "--rds-address".into(),
+            "127.0.0.1".into(),
+            "--rds-ssh-port".into(),
+            rds.sim.addr.port().to_string(),
+            "--rds-user".into(),
+            rds.sim.user.clone(),
+            "--rds-private-key".into(),
+            key.display().to_string(),
+            "--rds-host-key".into(),
+            rds.sim.host_key.fingerprint(HashAlg::Sha256).to_string(),
+            "--rds-command-timeout".into(),
+            "120".into(),
+            "--volume-path".into(),
+            format!("/{}/volumes", rds::POOL),
+            "--nvme-address".into(),
+            "127.0.0.1".into(),
+            "--state-dir".into(),
+            scratch.join("plugin-state").display().to_string(),
+            "--etc-nvme".into(),
+            scratch.join("etc-nvme").display().to_string(),
+            "--log-level".into(),
+            std::env::var("RDS_CSI_E2E_PLUGIN_LOG").unwrap_or_else(|_| "info".into()),
+        ];
+        let mut cluster = Cluster {
+            rds,
+            scratch: scratch.to_path_buf(),
+            controller: ControllerClient::new(lazy_channel(&socket)?),
+            node: NodeClient::new(lazy_channel(&socket)?),
+            socket,
+            plugin_args,
+            plugin: PluginProcess(None),
+        };
+        cluster.start_plugin().await?;
+        Ok(cluster)
+    }
+
+    /// Starts the plugin process and waits until it answers.
+    pub async fn start_plugin(&mut self) -> Outcome {
+        let exe = std::env::current_exe().context("cannot find this binary")?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.plugin_log())
+            .context("cannot open the plugin's log")?;
+        let child = Command::new(exe)
+            .arg("plugin")
+            .args(&self.plugin_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot start the plugin")?;
+        self.plugin = PluginProcess(Some(child));
+        let socket = self.socket.clone();
+        wait_for(
+            "the plugin to listen",
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            || {
+                let socket = socket.clone();
+                async move { UnixStream::connect(&socket).await.ok().map(|_| ()) }
+            },
+            || self.plugin_log_tail(),
+        )
+        .await?;
+        self.controller = ControllerClient::new(lazy_channel(&self.socket)?);
+        self.node = NodeClient::new(lazy_channel(&self.socket)?);
+        Ok(())
+    }
+
+    /// Kills the plugin with SIGKILL, as a crash would: nothing of it runs
+    /// afterwards.
+    pub fn kill_plugin(&mut self) -> Outcome {
+        if let Some(mut child) = self.plugin.0.take() {
+            child.kill().context("cannot kill the plugin")?;
+            child.wait().context("cannot reap the plugin")?;
+        }
+        Ok(())
+    }
+
+    /// Stops the plugin with SIGTERM, the simulator and its exports.
+    pub async fn stop(mut self) -> Outcome {
+        if let Some(child) = self.plugin.0.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut child = child;
+                child.wait()
+            })
+            .await;
+        }
+        self.rds.stop().await
+    }
+
+    fn plugin_log(&self) -> PathBuf {
+        self.scratch.join("plugin.log")
+    }
+
+    /// The last lines the plugin logged, for failure messages.
+    pub fn plugin_log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.plugin_log()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(15);
+        format!("plugin log:\n    {}", lines[start..].join("\n    "))
+    }
+
+    /// CreateVolume.
+    pub async fn create(
+        &mut self,
+        name: &str,
+        bytes: u64,
+        cap: VolumeCapability,
+        parameters: &[(&str, &str)],
+    ) -> Outcome<Volume> {
+        let volume = self
+            .controller
+            .create_volume(csi::CreateVolumeRequest {
+                name: name.into(),
+                capacity_range: Some(CapacityRange {
+                    required_bytes: bytes as i64,
+                    limit_bytes: 0,
+                }),
+                volume_capabilities: vec![cap],
+                parameters: parameters
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Default::default()
+            })
+            .await
+            .context(format!("CreateVolume {name}"))?
+            .into_inner()
+            .volume
+            .context("CreateVolume returned no volume")?;
+        Ok(Volume {
+            nqn: volume
+                .volume_context
+                .get("nqn")
+                .cloned()
+                .unwrap_or_default(),
+            id: volume.volume_id,
+            bytes: volume.capacity_bytes as u64,
+            context: volume.volume_context,
+        })
+    }
+
+    /// NodeStageVolume.
+    pub async fn stage(
+        &mut self,
+        volume: &Volume,
+        staging: &Path,
+        cap: VolumeCapability,
+    ) -> Outcome {
+        self.node
+            .node_stage_volume(csi::NodeStageVolumeRequest {
+                volume_id: volume.id.clone(),
+                staging_target_path: staging.display().to_string(),
+                volume_capability: Some(cap),
+                volume_context: volume.context.clone(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|s| format!("NodeStageVolume: {s:?}\n{}", self.plugin_log_tail()))
+    }
+
+    /// NodePublishVolume.
+    pub async fn publish(
+        &mut self,
+        volume: &Volume,
+        staging: &Path,
+        target: &Path,
+        cap: VolumeCapability,
+        readonly: bool,
+    ) -> Outcome {
+        self.node
+            .node_publish_volume(csi::NodePublishVolumeRequest {
+                volume_id: volume.id.clone(),
+                staging_target_path: staging.display().to_string(),
+                target_path: target.display().to_string(),
+                volume_capability: Some(cap),
+                readonly,
+                volume_context: volume.context.clone(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|s| format!("NodePublishVolume: {s:?}\n{}", self.plugin_log_tail()))
+    }
+
+    /// NodeUnpublishVolume.
+    pub async fn unpublish(&mut self, volume: &Volume, target: &Path) -> Outcome {
+        self.node
+            .node_unpublish_volume(csi::NodeUnpublishVolumeRequest {
+                volume_id: volume.id.clone(),
+                target_path: target.display().to_string(),
+            })
+            .await
+            .map(|_| ())
+            .map_err(|s| format!("NodeUnpublishVolume: {s:?}\n{}", self.plugin_log_tail()))
+    }
+
+    /// NodeUnstageVolume; then no controller of the volume may be left.
+    pub async fn unstage(&mut self, volume: &Volume, staging: &Path) -> Outcome {
+        self.node
+            .node_unstage_volume(csi::NodeUnstageVolumeRequest {
+                volume_id: volume.id.clone(),
+                staging_target_path: staging.display().to_string(),
+            })
+            .await
+            .map_err(|s| format!("NodeUnstageVolume: {s:?}\n{}", self.plugin_log_tail()))?;
+        let left = crate::fabrics::controllers(&volume.nqn);
+        ensure(
+            left.is_empty(),
+            format!(
+                "after unstage, controllers of {} remain: {left:?}",
+                volume.nqn
+            ),
+        )
+    }
+
+    /// DeleteVolume.
+    pub async fn delete(&mut self, volume: &Volume) -> Outcome {
+        self.controller
+            .delete_volume(csi::DeleteVolumeRequest {
+                volume_id: volume.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .context("DeleteVolume")
+    }
+
+    /// NodeGetVolumeStats.
+    pub async fn stats(
+        &mut self,
+        volume: &Volume,
+        path: &Path,
+    ) -> Outcome<csi::NodeGetVolumeStatsResponse> {
+        self.node
+            .node_get_volume_stats(csi::NodeGetVolumeStatsRequest {
+                volume_id: volume.id.clone(),
+                volume_path: path.display().to_string(),
+                staging_target_path: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| format!("NodeGetVolumeStats: {s:?}\n{}", self.plugin_log_tail()))
+    }
+
+    /// ControllerExpandVolume then NodeExpandVolume; returns the node's size.
+    pub async fn expand(
+        &mut self,
+        volume: &Volume,
+        staging: &Path,
+        path: &Path,
+        bytes: u64,
+    ) -> Outcome<u64> {
+        let range = CapacityRange {
+            required_bytes: bytes as i64,
+            limit_bytes: 0,
+        };
+        let grown = self
+            .controller
+            .controller_expand_volume(csi::ControllerExpandVolumeRequest {
+                volume_id: volume.id.clone(),
+                capacity_range: Some(range),
+                ..Default::default()
+            })
+            .await
+            .context("ControllerExpandVolume")?
+            .into_inner();
+        ensure(
+            grown.node_expansion_required,
+            "a filesystem volume needs node expansion",
+        )?;
+        let node = self
+            .node
+            .node_expand_volume(csi::NodeExpandVolumeRequest {
+                volume_id: volume.id.clone(),
+                volume_path: path.display().to_string(),
+                capacity_range: Some(range),
+                staging_target_path: staging.display().to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| format!("NodeExpandVolume: {s:?}\n{}", self.plugin_log_tail()))?
+            .into_inner();
+        Ok(node.capacity_bytes as u64)
+    }
+
+    /// Kubelet-like paths for volume `name`: (staging, target).
+    pub fn paths(&self, name: &str, pod: &str) -> (PathBuf, PathBuf) {
+        let kubelet = self.scratch.join("kubelet");
+        (
+            kubelet.join(format!("plugins/rds.csi.srvlab.io/{name}/globalmount")),
+            kubelet.join(format!("pods/{pod}/volumes/kubernetes.io~csi/{name}/mount")),
+        )
+    }
+}
+
+/// The plugin process; killed if still running when dropped (a scenario
+/// that fails half-way must not leave it behind).
+struct PluginProcess(Option<Child>);
+
+impl Drop for PluginProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A channel to the plugin's socket that connects on first use (and again
+/// after the plugin restarts).
+fn lazy_channel(socket: &Path) -> Outcome<Channel> {
+    let socket = socket.to_path_buf();
+    Ok(Endpoint::try_from("http://[::]:50051")
+        .context("endpoint")?
+        .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
+            let socket = socket.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
+        })))
+}
