@@ -2,6 +2,7 @@
 //! Outcome` in a module under `scenarios/`, and list it in [`ALL`].
 
 mod node_block;
+mod node_condition;
 mod node_expand;
 pub(crate) mod node_lifecycle;
 mod node_outage;
@@ -71,6 +72,10 @@ pub const ALL: &[Scenario] = &[
     Scenario {
         name: "node_outage_past_ctrl_loss_tmo",
         run: |ctx| Box::pin(node_outage::longer(ctx)),
+    },
+    Scenario {
+        name: "node_volume_condition",
+        run: |ctx| Box::pin(node_condition::run(ctx)),
     },
     Scenario {
         name: "node_plugin_killed_between_rpcs",

@@ -1,0 +1,87 @@
+//! `node_volume_condition`: NodeGetVolumeStats reports a filesystem the
+//! kernel turned read-only and a publication whose mount is gone, each as
+//! abnormal with a message saying which, and healthy again once mended.
+
+use super::Ctx;
+use crate::csi::{Cluster, Volume, mount};
+use crate::support::{Context, Outcome, ensure};
+
+const GIB: u64 = 1 << 30;
+
+pub async fn run(ctx: Ctx) -> Outcome {
+    let mut cluster = Cluster::start(&ctx.scratch, 20 * GIB).await?;
+    let result = steps(&mut cluster).await;
+    let stopped = cluster.stop().await;
+    result.and(stopped)
+}
+
+async fn condition(
+    cluster: &mut Cluster,
+    volume: &Volume,
+    path: &std::path::Path,
+) -> Outcome<(bool, String)> {
+    let c = cluster
+        .stats(volume, path)
+        .await?
+        .volume_condition
+        .context("no condition")?;
+    Ok((c.abnormal, c.message))
+}
+
+async fn steps(cluster: &mut Cluster) -> Outcome {
+    let volume = cluster
+        .create(
+            "pvc-c0d1-aaaa-bbbb-cccc-dddd00000001",
+            GIB,
+            mount("ext4"),
+            &[],
+        )
+        .await?;
+    let (staging, target) = cluster.paths(&volume.id, "pod-a");
+    cluster.stage(&volume, &staging, mount("ext4")).await?;
+    cluster
+        .publish(&volume, &staging, &target, mount("ext4"), false)
+        .await?;
+    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    ensure(
+        !abnormal,
+        format!("healthy volume reported abnormal: {message}"),
+    )?;
+
+    // What the kernel does to ext4 after I/O errors (errors=remount-ro):
+    // the filesystem itself goes read-only.
+    use rustix::mount::{MountFlags, mount_remount};
+    mount_remount(&staging, MountFlags::RDONLY, "").context("remount the filesystem read-only")?;
+    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    ensure(
+        abnormal && message.contains("read-only"),
+        format!("read-only not reported: {message}"),
+    )?;
+    mount_remount(&staging, MountFlags::empty(), "").context("remount read-write")?;
+    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    ensure(
+        !abnormal,
+        format!("still abnormal after remounting: {message}"),
+    )?;
+
+    // The publication's mount disappears from under the pod.
+    rustix::mount::unmount(&target, rustix::mount::UnmountFlags::empty())
+        .context("unmount the target")?;
+    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    ensure(
+        abnormal && message.contains("nothing is mounted"),
+        format!("lost mount not reported: {message}"),
+    )?;
+    cluster
+        .publish(&volume, &staging, &target, mount("ext4"), false)
+        .await?;
+    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    ensure(
+        !abnormal,
+        format!("abnormal after publishing again: {message}"),
+    )?;
+
+    cluster.unpublish(&volume, &target).await?;
+    cluster.unstage(&volume, &staging).await?;
+    cluster.delete(&volume).await
+}
