@@ -61,6 +61,19 @@ impl Host {
         deadline: Instant,
         policy: RetryPolicy,
     ) -> Result<Connected, NvmeError> {
+        self.connect_with_retry_observed(cfg, deadline, policy, &|_| {})
+            .await
+    }
+
+    /// [`Host::connect_with_retry`], calling `on_retry` with each transient
+    /// error that is about to be retried (for metrics).
+    pub async fn connect_with_retry_observed(
+        &self,
+        cfg: &ConnectionConfig,
+        deadline: Instant,
+        policy: RetryPolicy,
+        on_retry: &(dyn Fn(&NvmeError) + Sync),
+    ) -> Result<Connected, NvmeError> {
         let target = cfg.target();
         let gave_up = |attempts, why, last: Option<NvmeError>| NvmeError::ConnectGaveUp {
             target: target.clone(),
@@ -96,6 +109,7 @@ impl Host {
                 return Err(gave_up(attempts, GaveUp::Deadline, Some(error)));
             }
             warn!(%target, attempts, error = %error, retry_in = ?delay, "connect failed; retrying");
+            on_retry(&error);
             last = Some(error);
             tokio::time::sleep_until(resume).await;
         }

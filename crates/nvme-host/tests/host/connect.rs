@@ -127,8 +127,11 @@ async fn transient_errnos_are_retried() {
     .fold(FakeFabrics::new(), |f, e| f.errno(errno(e)))
     .reply("instance=1,cntlid=1\n");
     let (host, fabrics) = host(script);
+    let retried = std::sync::Mutex::new(Vec::new());
     let connected = host
-        .connect_with_retry(&cfg(), generous(), quick())
+        .connect_with_retry_observed(&cfg(), generous(), quick(), &|e| {
+            retried.lock().unwrap().push(e.errno())
+        })
         .await
         .unwrap();
     assert_eq!(
@@ -139,6 +142,10 @@ async fn transient_errnos_are_retried() {
         }
     );
     assert_eq!(fabrics.calls().len(), 7);
+    // Each of the six transient errors was reported once, in order.
+    let retried = retried.into_inner().unwrap();
+    assert_eq!(retried.len(), 6, "{retried:?}");
+    assert_eq!(retried[0], Some(errno(Errno::CONNREFUSED)));
 }
 
 #[tokio::test]
