@@ -4,8 +4,16 @@
 //! `docs/routeros-cli.md`), and each is idempotent: repeating it after an unknown
 //! outcome (a dropped connection) converges to the same state. The client
 //! therefore retries a command whose connection broke under it, a few times.
+//!
+//! Every command sent is recorded in [`RdsMetrics`]: its operation (`create`,
+//! `get`, `list`, `grow`, `delete`, `pool`, `version`), its latency (one round
+//! trip), and whether it came back without an error: an answer with a
+//! RouterOS error message, or no answer at all (the connection broke, the
+//! command timed out), is `error`. Commands refused before being sent (the
+//! RDS is down, a connection could not be made) are not commands sent; they
+//! show in the connection metrics.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use routeros::error::from_messages;
 use routeros::{
@@ -13,11 +21,25 @@ use routeros::{
     Slot, SlotPrefix, SystemResource, ValueError, parse_print_detail, parse_system_resource,
     script,
 };
+use telemetry::RdsMetrics;
+use tokio::sync::watch;
 use tracing::{debug, info, instrument, warn};
 
 use crate::config::SshConfig;
 use crate::error::{Error, Result};
+use crate::status::RdsStatus;
 use crate::transport::{ExecOutput, SshTransport};
+
+/// The operation names commands are recorded under.
+mod op {
+    pub const CREATE: &str = "create";
+    pub const GET: &str = "get";
+    pub const LIST: &str = "list";
+    pub const GROW: &str = "grow";
+    pub const DELETE: &str = "delete";
+    pub const POOL: &str = "pool";
+    pub const VERSION: &str = "version";
+}
 
 /// Volumes are made in whole multiples of this many bytes (1 MiB): requests are
 /// rounded up, never down, and the size made is what is reported.
@@ -39,10 +61,17 @@ pub struct RdsClient {
 }
 
 impl RdsClient {
-    /// A client that connects on first use.
+    /// A client that connects on first use, recording into metrics nobody
+    /// reads.
     pub fn new(config: SshConfig) -> Self {
+        Self::with_metrics(config, RdsMetrics::default())
+    }
+
+    /// A client that connects on first use and records its commands and
+    /// connections into `metrics`.
+    pub fn with_metrics(config: SshConfig, metrics: RdsMetrics) -> Self {
         Self {
-            transport: SshTransport::new(config),
+            transport: SshTransport::with_metrics(config, metrics),
             retries: 2,
         }
     }
@@ -57,6 +86,33 @@ impl RdsClient {
     /// The transport, for its counters and connection state.
     pub fn transport(&self) -> &SshTransport {
         &self.transport
+    }
+
+    /// The RDS as last seen (reachability, last error, RouterOS version),
+    /// without I/O.
+    pub fn status(&self) -> RdsStatus {
+        self.transport.status()
+    }
+
+    /// A receiver of [`RdsClient::status`], woken on every change.
+    pub fn watch_status(&self) -> watch::Receiver<RdsStatus> {
+        self.transport.watch_status()
+    }
+
+    /// Checks the RDS now with the cheapest command there is (the system
+    /// resource, which also carries the RouterOS version), and records what
+    /// it found in the status. A check that gets no answer marks the RDS down
+    /// even on a connection that is still open; fails fast like any command
+    /// while the RDS is down and the next attempt is not due.
+    pub async fn check(&self) -> Result<SystemResource> {
+        let result = self.system_resource().await;
+        match &result {
+            // Refused without trying: the status already says why.
+            Err(Error::Unavailable { .. }) => {}
+            Err(e) if e.is_transport() => self.transport.status_cell().unanswered(&e.to_string()),
+            _ => {}
+        }
+        result
     }
 
     /// Creates a file disk exported over NVMe/TCP, or returns the disk already in
@@ -82,25 +138,33 @@ impl RdsClient {
             size,
             ..spec.clone()
         };
-        let out = self.run(script::create_disk(&spec)).await?;
-        let printed = parse_print(&out, "create")?;
-        if let Some(err) = error_in(&printed, &out) {
-            // Two creates raced: the other one added the disk first. Read it.
-            if err.kind == CliErrorKind::AlreadyExists
-                && let Some(disk) = self.get_volume(&spec.slot).await?
-            {
-                debug!("created concurrently by another request");
-                return Ok(disk);
+        let reply = self.run(op::CREATE, script::create_disk(&spec)).await?;
+        let created = reply.read(|out| {
+            let printed = parse_print(out, "create")?;
+            if let Some(err) = error_in(&printed, out) {
+                return Err(err.into());
             }
-            return Err(err.into());
-        }
-        let disk = single_disk(&printed, &spec.slot, &out, "create")?.ok_or_else(|| {
-            Error::unexpected(
-                "create",
-                "the disk was not printed after creating it",
-                &out.stdout,
-            )
-        })?;
+            single_disk(&printed, &spec.slot, out, "create")?.ok_or_else(|| {
+                Error::unexpected(
+                    "create",
+                    "the disk was not printed after creating it",
+                    &out.stdout,
+                )
+            })
+        });
+        let disk = match created {
+            // Two creates raced: the other one added the disk first. Read it.
+            Err(Error::RouterOs(err)) if err.kind == CliErrorKind::AlreadyExists => {
+                match self.get_volume(&spec.slot).await? {
+                    Some(disk) => {
+                        debug!("created concurrently by another request");
+                        return Ok(disk);
+                    }
+                    None => return Err(err.into()),
+                }
+            }
+            other => other?,
+        };
         info!(size = disk.size, path = ?disk.file_path, "volume present");
         Ok(disk)
     }
@@ -108,31 +172,35 @@ impl RdsClient {
     /// The disk in `slot`, if there is one.
     #[instrument(skip_all, fields(volume = %slot))]
     pub async fn get_volume(&self, slot: &Slot) -> Result<Option<Disk>> {
-        let out = self.run(script::get_disk(slot)).await?;
-        let printed = parse_print(&out, "get")?;
-        if let Some(err) = error_in(&printed, &out) {
-            return Err(err.into());
-        }
-        single_disk(&printed, slot, &out, "get")
+        let reply = self.run(op::GET, script::get_disk(slot)).await?;
+        reply.read(|out| {
+            let printed = parse_print(out, "get")?;
+            if let Some(err) = error_in(&printed, out) {
+                return Err(err.into());
+            }
+            single_disk(&printed, slot, out, "get")
+        })
     }
 
     /// Every file disk whose slot starts with `prefix`, in the RDS's order.
     #[instrument(skip_all, fields(prefix = %prefix.prefix()))]
     pub async fn list_volumes(&self, prefix: &SlotPrefix) -> Result<Vec<Disk>> {
-        let out = self.run(script::list_disks(prefix)).await?;
-        let printed = parse_print(&out, "list")?;
-        if let Some(err) = error_in(&printed, &out) {
-            return Err(err.into());
-        }
-        let mut disks = Vec::with_capacity(printed.records.len());
-        for record in &printed.records {
-            let disk =
-                Disk::from_record(record).map_err(|e| Error::unexpected("list", e, &out.stdout))?;
-            if disk.kind == "file" && disk.slot.starts_with(prefix.prefix()) {
-                disks.push(disk);
+        let reply = self.run(op::LIST, script::list_disks(prefix)).await?;
+        reply.read(|out| {
+            let printed = parse_print(out, "list")?;
+            if let Some(err) = error_in(&printed, out) {
+                return Err(err.into());
             }
-        }
-        Ok(disks)
+            let mut disks = Vec::with_capacity(printed.records.len());
+            for record in &printed.records {
+                let disk = Disk::from_record(record)
+                    .map_err(|e| Error::unexpected("list", e, &out.stdout))?;
+                if disk.kind == "file" && disk.slot.starts_with(prefix.prefix()) {
+                    disks.push(disk);
+                }
+            }
+            Ok(disks)
+        })
     }
 
     /// Grows the disk in `slot` to at least `size` bytes (rounded up); never
@@ -143,15 +211,16 @@ impl RdsClient {
             slot: slot.to_string(),
             reason: format!("cannot grow to {size} bytes"),
         })?;
-        let out = self.run(script::grow_disk(slot, size)).await?;
-        let printed = parse_print(&out, "grow")?;
-        if let Some(err) = error_in(&printed, &out) {
-            return Err(err.into());
-        }
-        let disk =
-            single_disk(&printed, slot, &out, "grow")?.ok_or_else(|| Error::VolumeNotFound {
+        let reply = self.run(op::GROW, script::grow_disk(slot, size)).await?;
+        let disk = reply.read(|out| {
+            let printed = parse_print(out, "grow")?;
+            if let Some(err) = error_in(&printed, out) {
+                return Err(err.into());
+            }
+            single_disk(&printed, slot, out, "grow")?.ok_or_else(|| Error::VolumeNotFound {
                 slot: slot.to_string(),
-            })?;
+            })
+        })?;
         if disk.size < size {
             return Err(Error::Conflict {
                 slot: slot.to_string(),
@@ -172,12 +241,14 @@ impl RdsClient {
     /// removals, left behind.
     #[instrument(skip_all, fields(volume = %slot))]
     pub async fn delete_volume(&self, slot: &Slot) -> Result<()> {
-        let out = self.run(script::delete_disk(slot)).await?;
-        let messages: Vec<String> = output_lines(&out).map(str::to_owned).collect();
-        if let Some(err) = from_messages(&messages) {
-            return Err(err.into());
-        }
-        check_status(&out)?;
+        let reply = self.run(op::DELETE, script::delete_disk(slot)).await?;
+        reply.read(|out| {
+            let messages: Vec<String> = output_lines(out).map(str::to_owned).collect();
+            if let Some(err) = from_messages(&messages) {
+                return Err(err.into());
+            }
+            Ok(check_status(out)?)
+        })?;
         info!("volume deleted");
         Ok(())
     }
@@ -185,54 +256,116 @@ impl RdsClient {
     /// Size and free space of the pool mounted at `pool`.
     #[instrument(skip(self))]
     pub async fn pool(&self, pool: &PoolName) -> Result<Pool> {
-        let out = self.run(script::pool(pool)).await?;
-        let printed = parse_print(&out, "pool")?;
-        if let Some(err) = error_in(&printed, &out) {
-            return Err(err.into());
-        }
-        let record = printed
-            .records
-            .iter()
-            .find(|r| r.get("mount-point") == Some(pool.as_str()))
-            .ok_or_else(|| Error::PoolNotFound {
-                pool: pool.to_string(),
-            })?;
-        Pool::from_record(record).map_err(|e| Error::unexpected("pool", e, &out.stdout))
+        let reply = self.run(op::POOL, script::pool(pool)).await?;
+        reply.read(|out| {
+            let printed = parse_print(out, "pool")?;
+            if let Some(err) = error_in(&printed, out) {
+                return Err(err.into());
+            }
+            let record = printed
+                .records
+                .iter()
+                .find(|r| r.get("mount-point") == Some(pool.as_str()))
+                .ok_or_else(|| Error::PoolNotFound {
+                    pool: pool.to_string(),
+                })?;
+            Pool::from_record(record).map_err(|e| Error::unexpected("pool", e, &out.stdout))
+        })
     }
 
-    /// The RouterOS version and board.
+    /// The RouterOS version and board. Also records the version (and
+    /// whether it is too old for this driver) in [`RdsClient::status`].
     #[instrument(skip(self))]
     pub async fn system_resource(&self) -> Result<SystemResource> {
-        let out = self.run(script::system_resource()).await?;
-        match parse_system_resource(&out.stdout) {
+        let reply = self.run(op::VERSION, script::system_resource()).await?;
+        let resource = reply.read(|out| match parse_system_resource(&out.stdout) {
             Ok(r) => Ok(r),
             Err(e) => {
-                let messages: Vec<String> = output_lines(&out).map(str::to_owned).collect();
+                let messages: Vec<String> = output_lines(out).map(str::to_owned).collect();
                 match from_messages(&messages) {
                     Some(err) if err.kind != CliErrorKind::Other => Err(err.into()),
                     _ => Err(Error::unexpected("system resource", e, &out.stdout)),
                 }
             }
-        }
+        })?;
+        self.transport.status_cell().version(
+            &resource.version_text,
+            resource.version < routeros::MINIMUM_VERSION,
+        );
+        Ok(resource)
     }
 
-    /// Sends a script, retrying when the connection broke under it.
-    async fn run(&self, script: Script) -> Result<ExecOutput> {
+    /// Sends a script, retrying when the connection broke under it. Each
+    /// attempt that was sent and got no answer is recorded as a failed
+    /// `operation` here; the answer is recorded by [`Reply::read`].
+    async fn run(&self, operation: &'static str, script: Script) -> Result<Reply<'_>> {
         let text = script.into_text();
+        let metrics = self.transport.metrics();
         let mut attempt = 0;
         loop {
-            match self.transport.exec(&text).await {
-                Err(Error::ConnectionLost {
+            let started = Instant::now();
+            let result = self.transport.exec(&text).await;
+            let elapsed = started.elapsed();
+            let error = match result {
+                Ok(out) => {
+                    return Ok(Reply {
+                        out,
+                        operation,
+                        elapsed,
+                        metrics,
+                    });
+                }
+                Err(e) => e,
+            };
+            if was_sent(&error) {
+                metrics.observe_command(operation, false, elapsed);
+            }
+            match error {
+                Error::ConnectionLost {
                     outcome_unknown,
                     detail,
-                }) if attempt < self.retries => {
+                } if attempt < self.retries => {
                     attempt += 1;
                     warn!(%detail, outcome_unknown, attempt, "connection lost during a command; repeating it");
                     tokio::time::sleep(Duration::from_millis(50) * attempt).await;
                 }
-                result => return result,
+                e => return Err(e),
             }
         }
+    }
+}
+
+/// Whether a failed attempt sent its command: it may have run (the connection
+/// broke after sending it, or it timed out). Refusals, failed connections and
+/// channels that would not open sent nothing.
+fn was_sent(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::ConnectionLost {
+            outcome_unknown: true,
+            ..
+        } | Error::Timeout { .. }
+    )
+}
+
+/// What the RDS answered to one command, to be read exactly once.
+#[must_use = "a reply must be read, which records the command"]
+struct Reply<'a> {
+    out: ExecOutput,
+    operation: &'static str,
+    elapsed: Duration,
+    metrics: &'a RdsMetrics,
+}
+
+impl Reply<'_> {
+    /// Reads the answer with `read` and records the command: `ok` when the
+    /// answer reads as a success, `error` when RouterOS reported an error or
+    /// printed something unreadable.
+    fn read<T>(self, read: impl FnOnce(&ExecOutput) -> Result<T>) -> Result<T> {
+        let result = read(&self.out);
+        self.metrics
+            .observe_command(self.operation, result.is_ok(), self.elapsed);
+        result
     }
 }
 
@@ -309,6 +442,29 @@ fn single_disk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_commands_that_may_have_run_count_as_sent() {
+        assert!(was_sent(&Error::Timeout {
+            after: Duration::from_secs(1)
+        }));
+        assert!(was_sent(&Error::ConnectionLost {
+            outcome_unknown: true,
+            detail: "x".into()
+        }));
+        assert!(!was_sent(&Error::ConnectionLost {
+            outcome_unknown: false,
+            detail: "x".into()
+        }));
+        assert!(!was_sent(&Error::Unavailable {
+            last_error: "x".into(),
+            retry_in: Duration::ZERO
+        }));
+        assert!(!was_sent(&Error::Connect {
+            address: "a:22".into(),
+            reason: "refused".into()
+        }));
+    }
 
     #[test]
     fn sizes_round_up_to_whole_mebibytes() {

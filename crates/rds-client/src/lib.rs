@@ -2,20 +2,29 @@
 //!
 //! - [`config`]: address, identity, host-key pinning, timeouts.
 //! - [`transport`]: one persistent SSH connection carrying many concurrent
-//!   commands, with reconnects and backoff.
+//!   commands, with reconnects and backoff; fails fast while the RDS is down.
 //! - [`client`]: the volume operations (create, get, list, grow, delete, pool
 //!   capacity, version), each one idempotent RouterOS script.
+//! - [`status`]: what is known about the RDS (up or down, since when, the
+//!   last error, its RouterOS version), readable without I/O.
+//! - [`monitor`]: the connection manager, a background task that checks the
+//!   RDS and drives reconnects while it is down.
 //!
 //! Command text comes only from the `routeros` crate's builder; this crate adds
-//! I/O and nothing else.
+//! I/O and nothing else. Commands and connections are recorded in a
+//! [`telemetry::RdsMetrics`] ([`RdsClient::with_metrics`]).
 
 pub mod backoff;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod monitor;
+pub mod status;
 pub mod transport;
 
 pub use client::{RdsClient, SIZE_GRANULARITY, round_up_size};
 pub use config::{ClientKey, HostKeyPolicy, SshConfig};
 pub use error::{Error, Result};
+pub use monitor::{ConnectionMonitor, DEFAULT_CHECK_INTERVAL};
+pub use status::{RdsStatus, Reachability};
 pub use transport::{ExecOutput, SshTransport, Stats, StatsSnapshot};

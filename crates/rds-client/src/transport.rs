@@ -8,24 +8,34 @@
 //! connection is made on first use and re-made when it drops. After a failed
 //! attempt the transport backs off (exponentially, with jitter) and, until the
 //! next attempt is due, fails fast with [`Error::Unavailable`] instead of letting
-//! callers pile up behind a dead appliance.
+//! callers pile up behind a dead appliance. While the RDS is known to be down,
+//! a command that arrives while someone else is trying to connect fails fast
+//! too, instead of queueing behind that attempt's connect timeout; the checks
+//! for both are made before a command waits for anything.
+//!
+//! What the transport sees (connections made and refused, commands answered)
+//! is reported to the shared [`RdsStatus`](crate::status::RdsStatus) and to
+//! the [`RdsMetrics`] it was given.
 //!
 //! Every command runs under a timeout. Dropping a command's future (a cancelled
 //! RPC) closes its channel; the connection and the other commands are unaffected.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use std::time::Duration;
 
 use russh::ChannelMsg;
 use russh::client::{self, Handle};
 use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
-use tokio::sync::{Mutex, Semaphore};
+use telemetry::RdsMetrics;
+use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::backoff::backoff_delay;
 use crate::config::{HostKeyPolicy, LOGIN_SUFFIX, SshConfig, fingerprint};
 use crate::error::{Error, Result};
+use crate::status::{RdsStatus, StatusCell};
 
 /// What a command printed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -132,20 +142,69 @@ struct ConnState {
     session: Option<Arc<Session>>,
     generation: u64,
     failures: u32,
+}
+
+/// Whether commands may go ahead, readable without waiting for a connection
+/// attempt in progress. Written only by the holder of the connection lock.
+#[derive(Debug, Default)]
+struct Gate {
+    /// The last connection attempt failed.
+    down: bool,
+    /// A connection attempt is in progress.
+    connecting: bool,
+    /// When the next connection attempt is due, after a failed one.
     retry_at: Option<Instant>,
+    /// The error of the last failed attempt.
     last_error: String,
+}
+
+impl Gate {
+    /// The error a command gets at `now` without trying anything: while the
+    /// RDS is down, until the next attempt is due, and while another caller
+    /// is making that attempt.
+    fn refusal(&self, now: Instant) -> Option<Error> {
+        if !self.down {
+            return None;
+        }
+        let retry_in = self
+            .retry_at
+            .map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
+        (self.connecting || !retry_in.is_zero()).then(|| Error::Unavailable {
+            last_error: self.last_error.clone(),
+            retry_in,
+        })
+    }
+}
+
+/// Clears [`Gate::connecting`] when a connection attempt ends, also when
+/// its caller is cancelled mid-attempt.
+struct Connecting<'a>(&'a StdMutex<Gate>);
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        lock(self.0).connecting = false;
+    }
+}
+
+/// Locks a std mutex that holds plain values: one left by a panicking holder
+/// is still consistent.
+fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The SSH transport. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct SshTransport {
     config: Arc<SshConfig>,
     conn: Mutex<ConnState>,
+    gate: StdMutex<Gate>,
     /// One permit per command allowed in flight; `capacity` of them exist.
     permits: Semaphore,
     capacity: AtomicUsize,
     /// Commands that went through since the limit last changed.
     successes: AtomicU64,
     stats: Arc<Stats>,
+    metrics: RdsMetrics,
+    status: StatusCell,
 }
 
 /// Commands that must go through before a lowered concurrency limit is
@@ -156,17 +215,58 @@ pub const REGAIN_AFTER: u64 = 100;
 const REFUSED_CHANNEL_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl SshTransport {
-    /// A transport that connects on first use.
+    /// A transport that connects on first use, recording into metrics that
+    /// nobody reads.
     pub fn new(config: SshConfig) -> Self {
+        Self::with_metrics(config, RdsMetrics::default())
+    }
+
+    /// A transport that connects on first use and records its connections
+    /// (and the `up` gauge) into `metrics`.
+    pub fn with_metrics(config: SshConfig, metrics: RdsMetrics) -> Self {
         let capacity = config.max_concurrent_commands.max(1);
+        let status = StatusCell::new(config.address(), metrics.clone());
         Self {
             config: Arc::new(config),
             conn: Mutex::new(ConnState::default()),
+            gate: StdMutex::new(Gate::default()),
             permits: Semaphore::new(capacity),
             capacity: AtomicUsize::new(capacity),
             successes: AtomicU64::new(0),
             stats: Arc::new(Stats::default()),
+            metrics,
+            status,
         }
+    }
+
+    /// The metrics this transport records into.
+    pub fn metrics(&self) -> &RdsMetrics {
+        &self.metrics
+    }
+
+    /// The RDS as last seen, without I/O.
+    pub fn status(&self) -> RdsStatus {
+        self.status.get()
+    }
+
+    /// A receiver of the status, woken on every change.
+    pub fn watch_status(&self) -> watch::Receiver<RdsStatus> {
+        self.status.subscribe()
+    }
+
+    pub(crate) fn status_cell(&self) -> &StatusCell {
+        &self.status
+    }
+
+    /// While the RDS is down: the time until the next connection attempt is
+    /// due (zero when it is due, or being made). `None` while it is not down.
+    pub fn backoff_remaining(&self) -> Option<Duration> {
+        let gate = lock(&self.gate);
+        gate.down.then(|| {
+            gate.retry_at.map_or(Duration::ZERO, |at| {
+                at.saturating_duration_since(Instant::now())
+            })
+        })
     }
 
     /// The configuration in use.
@@ -195,7 +295,14 @@ impl SshTransport {
     /// A stale connection found while opening the channel is replaced and the
     /// command sent on the new one; a connection that breaks after the command
     /// was sent gives [`Error::ConnectionLost`] with `outcome_unknown`.
+    ///
+    /// While the RDS is down and the next connection attempt is not due (or
+    /// another caller is making it), fails at once with
+    /// [`Error::Unavailable`]: nothing is sent and nothing is waited for.
     pub async fn exec(&self, command: &str) -> Result<ExecOutput> {
+        if let Some(refused) = lock(&self.gate).refusal(Instant::now()) {
+            return Err(refused);
+        }
         let after = self.config.command_timeout;
         match tokio::time::timeout(after, self.exec_inner(command)).await {
             Ok(result) => result,
@@ -274,6 +381,7 @@ impl SshTransport {
             return match result {
                 Ok(out) => {
                     self.regain();
+                    self.status.answered();
                     Ok(out)
                 }
                 Err(detail) => {
@@ -362,15 +470,14 @@ impl SshTransport {
             info!("connection to the RDS closed; reconnecting");
             st.session = None;
         }
-        let now = Instant::now();
-        if let Some(at) = st.retry_at
-            && now < at
-        {
-            return Err(Error::Unavailable {
-                last_error: st.last_error.clone(),
-                retry_in: at - now,
-            });
-        }
+        let connecting = {
+            let mut gate = lock(&self.gate);
+            if let Some(refused) = gate.refusal(Instant::now()) {
+                return Err(refused);
+            }
+            gate.connecting = true;
+            Connecting(&self.gate)
+        };
         let result = match tokio::time::timeout(self.config.connect_timeout, self.connect()).await {
             Ok(result) => result,
             Err(_) => Err(Error::Connect {
@@ -382,14 +489,23 @@ impl SshTransport {
             Ok(handle) => {
                 st.generation += 1;
                 st.failures = 0;
-                st.retry_at = None;
+                {
+                    let mut gate = lock(&self.gate);
+                    gate.down = false;
+                    gate.retry_at = None;
+                }
+                drop(connecting);
                 bump(&self.stats.connects);
+                if st.generation > 1 {
+                    self.metrics.ssh_reconnects.inc();
+                }
                 let session = Arc::new(Session {
                     handle,
                     generation: st.generation,
                 });
                 info!(address = %self.config.address(), connection = st.generation, "connected to the RDS");
                 st.session = Some(Arc::clone(&session));
+                self.status.answered();
                 Ok(session)
             }
             Err(e) => {
@@ -400,10 +516,20 @@ impl SshTransport {
                     self.config.reconnect_max,
                     rand::random::<f64>(),
                 );
-                st.retry_at = Some(Instant::now() + delay);
-                st.last_error = e.to_string();
+                let error = e.to_string();
+                {
+                    let mut gate = lock(&self.gate);
+                    gate.down = true;
+                    gate.retry_at = Some(Instant::now() + delay);
+                    gate.last_error.clone_from(&error);
+                }
+                drop(connecting);
                 bump(&self.stats.connect_failures);
-                warn!(error = %e, failures = st.failures, retry_in = ?delay, "cannot connect to the RDS");
+                self.metrics.ssh_connect_failures.inc();
+                // The transition to "down" is logged once by the status;
+                // each attempt only at debug level.
+                debug!(error = %e, failures = st.failures, retry_in = ?delay, "cannot connect to the RDS");
+                self.status.unanswered(&error);
                 Err(e)
             }
         }
@@ -516,5 +642,66 @@ impl Drop for CloseOnDrop {
                 let _ = write.close().await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn down(retry_at: Option<Instant>, connecting: bool) -> Gate {
+        Gate {
+            down: true,
+            connecting,
+            retry_at,
+            last_error: "connection refused".into(),
+        }
+    }
+
+    #[test]
+    fn commands_go_ahead_while_not_down() {
+        let now = Instant::now();
+        assert!(Gate::default().refusal(now).is_none());
+        // Someone reconnecting after a connection that worked: wait for it.
+        let gate = Gate {
+            connecting: true,
+            ..Gate::default()
+        };
+        assert!(gate.refusal(now).is_none());
+    }
+
+    #[test]
+    fn while_down_commands_fail_fast_until_the_next_attempt_is_due() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(3);
+        match down(Some(later), false).refusal(now) {
+            Some(Error::Unavailable {
+                last_error,
+                retry_in,
+            }) => {
+                assert_eq!(last_error, "connection refused");
+                assert_eq!(retry_in, Duration::from_secs(3));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Due: one caller may try.
+        assert!(down(Some(now), false).refusal(later).is_none());
+        assert!(down(None, false).refusal(now).is_none());
+    }
+
+    #[test]
+    fn while_down_commands_do_not_queue_behind_an_attempt_in_progress() {
+        let now = Instant::now();
+        match down(Some(now), true).refusal(now + Duration::from_secs(1)) {
+            Some(Error::Unavailable { retry_in, .. }) => assert_eq!(retry_in, Duration::ZERO),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_abandoned_attempt_clears_connecting() {
+        let gate = StdMutex::new(down(None, true));
+        drop(Connecting(&gate));
+        assert!(!lock(&gate).connecting);
     }
 }

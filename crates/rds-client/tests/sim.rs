@@ -668,3 +668,162 @@ async fn new_slots_are_at_most_32_characters_but_longer_ones_stay_manageable() {
     assert!(sim.engine.disks().is_empty());
     assert!(sim.engine.files().is_empty());
 }
+
+/// Polls `cond` until it holds, for at most a minute (a loaded machine is
+/// slow; nothing here depends on how fast).
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn command_count(metrics: &telemetry::RdsMetrics, operation: &str, outcome: &str) -> u64 {
+    metrics
+        .commands
+        .get_or_create(&telemetry::metrics::CommandLabels {
+            operation: operation.into(),
+            outcome: outcome.into(),
+        })
+        .get()
+}
+
+#[tokio::test]
+async fn commands_and_reconnects_are_counted() {
+    let env = env(10 * GIB).await;
+    let metrics = telemetry::RdsMetrics::default();
+    let client = RdsClient::with_metrics(config_for(&env.sim), metrics.clone());
+    client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+    // Out of space: RouterOS answers with an error.
+    client
+        .create_volume(&spec("pvc-2", 20 * GIB))
+        .await
+        .unwrap_err();
+    // Cut after the disk was added: the command is repeated on a new
+    // connection, and finds the disk.
+    env.sim.engine.faults().drop_after("/disk add");
+    client.create_volume(&spec("pvc-3", GIB)).await.unwrap();
+    client.get_volume(&slot("pvc-1")).await.unwrap().unwrap();
+    client.delete_volume(&slot("pvc-1")).await.unwrap();
+
+    assert_eq!(command_count(&metrics, "create", "ok"), 2);
+    assert_eq!(
+        command_count(&metrics, "create", "error"),
+        2,
+        "out of space, and the cut"
+    );
+    assert_eq!(command_count(&metrics, "get", "ok"), 1);
+    assert_eq!(command_count(&metrics, "delete", "ok"), 1);
+    assert_eq!(command_count(&metrics, "version", "ok"), 0);
+    assert_eq!(metrics.ssh_reconnects.get(), 1);
+    assert_eq!(metrics.ssh_connect_failures.get(), 0);
+    assert_eq!(metrics.up.get(), 1);
+}
+
+#[tokio::test]
+async fn the_monitor_notices_an_rds_that_went_away_fails_fast_and_finds_it_again() {
+    use rds_client::{ConnectionMonitor, Reachability};
+
+    let env = env(100 * GIB).await;
+    let metrics = telemetry::RdsMetrics::default();
+    // A backoff long enough that the calls below mostly fall inside it.
+    let config = SshConfig {
+        reconnect_initial: Duration::from_secs(4),
+        reconnect_max: Duration::from_secs(4),
+        ..config_for(&env.sim)
+    };
+    let client = Arc::new(RdsClient::with_metrics(config, metrics.clone()));
+    assert_eq!(client.status().reachability, Reachability::Unknown);
+    let monitor = ConnectionMonitor::spawn(&client, Duration::from_millis(300));
+    let mut status = client.watch_status();
+    eventually("the monitor finds the RDS and reads its version", || {
+        let s = client.status();
+        s.reachability == Reachability::Up && s.version.is_some()
+    })
+    .await;
+    assert_eq!(metrics.up.get(), 1);
+    status.mark_unchanged();
+    let version = client.status().version.unwrap();
+    assert!(version.starts_with("7."), "{version}");
+    client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+
+    // The RDS goes away: the monitor's next check is cut, and reconnecting
+    // is refused.
+    let faults = env.sim.engine.faults();
+    faults.set_refuse_connections(true);
+    faults.drop_before("/system resource print");
+    eventually("the monitor notices", || {
+        client.status().reachability == Reachability::Down
+    })
+    .await;
+    assert_eq!(metrics.up.get(), 0);
+    let down = client.status();
+    assert!(
+        down.last_error
+            .as_deref()
+            .unwrap()
+            .contains("cannot connect"),
+        "{down:?}"
+    );
+    assert!(status.has_changed().unwrap(), "followers are woken");
+
+    // Operations while it is down fail fast, and do not each try to connect.
+    let executed = env.sim.engine.commands_executed();
+    let failures = metrics.ssh_connect_failures.get();
+    let results = env
+        .all_at_once(20, |_, i| {
+            let client = Arc::clone(&client);
+            async move { client.get_volume(&slot(&format!("pvc-{i}"))).await }
+        })
+        .await;
+    for r in &results {
+        assert!(
+            matches!(
+                r,
+                Err(Error::Unavailable { .. }) | Err(Error::Connect { .. })
+            ),
+            "{r:?}"
+        );
+    }
+    let unavailable = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::Unavailable { .. })))
+        .count();
+    let attempts = metrics.ssh_connect_failures.get() - failures;
+    assert!(
+        unavailable >= 20 - usize::try_from(attempts).unwrap(),
+        "{attempts} attempts, {unavailable} refusals"
+    );
+    assert!(attempts < 20, "every call tried to connect ({attempts})");
+    assert_eq!(env.sim.engine.commands_executed(), executed);
+    let sent = command_count(&metrics, "get", "ok") + command_count(&metrics, "get", "error");
+    assert_eq!(sent, 0, "nothing was sent");
+
+    // Back: the monitor reconnects on its own, no operation needed.
+    faults.set_refuse_connections(false);
+    eventually("the monitor finds the RDS again", || {
+        client.status().reachability == Reachability::Up
+    })
+    .await;
+    assert_eq!(metrics.up.get(), 1);
+    assert_eq!(metrics.ssh_reconnects.get(), 1);
+    client.get_volume(&slot("pvc-1")).await.unwrap().unwrap();
+
+    // The monitor ends with its client.
+    drop(client);
+    eventually("the monitor stops", || monitor.is_finished()).await;
+}
+
+#[tokio::test]
+async fn a_routeros_too_old_shows_in_the_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SimConfig::single_pool(dir.path(), "raid10", GIB);
+    config.version = "7.20.2 (stable)".into();
+    let sim = TestSim::start(config).await.unwrap();
+    let client = RdsClient::new(config_for(&sim));
+    client.check().await.unwrap();
+    let status = client.status();
+    assert!(status.too_old && !status.is_usable(), "{status:?}");
+    assert!(status.problem().unwrap().contains("7.20.2"));
+}
