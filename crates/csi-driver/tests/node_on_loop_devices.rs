@@ -67,15 +67,20 @@ impl Rig {
 
     /// A node service whose state lives in the rig's folder.
     fn node(&self) -> NodeService {
-        NodeService::new(NodeConfig {
-            node_id: "node-1".into(),
-            max_volumes: 50,
-            host_root: "/".into(),
-            state_dir: self.path("state"),
-            etc_nvme: self.path("etc-nvme"),
-            default_fs: FsType::Ext4,
-            timeouts: Default::default(),
-        })
+        NodeService::new(
+            NodeConfig {
+                node_id: "node-1".into(),
+                max_volumes: 50,
+                host_root: "/".into(),
+                state_dir: self.path("state"),
+                etc_nvme: self.path("etc-nvme"),
+                default_fs: FsType::Ext4,
+                timeouts: Default::default(),
+                nqn_prefix: "nqn.2024-01.io.srvlab.csi.rds:".into(),
+                health_interval: std::time::Duration::from_secs(10),
+            },
+            telemetry::NodeMetrics::default(),
+        )
         .unwrap()
     }
 
@@ -108,6 +113,8 @@ impl Rig {
             fs_type: fs.map(Into::into),
             staging_path: staging,
             read_only: false,
+            connection: None,
+            diskseq: None,
         };
         Records::new(self.path("state")).save(&record).unwrap();
         record

@@ -189,6 +189,7 @@ impl Host {
         }
         let mut candidates = Vec::new();
         let mut sizes = Vec::new();
+        let mut seqs = Vec::new();
         for name in names {
             let dir = self.sys_block().join(&name);
             let size_path = dir.join("size");
@@ -204,7 +205,9 @@ impl Host {
                 text: size,
             })?;
             let nsid = read_attr(&dir.join("nsid"))?.and_then(|n| n.parse().ok());
+            let diskseq = read_attr(&dir.join("diskseq"))?.and_then(|n| n.parse().ok());
             sizes.push((name.clone(), size_bytes));
+            seqs.push((name.clone(), diskseq));
             candidates.push(Candidate { name, nsid });
         }
         let Some(chosen) = choose_namespace(&candidates) else {
@@ -214,10 +217,15 @@ impl Host {
             .iter()
             .find(|(n, _)| *n == chosen.name)
             .map_or(0, |(_, s)| *s);
+        let diskseq = seqs
+            .iter()
+            .find(|(n, _)| *n == chosen.name)
+            .and_then(|(_, s)| *s);
         Ok(Some(BlockDevice {
             path: Path::new("/dev").join(&chosen.name),
             name: chosen.name.clone(),
             size_bytes,
+            diskseq,
         }))
     }
 

@@ -238,6 +238,10 @@ pub struct BlockDevice {
     pub path: PathBuf,
     /// Its size in bytes.
     pub size_bytes: u64,
+    /// The kernel's disk sequence number (`diskseq`, Linux 5.15+): unlike the
+    /// name and the device number, never reused, so it tells a disk from a
+    /// later one of the same name. `None` on older kernels.
+    pub diskseq: Option<u64>,
 }
 
 /// What [`crate::Host::check_orphan`] found.

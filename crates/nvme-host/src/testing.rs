@@ -201,9 +201,18 @@ impl FakeSysfs {
             .collect();
         let i = (1..).find(|i| !used.contains(i)).unwrap_or(1);
         let sectors = format!("{}\n", size_bytes / 512);
+        // Like the kernel's, a disk sequence number is never reused.
+        let seq_file = self.root.join("diskseq-counter");
+        let seq: u64 = fs::read_to_string(&seq_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+            + 1;
+        fs::write(&seq_file, seq.to_string())?;
         let make = |dir: &Path| -> io::Result<()> {
             fs::create_dir_all(dir)?;
             fs::write(dir.join("size"), &sectors)?;
+            fs::write(dir.join("diskseq"), format!("{seq}\n"))?;
             fs::write(dir.join("nsid"), format!("{nsid}\n"))
         };
         let mut usable = Vec::new();

@@ -12,10 +12,14 @@
 //! Formatting happens only on a positive "no signature" answer from the probe;
 //! any probe error stops the stage (lesson 2).
 
+pub mod health;
 pub mod record;
+pub mod startup;
 mod stats;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use csi_proto::v1::node_server::Node;
@@ -23,7 +27,9 @@ use csi_proto::v1::node_service_capability::{self, rpc};
 use csi_proto::v1::{self as csi};
 use node_fs::format::Prepared;
 use node_fs::probe::Probe;
-use nvme_host::{ConnectionConfig, Host, HostIdentity, RetryPolicy};
+use nvme_host::{BlockDevice, Connected, ConnectionConfig, Host, HostIdentity, RetryPolicy};
+use telemetry::NodeMetrics;
+use telemetry::metrics::OutcomeLabels;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
@@ -34,7 +40,9 @@ use crate::error::{DriverError, Result};
 use crate::locks::VolumeLocks;
 use crate::params::{FsType, VolumeContext};
 use crate::rpc::call;
+use health::HealthMonitor;
 use record::{Records, StagingRecord};
+pub use startup::StartupReport;
 
 /// How long the node waits for each step.
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +59,8 @@ pub struct NodeTimeouts {
     pub mkfs: Duration,
     /// resize2fs / xfs_growfs, and the device showing its new size.
     pub resize: Duration,
+    /// The whole orphan cleanup at start-up; what is left then stays.
+    pub orphan_cleanup: Duration,
 }
 
 impl Default for NodeTimeouts {
@@ -62,6 +72,7 @@ impl Default for NodeTimeouts {
             probe: Duration::from_secs(30),
             mkfs: Duration::from_secs(600),
             resize: Duration::from_secs(600),
+            orphan_cleanup: Duration::from_secs(30),
         }
     }
 }
@@ -83,6 +94,10 @@ pub struct NodeConfig {
     pub default_fs: FsType,
     /// Step timeouts.
     pub timeouts: NodeTimeouts,
+    /// This driver's NQN prefix: connections without it are never touched.
+    pub nqn_prefix: String,
+    /// How often the health monitor looks at every staged volume.
+    pub health_interval: Duration,
 }
 
 /// The Node service.
@@ -92,21 +107,65 @@ pub struct NodeService {
     identity: HostIdentity,
     records: Records,
     locks: VolumeLocks,
+    metrics: NodeMetrics,
+    monitor: Arc<HealthMonitor>,
 }
 
 impl NodeService {
-    /// A node service; reads or creates the host's NVMe identity.
-    pub fn new(config: NodeConfig) -> Result<Self> {
+    /// A node service recording into `metrics`; reads or creates the host's
+    /// NVMe identity. Call [`NodeService::start_up`] before serving.
+    pub fn new(config: NodeConfig, metrics: NodeMetrics) -> Result<Self> {
         let identity = HostIdentity::load_or_create(&config.etc_nvme, &config.state_dir)
             .map_err(|e| DriverError::FailedPrecondition(format!("NVMe host identity: {e}")))?;
         info!(hostnqn = %identity.nqn, "NVMe host identity");
+        if config.nqn_prefix.is_empty() {
+            return Err(DriverError::InvalidArgument(
+                "the NQN prefix is empty, which would claim every NVMe connection of the host"
+                    .into(),
+            ));
+        }
         Ok(Self {
             host: Host::new(config.host_root.clone()),
             records: Records::new(config.state_dir.clone()),
             identity,
+            monitor: Arc::new(HealthMonitor::new(metrics.clone())),
+            metrics,
             config,
             locks: VolumeLocks::default(),
         })
+    }
+
+    /// Start-up, before the socket takes calls: learns what is staged and
+    /// disconnects this driver's orphaned connections, within the configured
+    /// time; never fails (see [`startup`]). Then takes the first health
+    /// reading, so the gauges are right from the first scrape.
+    pub async fn start_up(&self) -> StartupReport {
+        let report = startup::start_up(
+            &self.host,
+            &self.records,
+            &self.proc_root(),
+            &self.config.nqn_prefix,
+            self.config.timeouts.orphan_cleanup,
+            &self.metrics,
+        )
+        .await;
+        self.monitor
+            .sweep(&self.host, &self.proc_root(), &self.records);
+        report
+    }
+
+    /// Starts the health monitor, which runs until `stop` turns true.
+    pub fn spawn_health_monitor(
+        &self,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(Arc::clone(&self.monitor).run(
+            self.host.clone(),
+            self.proc_root(),
+            self.records.clone(),
+            self.config.health_interval,
+            stop,
+        ))
     }
 
     /// The staging records, for start-up recovery.
@@ -142,30 +201,11 @@ impl NodeService {
         let context = VolumeContext::from_map(&req.volume_context)?;
         let _guard = self.locks.try_lock(volume_id)?;
 
-        let connection = ConnectionConfig {
-            traddr: context.nvme_address.clone(),
-            trsvcid: context.nvme_port,
-            nqn: context.nqn.clone(),
-            host: self.identity.clone(),
-            ctrl_loss_tmo: context.connection.ctrl_loss_tmo,
-            reconnect_delay: Some(context.connection.reconnect_delay),
-            keep_alive_tmo: context.connection.keep_alive_tmo,
-            fast_io_fail_tmo: context.connection.fast_io_fail_tmo,
-            nr_io_queues: None,
-        };
-        let connected = self
-            .host
-            .connect_with_retry(
-                &connection,
-                Instant::now() + self.config.timeouts.connect,
-                RetryPolicy::default(),
-            )
-            .await?;
-        let device = self
-            .host
-            .wait_for_block_device(&context.nqn, Instant::now() + self.config.timeouts.device)
-            .await?;
-        info!(nqn = %context.nqn, device = %device.path.display(), ?connected, "connected");
+        let device = self.attach(&context).await?;
+        let earlier = self
+            .records
+            .load(volume_id, &staging)
+            .map_err(|e| DriverError::Internal(e.to_string()))?;
 
         let fs_type = match &cap.access {
             Access::Block => None,
@@ -177,21 +217,84 @@ impl NodeService {
                     .or(context.fs_type)
                     .unwrap_or(self.config.default_fs);
                 let fs = self.ensure_filesystem(&device.path, wanted).await?;
-                self.ensure_mounted(&device.path, &staging, fs, mount_flags, cap.read_only())?;
+                self.ensure_mounted(
+                    &device,
+                    &staging,
+                    fs,
+                    mount_flags,
+                    cap.read_only(),
+                    earlier.as_ref(),
+                )?;
                 Some(fs)
             }
         };
+        let record = StagingRecord {
+            volume_id: volume_id.to_owned(),
+            nqn: context.nqn.clone(),
+            device: device.path,
+            fs_type: fs_type.map(|f| f.to_string()),
+            staging_path: staging,
+            read_only: cap.read_only(),
+            connection: Some(context.to_map().into_iter().collect()),
+            diskseq: device.diskseq,
+        };
         self.records
-            .save(&StagingRecord {
-                volume_id: volume_id.to_owned(),
-                nqn: context.nqn,
-                device: device.path,
-                fs_type: fs_type.map(|f| f.to_string()),
-                staging_path: staging,
-                read_only: cap.read_only(),
-            })
+            .save(&record)
             .map_err(|e| DriverError::Internal(e.to_string()))?;
+        self.observe(&record);
         Ok(csi::NodeStageVolumeResponse {})
+    }
+
+    /// Looks at a volume's health now (logging a change) and returns it.
+    fn observe(&self, record: &StagingRecord) -> health::Observation {
+        let mounts = node_fs::mountinfo::read(&self.proc_root()).unwrap_or_default();
+        self.monitor.observe(&self.host, &mounts, record)
+    }
+
+    /// Connects the volume's NQN (reusing a connection that exists) and waits
+    /// for its block device.
+    async fn attach(&self, context: &VolumeContext) -> Result<BlockDevice> {
+        let connection = ConnectionConfig {
+            traddr: context.nvme_address.clone(),
+            trsvcid: context.nvme_port,
+            nqn: context.nqn.clone(),
+            host: self.identity.clone(),
+            ctrl_loss_tmo: context.connection.ctrl_loss_tmo,
+            reconnect_delay: Some(context.connection.reconnect_delay),
+            keep_alive_tmo: context.connection.keep_alive_tmo,
+            fast_io_fail_tmo: context.connection.fast_io_fail_tmo,
+            nr_io_queues: None,
+        };
+        let retries = &self.metrics.nvme_connect_retries;
+        let connected = self
+            .host
+            .connect_with_retry_observed(
+                &connection,
+                Instant::now() + self.config.timeouts.connect,
+                RetryPolicy::default(),
+                &|_| {
+                    retries.inc();
+                },
+            )
+            .await;
+        let outcome = match &connected {
+            Ok(Connected::New { .. }) => "connected",
+            Ok(Connected::Already) => "already",
+            Err(_) => "failed",
+        };
+        self.metrics
+            .nvme_connects
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        let connected = connected?;
+        let device = self
+            .host
+            .wait_for_block_device(&context.nqn, Instant::now() + self.config.timeouts.device)
+            .await?;
+        info!(nqn = %context.nqn, device = %device.path.display(), ?connected, "connected");
+        Ok(device)
     }
 
     /// Makes a filesystem only on a device the probe says is empty; an existing
@@ -224,27 +327,49 @@ impl NodeService {
         }
     }
 
+    /// Mounts `device` at `staging` unless it is mounted there already. A
+    /// mount there of the device this volume had before (`earlier` names it)
+    /// is a dead filesystem left by a connection the kernel gave up on: it is
+    /// unmounted and the volume's current device mounted instead. Any other
+    /// mount there is refused.
     fn ensure_mounted(
         &self,
-        device: &Path,
+        device: &BlockDevice,
         staging: &Path,
         fs: FsType,
         flags: &[String],
         read_only: bool,
+        earlier: Option<&StagingRecord>,
     ) -> Result<()> {
+        let mut options = flags.to_vec();
         if let Some(mount) = self.is_mounted(staging)? {
-            if mount.source == device.to_string_lossy() {
+            let stale = earlier.is_some_and(|r| health::is_stale_mount(&mount.source, device, r));
+            if !stale && Path::new(&mount.source) == device.path {
                 return Ok(());
             }
-            return Err(DriverError::FailedPrecondition(format!(
-                "{} is already a mount of {}, not of {}",
-                staging.display(),
-                mount.source,
-                device.display()
-            )));
+            if !stale {
+                return Err(DriverError::FailedPrecondition(format!(
+                    "{} is already a mount of {}, not of {}",
+                    staging.display(),
+                    mount.source,
+                    device.path.display()
+                )));
+            }
+            warn!(
+                staging = %staging.display(),
+                old = %mount.source,
+                new = %device.path.display(),
+                "the staging mount is of the volume's old device, whose connection is gone; mounting its current device instead"
+            );
+            self.unmount_all(staging)?;
+            // Pods may still hold the old, dead mount; xfs refuses a second
+            // mount of the same filesystem UUID unless told.
+            if fs == FsType::Xfs && !options.iter().any(|o| o == "nouuid") {
+                options.push("nouuid".into());
+            }
         }
         std::fs::create_dir_all(staging).map_err(|e| io_error("creating", staging, e))?;
-        node_fs::mount::mount(device, staging, to_node_fs(fs), flags, read_only)?;
+        node_fs::mount::mount(&device.path, staging, to_node_fs(fs), &options, read_only)?;
         Ok(())
     }
 
@@ -288,6 +413,7 @@ impl NodeService {
         self.records
             .remove(volume_id, &staging)
             .map_err(|e| DriverError::Internal(e.to_string()))?;
+        self.monitor.forget(volume_id);
         info!(nqn = %record.nqn, "unstaged and disconnected");
         Ok(csi::NodeUnstageVolumeResponse {})
     }
@@ -312,6 +438,9 @@ impl NodeService {
                     staging.display()
                 ))
             })?;
+        let record = self
+            .reattach_if_gone(record, &req.volume_context, &cap)
+            .await?;
         let source = match cap.access {
             Access::Block => {
                 let device = self.current_device(&record)?;
@@ -350,6 +479,96 @@ impl NodeService {
         }
         node_fs::mount::bind(&source, &target, read_only)?;
         Ok(csi::NodePublishVolumeResponse {})
+    }
+
+    /// Publish's recovery: when the staged volume's NQN has no block device
+    /// (the kernel gave up on its controller, or the node lost it), connects
+    /// again with the publish request's volume context (or the one it was
+    /// staged with), mounts the new device at the staging path in place of
+    /// the dead one, and updates the record. A volume whose controller is
+    /// only reconnecting keeps its device and is left alone.
+    async fn reattach_if_gone(
+        &self,
+        record: StagingRecord,
+        request_context: &HashMap<String, String>,
+        cap: &Capability,
+    ) -> Result<StagingRecord> {
+        if self.host.block_device(&record.nqn)?.is_some() || self.staging_mount_alive(&record)? {
+            return Ok(record);
+        }
+        let context = if request_context.is_empty() {
+            let saved = record.connection.clone().ok_or_else(|| {
+                DriverError::Unavailable(format!(
+                    "volume {}'s NVMe/TCP connection ({}) is gone, and neither the request nor its staging record says how to connect; stage it again",
+                    record.volume_id, record.nqn
+                ))
+            })?;
+            VolumeContext::from_map(&saved.into_iter().collect())?
+        } else {
+            VolumeContext::from_map(request_context)?
+        };
+        if context.nqn != record.nqn {
+            return Err(DriverError::InvalidArgument(format!(
+                "the volume context names {}, but volume {} was staged from {}",
+                context.nqn, record.volume_id, record.nqn
+            )));
+        }
+        warn!(nqn = %record.nqn, "the staged volume's NVMe/TCP connection is gone; connecting again");
+        let device = self.attach(&context).await?;
+        if let Some(fs) = record.fs_type.as_deref() {
+            let fs = FsType::parse(fs)?;
+            let flags = match &cap.access {
+                Access::Mount { mount_flags, .. } => mount_flags.clone(),
+                Access::Block => Vec::new(),
+            };
+            self.ensure_mounted(
+                &device,
+                &record.staging_path,
+                fs,
+                &flags,
+                record.read_only,
+                Some(&record),
+            )?;
+        }
+        let record = StagingRecord {
+            device: device.path,
+            diskseq: device.diskseq,
+            ..record
+        };
+        self.records
+            .save(&record)
+            .map_err(|e| DriverError::Internal(e.to_string()))?;
+        self.observe(&record);
+        info!(nqn = %record.nqn, device = %record.device.display(), "reconnected");
+        Ok(record)
+    }
+
+    /// Whether a filesystem volume's staging path is still a mount of the
+    /// disk it was staged on (same disk sequence number, or, without one, a
+    /// block device of that name still exists).
+    fn staging_mount_alive(&self, record: &StagingRecord) -> Result<bool> {
+        if record.fs_type.is_none() {
+            return Ok(false);
+        }
+        let Some(mount) = self.is_mounted(&record.staging_path)? else {
+            return Ok(false);
+        };
+        if Path::new(&mount.source) != record.device {
+            return Ok(false);
+        }
+        let Some(name) = record.device.file_name() else {
+            return Ok(false);
+        };
+        let dir = self.sys_root().join("class/block").join(name);
+        Ok(match record.diskseq {
+            Some(then) => {
+                std::fs::read_to_string(dir.join("diskseq"))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    == Some(then)
+            }
+            None => dir.exists(),
+        })
     }
 
     /// The volume's block device now: the recorded one if it still belongs to

@@ -8,6 +8,7 @@
 //! (temporary file, fsync, rename), so a crash leaves the old record or the new
 //! one, never half of either.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,15 @@ pub struct StagingRecord {
     pub staging_path: PathBuf,
     /// Whether it was staged read-only.
     pub read_only: bool,
+    /// The volume context it was staged with (connection parameters), so a
+    /// volume whose controller is gone can be reconnected by a publish that
+    /// carries none. Absent in records of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<BTreeMap<String, String>>,
+    /// The disk sequence number of `device` when it was staged: a later disk
+    /// of the same name (the kernel reuses names) has another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diskseq: Option<u64>,
 }
 
 /// Where records live.
@@ -189,7 +199,22 @@ mod tests {
             fs_type: Some("ext4".into()),
             staging_path: dir.join(format!("{id}/globalmount")),
             read_only: false,
+            connection: Some(BTreeMap::from([(
+                "nvmeAddress".to_owned(),
+                "10.0.0.5".to_owned(),
+            )])),
+            diskseq: Some(3),
         }
+    }
+
+    #[test]
+    fn records_of_the_previous_version_are_read() {
+        let old = r#"{"volume_id":"pvc-3","nqn":"nqn.2024-01.io.srvlab.csi.rds:pvc-3",
+            "device":"/dev/nvme0n1","fs_type":null,"staging_path":"/s/pvc-3","read_only":false}"#;
+        let r: StagingRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(r.connection, None);
+        assert_eq!(r.diskseq, None);
+        assert_eq!(r.fs_type, None);
     }
 
     #[test]

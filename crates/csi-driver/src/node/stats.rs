@@ -9,7 +9,6 @@
 use std::path::Path;
 
 use csi_proto::v1::{self as csi, volume_usage};
-use nvme_host::CtrlState;
 
 use super::NodeService;
 use super::record::StagingRecord;
@@ -27,23 +26,28 @@ pub(super) fn volume_stats(
         .map(|r| r.fs_type.is_none())
         .unwrap_or_else(|| volume_path.is_file());
 
-    let mut problems = Vec::new();
-    if let Some(r) = record {
-        match node.host.controller_state(&r.nqn)? {
-            Some(CtrlState::Live) => {}
-            Some(state) => problems.push(format!(
-                "its NVMe/TCP controller ({}) is {state:?}, not live: the RDS or the network is unreachable",
-                r.nqn
-            )),
-            None => problems.push(format!("it is not connected over NVMe/TCP ({})", r.nqn)),
+    // The volume's own health (controller, staging mount) from the monitor,
+    // which also logs a change and remembers since when.
+    let (mut problems, for_how_long) = match record {
+        Some(r) => {
+            let seen = node.monitor.observe(&node.host, &mounts, r);
+            (seen.health.problems, seen.for_how_long)
         }
-    }
+        None => (Vec::new(), std::time::Duration::ZERO),
+    };
     match mount {
         None => problems.push(format!("nothing is mounted at {}", volume_path.display())),
-        Some(m) if !block && m.read_only() && !record.is_some_and(|r| r.read_only) => problems.push(
-            "its filesystem is read-only although it was mounted read-write (the kernel does this after I/O errors)"
-                .into(),
-        ),
+        Some(m)
+            if !block
+                && m.read_only()
+                && !record.is_some_and(|r| r.read_only)
+                && !problems.iter().any(|p| p.contains("read-only")) =>
+        {
+            problems.push(
+                "its filesystem is read-only although it was mounted read-write (the kernel does this after I/O errors)"
+                    .into(),
+            )
+        }
         Some(_) => {}
     }
 
@@ -89,7 +93,15 @@ pub(super) fn volume_stats(
     } else {
         csi::VolumeCondition {
             abnormal: true,
-            message: format!("volume {volume_id}: {}", problems.join("; ")),
+            message: if for_how_long.as_secs() > 0 {
+                format!(
+                    "volume {volume_id}: {} (for {} s)",
+                    problems.join("; "),
+                    for_how_long.as_secs()
+                )
+            } else {
+                format!("volume {volume_id}: {}", problems.join("; "))
+            },
         }
     };
     Ok(csi::NodeGetVolumeStatsResponse {

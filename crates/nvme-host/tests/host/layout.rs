@@ -62,6 +62,12 @@ fn block(root: &Path, name: &str, sectors: u64, nsid: u32) {
         &format!("sys/block/{name}/nsid"),
         &format!("{nsid}\n"),
     );
+    // A disk sequence number unrelated to the name's digits (nvme0n1: 7).
+    write(
+        root,
+        &format!("sys/block/{name}/diskseq"),
+        &format!("{}\n", name.len()),
+    );
 }
 
 /// nvme0 of OURS with head nvme0n1 (and hidden path nvme0c0n1); nvme1 of FOREIGN
@@ -107,6 +113,7 @@ fn multipath_resolves_the_head_never_the_hidden_path() {
             name: "nvme0n1".into(),
             path: "/dev/nvme0n1".into(),
             size_bytes: 2_097_152 * 512,
+            diskseq: Some(7),
         })
     );
     assert_eq!(host.block_device(FOREIGN).unwrap().unwrap().name, "nvme1n1");

@@ -1,0 +1,546 @@
+//! The node's health monitor: how every staged volume is doing.
+//!
+//! A volume is healthy when its NVMe/TCP controller is live and, for a
+//! filesystem volume, its staging path is still a read-write (or, if staged so,
+//! read-only) mount of the NQN's current block device. The monitor looks at
+//! every staged volume each interval, and NodeGetVolumeStats asks it about one
+//! volume on demand; both go through [`HealthMonitor::observe`], which keeps
+//! the last health of each volume and logs a change once, when it happens,
+//! not at every poll. The sweep also sets the node's gauges: staged volumes,
+//! volumes by controller state, abnormal volumes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use node_fs::mountinfo::MountInfo;
+use nvme_host::{BlockDevice, CtrlState, Host};
+use telemetry::NodeMetrics;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::record::{Records, StagingRecord};
+
+/// What the monitor found about one volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeHealth {
+    /// The best state among the NQN's controllers; `None`: no controller.
+    pub controller: Option<CtrlState>,
+    /// What is wrong, for people; empty when healthy.
+    pub problems: Vec<String>,
+}
+
+impl VolumeHealth {
+    /// Whether nothing is wrong.
+    pub fn is_healthy(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The controller state as the metrics name it.
+    pub fn state_label(&self) -> &'static str {
+        state_label(self.controller.as_ref())
+    }
+}
+
+/// The metrics' name of a controller state (`absent` for none).
+pub fn state_label(state: Option<&CtrlState>) -> &'static str {
+    match state {
+        None => "absent",
+        Some(CtrlState::Live) => "live",
+        Some(CtrlState::Connecting) => "connecting",
+        Some(CtrlState::Resetting) => "resetting",
+        Some(CtrlState::Deleting | CtrlState::DeletingNoIo) => "deleting",
+        Some(CtrlState::New) => "new",
+        Some(CtrlState::Dead) => "dead",
+        Some(CtrlState::Unknown(_)) => "unknown",
+    }
+}
+
+/// Judges one staged volume from sysfs (through `host`) and the mount table.
+pub fn judge(host: &Host, mounts: &[MountInfo], record: &StagingRecord) -> VolumeHealth {
+    let mut problems = Vec::new();
+    let controller = match host.controller_state(&record.nqn) {
+        Ok(state) => state,
+        Err(e) => {
+            problems.push(format!("its NVMe/TCP state cannot be read: {e}"));
+            None
+        }
+    };
+    match &controller {
+        Some(CtrlState::Live) => {}
+        Some(state) => problems.push(format!(
+            "its NVMe/TCP controller ({}) is {state}, not live: the RDS or the network is unreachable",
+            record.nqn
+        )),
+        None if problems.is_empty() => problems.push(format!(
+            "it is not connected over NVMe/TCP ({}): the kernel gave up reconnecting (ctrl_loss_tmo) or the connection was removed; stage the volume again",
+            record.nqn
+        )),
+        None => {}
+    }
+    if controller.is_some() && matches!(host.block_device(&record.nqn), Ok(None)) {
+        problems.push(format!(
+            "its NVMe/TCP controller ({}) shows no namespace: the volume's disk is missing on the RDS",
+            record.nqn
+        ));
+    }
+    if record.fs_type.is_some() {
+        problems.extend(staging_mount_problem(host, mounts, record));
+    }
+    VolumeHealth {
+        controller,
+        problems,
+    }
+}
+
+/// What is wrong with a filesystem volume's staging mount, if anything.
+fn staging_mount_problem(
+    host: &Host,
+    mounts: &[MountInfo],
+    record: &StagingRecord,
+) -> Option<String> {
+    let staging = &record.staging_path;
+    let Some(mount) = node_fs::mountinfo::find(mounts, staging) else {
+        return Some(format!(
+            "nothing is mounted at its staging path {}",
+            staging.display()
+        ));
+    };
+    if mount.read_only() && !record.read_only {
+        return Some(
+            "its filesystem is read-only although it was mounted read-write (the kernel does this after I/O errors)"
+                .into(),
+        );
+    }
+    if let Ok(Some(device)) = host.block_device(&record.nqn)
+        && is_stale_mount(&mount.source, &device, record)
+    {
+        return Some(format!(
+            "its staging mount is of a disk that is gone ({} as it was when staged; {} now): stage or publish it again",
+            record.device.display(),
+            device.path.display()
+        ));
+    }
+    None
+}
+
+/// Whether a mount of `source`, found where `record` staged its volume, is of
+/// a disk that is gone rather than of the NQN's `current` one. After the
+/// kernel gives up on a controller and a later connect makes another, the new
+/// disk often gets the old name back, so names alone cannot tell; the disk
+/// sequence number can. Without one (old kernels, old records) a mount of the
+/// recorded device under another name than the current one is stale.
+pub fn is_stale_mount(source: &str, current: &BlockDevice, record: &StagingRecord) -> bool {
+    if Path::new(source) != current.path {
+        return Path::new(source) == record.device;
+    }
+    matches!((record.diskseq, current.diskseq), (Some(then), Some(now)) if then != now)
+}
+
+struct Seen {
+    health: VolumeHealth,
+    since: Instant,
+}
+
+/// The last health of every staged volume, and the node's gauges.
+pub struct HealthMonitor {
+    seen: Mutex<HashMap<String, Seen>>,
+    metrics: NodeMetrics,
+}
+
+/// One look at a volume: its health and since when it has been so.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The health now.
+    pub health: VolumeHealth,
+    /// How long the volume has been in this health (as far as this process
+    /// has seen).
+    pub for_how_long: Duration,
+}
+
+impl HealthMonitor {
+    /// A monitor recording into `metrics`.
+    pub fn new(metrics: NodeMetrics) -> Self {
+        Self {
+            seen: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
+        // A panic while holding the lock leaves a whole map; keep using it.
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Looks at `record`'s volume now, logs a change of its health, and
+    /// remembers it.
+    pub fn observe(
+        &self,
+        host: &Host,
+        mounts: &[MountInfo],
+        record: &StagingRecord,
+    ) -> Observation {
+        let health = judge(host, mounts, record);
+        let now = Instant::now();
+        let mut seen = self.seen();
+        let since = match seen.get(&record.volume_id) {
+            Some(last) if last.health == health => last.since,
+            last => {
+                log_change(
+                    &record.volume_id,
+                    &record.nqn,
+                    last.map(|l| &l.health),
+                    &health,
+                );
+                now
+            }
+        };
+        seen.insert(
+            record.volume_id.clone(),
+            Seen {
+                health: health.clone(),
+                since,
+            },
+        );
+        Observation {
+            health,
+            for_how_long: now - since,
+        }
+    }
+
+    /// Forgets a volume (unstaged).
+    pub fn forget(&self, volume_id: &str) {
+        self.seen().remove(volume_id);
+    }
+
+    /// Looks at every staged volume once and sets the gauges. Returns how
+    /// many volumes were looked at.
+    pub fn sweep(&self, host: &Host, proc_root: &Path, records: &Records) -> usize {
+        let mounts = match node_fs::mountinfo::read(proc_root) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "health check: cannot read the mount table");
+                return 0;
+            }
+        };
+        let mut staged = Vec::new();
+        for record in records.all() {
+            match record {
+                Ok(r) => staged.push(r),
+                Err(e) => warn!(error = %e, "health check: unreadable staging record"),
+            }
+        }
+        let mut by_state: Vec<(&str, i64)> = Vec::new();
+        let mut abnormal = 0;
+        for record in &staged {
+            let seen = self.observe(host, &mounts, record);
+            if !seen.health.is_healthy() {
+                abnormal += 1;
+            }
+            let label = seen.health.state_label();
+            match by_state.iter_mut().find(|(s, _)| *s == label) {
+                Some((_, n)) => *n += 1,
+                None => by_state.push((label, 1)),
+            }
+        }
+        self.seen()
+            .retain(|id, _| staged.iter().any(|r| &r.volume_id == id));
+        self.metrics.set_controller_states(&by_state);
+        self.metrics
+            .staged_volumes
+            .set(i64::try_from(staged.len()).unwrap_or(i64::MAX));
+        self.metrics.abnormal_volumes.set(abnormal);
+        staged.len()
+    }
+
+    /// Sweeps every `interval` until `stop` turns true.
+    pub async fn run(
+        self: Arc<Self>,
+        host: Host,
+        proc_root: std::path::PathBuf,
+        records: Records,
+        interval: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let (monitor, host, proc_root, records) = (
+                Arc::clone(&self),
+                host.clone(),
+                proc_root.clone(),
+                records.clone(),
+            );
+            // Reading sysfs and the mount table blocks; keep it off the
+            // threads that serve calls.
+            let swept =
+                tokio::task::spawn_blocking(move || monitor.sweep(&host, &proc_root, &records))
+                    .await;
+            if let Err(e) = swept {
+                warn!(error = %e, "health check task failed");
+            }
+        }
+    }
+}
+
+fn log_change(volume_id: &str, nqn: &str, last: Option<&VolumeHealth>, now: &VolumeHealth) {
+    let state = now.state_label();
+    match (last, now.is_healthy()) {
+        (None, true) => info!(volume = volume_id, nqn, state, "volume healthy"),
+        (Some(_), true) => info!(volume = volume_id, nqn, state, "volume healthy again"),
+        (_, false) => warn!(
+            volume = volume_id,
+            nqn,
+            state,
+            problem = %now.problems.join("; "),
+            "volume abnormal"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nvme_host::testing::{FakeController, FakeSysfs};
+
+    const NQN: &str = "nqn.2024-01.io.srvlab.csi.rds:pvc-1";
+    const STAGING: &str = "/var/lib/kubelet/staging/pvc-1";
+
+    struct Sys {
+        _dir: tempfile::TempDir,
+        fake: FakeSysfs,
+    }
+
+    impl Sys {
+        fn new() -> Sys {
+            let dir = tempfile::tempdir().unwrap();
+            let fake = FakeSysfs::new(dir.path(), true).unwrap();
+            Sys { _dir: dir, fake }
+        }
+
+        /// Adds a controller of `nqn` in `state`; returns its name.
+        fn controller(&self, nqn: &str, state: &str) -> String {
+            let name = self.fake.add_controller(&FakeController::new(nqn)).unwrap();
+            self.fake.set_state(&name, state).unwrap();
+            name
+        }
+
+        fn host(&self) -> Host {
+            Host::new(self.fake.root())
+        }
+    }
+
+    fn record(nqn: &str, fs: Option<&str>, device: &str) -> StagingRecord {
+        StagingRecord {
+            volume_id: "pvc-1".into(),
+            nqn: nqn.into(),
+            device: device.into(),
+            fs_type: fs.map(str::to_owned),
+            staging_path: STAGING.into(),
+            read_only: false,
+            connection: None,
+            diskseq: None,
+        }
+    }
+
+    fn mount(source: &str, opts: &str) -> MountInfo {
+        let line = format!("36 25 259:1 / {STAGING} {opts},relatime shared:1 - ext4 {source} rw\n");
+        node_fs::mountinfo::parse(&line).unwrap().pop().unwrap()
+    }
+
+    #[test]
+    fn a_live_controller_and_a_block_volume_are_healthy() {
+        let sys = Sys::new();
+        sys.controller(NQN, "live");
+        let dev = sys.fake.add_namespace(NQN, 1, 1 << 30).unwrap();
+        let h = judge(&sys.host(), &[], &record(NQN, None, &format!("/dev/{dev}")));
+        assert!(h.is_healthy(), "{h:?}");
+        assert_eq!(h.state_label(), "live");
+    }
+
+    #[test]
+    fn a_reconnecting_controller_is_abnormal() {
+        let sys = Sys::new();
+        sys.controller(NQN, "connecting");
+        let h = judge(&sys.host(), &[], &record(NQN, None, "/dev/nvme0n1"));
+        assert_eq!(h.state_label(), "connecting");
+        assert!(h.problems[0].contains("is connecting, not live"), "{h:?}");
+    }
+
+    #[test]
+    fn no_controller_says_to_stage_again() {
+        let sys = Sys::new();
+        let h = judge(&sys.host(), &[], &record(NQN, None, "/dev/nvme0n1"));
+        assert_eq!(h.state_label(), "absent");
+        assert!(
+            h.problems[0].contains("not connected over NVMe/TCP"),
+            "{h:?}"
+        );
+        assert!(h.problems[0].contains("stage the volume again"), "{h:?}");
+    }
+
+    #[test]
+    fn a_filesystem_volume_needs_its_staging_mount() {
+        let sys = Sys::new();
+        sys.controller(NQN, "live");
+        let dev = format!("/dev/{}", sys.fake.add_namespace(NQN, 1, 1 << 30).unwrap());
+        let r = record(NQN, Some("ext4"), &dev);
+        let h = judge(&sys.host(), &[], &r);
+        assert!(
+            h.problems[0].contains("nothing is mounted at its staging path"),
+            "{h:?}"
+        );
+        assert!(judge(&sys.host(), &[mount(&dev, "rw")], &r).is_healthy());
+
+        let h = judge(&sys.host(), &[mount(&dev, "ro")], &r);
+        assert!(h.problems[0].contains("read-only"), "{h:?}");
+        let staged_ro = StagingRecord {
+            read_only: true,
+            ..r
+        };
+        assert!(judge(&sys.host(), &[mount(&dev, "ro")], &staged_ro).is_healthy());
+    }
+
+    #[test]
+    fn a_mount_of_the_old_device_after_a_reconnect_is_abnormal() {
+        let sys = Sys::new();
+        let first = sys.controller(NQN, "live");
+        sys.fake.add_namespace(NQN, 1, 1 << 30).unwrap();
+        let then = sys.host().block_device(NQN).unwrap().unwrap();
+        // The kernel gave up on the first controller; a new connect made
+        // another, whose disk has the same name (the kernel reuses them).
+        sys.fake.remove_controller(&first).unwrap();
+        sys.controller(NQN, "live");
+        sys.fake.add_namespace(NQN, 1, 1 << 30).unwrap();
+        let now = sys.host().block_device(NQN).unwrap().unwrap();
+        assert_eq!(then.path, now.path);
+        assert_ne!(then.diskseq, now.diskseq);
+        let dev = then.path.display().to_string();
+        let staged = StagingRecord {
+            diskseq: then.diskseq,
+            ..record(NQN, Some("ext4"), &dev)
+        };
+        let h = judge(&sys.host(), &[mount(&dev, "rw")], &staged);
+        assert!(h.problems[0].contains("a disk that is gone"), "{h:?}");
+        // Restaged on the new disk: healthy.
+        let restaged = StagingRecord {
+            diskseq: now.diskseq,
+            ..staged
+        };
+        assert!(judge(&sys.host(), &[mount(&dev, "rw")], &restaged).is_healthy());
+    }
+
+    #[test]
+    fn stale_mounts_are_told_by_sequence_number_then_by_name() {
+        let current = BlockDevice {
+            name: "nvme0n1".into(),
+            path: "/dev/nvme0n1".into(),
+            size_bytes: 1 << 30,
+            diskseq: Some(9),
+        };
+        let r = |device: &str, diskseq| StagingRecord {
+            diskseq,
+            ..record(NQN, Some("ext4"), device)
+        };
+        assert!(!is_stale_mount(
+            "/dev/nvme0n1",
+            &current,
+            &r("/dev/nvme0n1", Some(9))
+        ));
+        assert!(is_stale_mount(
+            "/dev/nvme0n1",
+            &current,
+            &r("/dev/nvme0n1", Some(4))
+        ));
+        assert!(!is_stale_mount(
+            "/dev/nvme0n1",
+            &current,
+            &r("/dev/nvme0n1", None)
+        ));
+        assert!(is_stale_mount(
+            "/dev/nvme1n1",
+            &current,
+            &r("/dev/nvme1n1", None)
+        ));
+        // Someone else's mount is not ours to call stale.
+        assert!(!is_stale_mount(
+            "/dev/sdb",
+            &current,
+            &r("/dev/nvme1n1", None)
+        ));
+    }
+
+    #[test]
+    fn a_controller_without_a_namespace_is_abnormal() {
+        let sys = Sys::new();
+        sys.controller(NQN, "live");
+        let h = judge(&sys.host(), &[], &record(NQN, None, "/dev/nvme0n1"));
+        assert!(h.problems[0].contains("no namespace"), "{h:?}");
+    }
+
+    #[test]
+    fn changes_are_remembered_with_their_time() {
+        let sys = Sys::new();
+        let ctrl = sys.controller(NQN, "connecting");
+        sys.fake.add_namespace(NQN, 1, 1 << 30).unwrap();
+        let monitor = HealthMonitor::new(NodeMetrics::default());
+        let r = record(NQN, None, "/dev/nvme0n1");
+        let first = monitor.observe(&sys.host(), &[], &r);
+        assert!(!first.health.is_healthy());
+        let again = monitor.observe(&sys.host(), &[], &r);
+        assert_eq!(again.health, first.health);
+        assert!(again.for_how_long >= first.for_how_long);
+        sys.fake.set_state(&ctrl, "live").unwrap();
+        let recovered = monitor.observe(&sys.host(), &[], &r);
+        assert!(recovered.health.is_healthy());
+        assert!(recovered.for_how_long <= again.for_how_long + Duration::from_secs(1));
+        assert!(monitor.seen().contains_key("pvc-1"));
+        monitor.forget("pvc-1");
+        assert!(!monitor.seen().contains_key("pvc-1"));
+    }
+
+    #[test]
+    fn a_sweep_sets_the_gauges_and_forgets_unstaged_volumes() {
+        let state_dir = tempfile::tempdir().unwrap();
+        let records = Records::new(state_dir.path());
+        let sys = Sys::new();
+        sys.controller(NQN, "live");
+        sys.fake.add_namespace(NQN, 1, 1 << 30).unwrap();
+        let other = "nqn.2024-01.io.srvlab.csi.rds:pvc-2";
+        sys.controller(other, "connecting");
+        let mut r1 = record(NQN, None, "/dev/nvme0n1");
+        r1.staging_path = state_dir.path().join("s1");
+        let mut r2 = record(other, None, "/dev/nvme1n1");
+        r2.volume_id = "pvc-2".into();
+        r2.staging_path = state_dir.path().join("s2");
+        records.save(&r1).unwrap();
+        records.save(&r2).unwrap();
+        let proc_root = state_dir.path().join("proc");
+        std::fs::create_dir_all(proc_root.join("self")).unwrap();
+        std::fs::write(proc_root.join("self/mountinfo"), "").unwrap();
+
+        let metrics = NodeMetrics::default();
+        let monitor = HealthMonitor::new(metrics.clone());
+        assert_eq!(monitor.sweep(&sys.host(), &proc_root, &records), 2);
+        assert_eq!(metrics.staged_volumes.get(), 2);
+        assert_eq!(metrics.abnormal_volumes.get(), 1);
+        let state = |s: &str| {
+            metrics
+                .controller_states
+                .get_or_create(&telemetry::metrics::StateLabels { state: s.into() })
+                .get()
+        };
+        assert_eq!((state("live"), state("connecting")), (1, 1));
+
+        records.remove("pvc-2", &r2.staging_path).unwrap();
+        assert_eq!(monitor.sweep(&sys.host(), &proc_root, &records), 1);
+        assert_eq!((state("live"), state("connecting")), (1, 0));
+        assert_eq!(metrics.abnormal_volumes.get(), 0);
+        assert!(!monitor.seen().contains_key("pvc-2"));
+    }
+}

@@ -1,0 +1,355 @@
+//! What the node does once at start-up, before its socket takes calls:
+//! learn what is staged, and disconnect this driver's orphaned NVMe/TCP
+//! connections.
+//!
+//! A connected NQN is an orphan only if it carries this driver's NQN prefix
+//! and either no staged volume refers to it, or it has no working block
+//! device (see [`nvme_host::Host::check_orphan`]). A staged volume refers to
+//! an NQN when its record names it and, for a filesystem volume, its staging
+//! path is still a mount: a record whose mount is gone is what a plugin
+//! killed in the middle of NodeUnstageVolume leaves, and its connection is an
+//! orphan (kubelet's repeated unstage then finds nothing to disconnect). NQNs
+//! without the prefix (a host's own NVMe-oF disks, another driver's volumes,
+//! the Go driver's `nqn.2000-02.com.mikrotik:` ones) are never touched.
+//!
+//! Cleanup is best-effort: each orphan is disconnected and waited for within
+//! what is left of the deadline; a failure is logged and counted, and
+//! start-up goes on.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use nvme_host::{Host, Orphan};
+use telemetry::NodeMetrics;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::health::judge;
+use super::record::{Records, StagingRecord};
+
+/// What start-up found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StartupReport {
+    /// Volumes with a staging record.
+    pub staged: Vec<String>,
+    /// Staged volumes whose health is not good now (they recover when the
+    /// target comes back, or when kubelet stages or publishes them again).
+    pub abnormal: Vec<String>,
+    /// Orphaned NQNs disconnected.
+    pub cleaned: Vec<String>,
+    /// Orphaned NQNs that could not be disconnected in time.
+    pub failed: Vec<String>,
+    /// Connected NQNs without this driver's prefix, left alone.
+    pub foreign: Vec<String>,
+}
+
+/// The NQNs that staged volumes refer to: every record's, except those of
+/// filesystem volumes whose staging path is no longer mounted.
+pub fn referenced_nqns(records: &[StagingRecord], proc_root: &std::path::Path) -> HashSet<String> {
+    let mounts = node_fs::mountinfo::read(proc_root).unwrap_or_else(|e| {
+        // Without the mount table, count every record as staged: keeping a
+        // connection is safe, cutting one under a mounted filesystem is not.
+        warn!(error = %e, "cannot read the mount table; every staged volume counts as in use");
+        Vec::new()
+    });
+    let mount_table_read = !mounts.is_empty();
+    records
+        .iter()
+        .filter(|r| {
+            r.fs_type.is_none()
+                || !mount_table_read
+                || node_fs::mountinfo::find(&mounts, &r.staging_path).is_some()
+        })
+        .map(|r| r.nqn.clone())
+        .collect()
+}
+
+/// Reads the records, judges every staged volume, and disconnects orphans
+/// of `our_prefix` within `budget`.
+pub async fn start_up(
+    host: &Host,
+    records: &Records,
+    proc_root: &std::path::Path,
+    our_prefix: &str,
+    budget: Duration,
+    metrics: &NodeMetrics,
+) -> StartupReport {
+    let deadline = Instant::now() + budget;
+    let mut report = StartupReport::default();
+
+    let mut staged = Vec::new();
+    for record in records.all() {
+        match record {
+            Ok(r) => staged.push(r),
+            Err(e) => {
+                warn!(error = %e, "unreadable staging record: its volume is treated as not staged")
+            }
+        }
+    }
+    let mounts = node_fs::mountinfo::read(proc_root).unwrap_or_default();
+    for r in &staged {
+        let health = judge(host, &mounts, r);
+        let state = health.state_label();
+        if health.is_healthy() {
+            info!(volume = %r.volume_id, nqn = %r.nqn, state, staging = %r.staging_path.display(), "staged volume found");
+        } else {
+            warn!(volume = %r.volume_id, nqn = %r.nqn, state, problem = %health.problems.join("; "),
+                "staged volume found, not healthy; it recovers when its target answers, or when it is staged or published again");
+            report.abnormal.push(r.volume_id.clone());
+        }
+        report.staged.push(r.volume_id.clone());
+    }
+
+    let referenced = referenced_nqns(&staged, proc_root);
+    let connected = match host.list_connected_subsystems() {
+        Ok(nqns) => nqns,
+        Err(e) => {
+            warn!(error = %e, "cannot list NVMe subsystems; no orphan cleanup this time");
+            return report;
+        }
+    };
+    for nqn in connected {
+        let verdict = match host.check_orphan(&nqn, our_prefix, referenced.contains(&nqn)) {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(%nqn, error = %e, "cannot judge a connected subsystem; left alone");
+                continue;
+            }
+        };
+        let reason = match verdict {
+            Orphan::NotOurs => {
+                info!(%nqn, "connected subsystem of someone else; left alone");
+                report.foreign.push(nqn);
+                continue;
+            }
+            Orphan::InUse => continue,
+            Orphan::Orphan(reason) => reason,
+        };
+        if Instant::now() >= deadline {
+            warn!(%nqn, %reason, "orphaned NVMe/TCP connection left: the start-up cleanup ran out of time");
+            metrics.orphan_cleanup_failures.inc();
+            report.failed.push(nqn);
+            continue;
+        }
+        warn!(%nqn, %reason, "disconnecting an orphaned NVMe/TCP connection of this driver");
+        match host.disconnect_and_wait(&nqn, deadline).await {
+            Ok(()) => {
+                info!(%nqn, "orphan disconnected");
+                metrics.orphans_cleaned.inc();
+                report.cleaned.push(nqn);
+            }
+            Err(e) => {
+                warn!(%nqn, error = %e, "could not disconnect an orphan; going on");
+                metrics.orphan_cleanup_failures.inc();
+                report.failed.push(nqn);
+            }
+        }
+    }
+    info!(
+        staged = report.staged.len(),
+        abnormal = report.abnormal.len(),
+        orphans_cleaned = report.cleaned.len(),
+        orphans_left = report.failed.len(),
+        foreign = report.foreign.len(),
+        "node start-up checks done"
+    );
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nvme_host::testing::{FakeController, FakeSysfs};
+    use std::path::Path;
+
+    const PREFIX: &str = "nqn.2024-01.io.srvlab.csi.rds:";
+
+    struct Rig {
+        dir: tempfile::TempDir,
+        sys: FakeSysfs,
+        records: Records,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let dir = tempfile::tempdir().unwrap();
+            let sys = FakeSysfs::new(dir.path().join("root"), true).unwrap();
+            let records = Records::new(dir.path().join("state"));
+            std::fs::create_dir_all(dir.path().join("root/proc/self")).unwrap();
+            let rig = Rig { dir, sys, records };
+            rig.set_mounts(&[]);
+            rig
+        }
+
+        fn proc_root(&self) -> std::path::PathBuf {
+            self.dir.path().join("root/proc")
+        }
+
+        fn set_mounts(&self, staging_paths: &[&Path]) {
+            let mut text = String::from("1 0 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n");
+            for (i, p) in staging_paths.iter().enumerate() {
+                text.push_str(&format!(
+                    "{} 1 259:{i} / {} rw,relatime shared:{} - ext4 /dev/nvme{i}n1 rw\n",
+                    i + 10,
+                    p.display(),
+                    i + 2
+                ));
+            }
+            std::fs::write(self.proc_root().join("self/mountinfo"), text).unwrap();
+        }
+
+        /// A connected controller of `nqn` with a namespace (or none).
+        fn connect(&self, nqn: &str, namespace: bool) -> String {
+            let c = self.sys.add_controller(&FakeController::new(nqn)).unwrap();
+            if namespace {
+                self.sys.add_namespace(nqn, 1, 1 << 30).unwrap();
+            }
+            c
+        }
+
+        fn stage(&self, id: &str, fs: Option<&str>) -> StagingRecord {
+            let r = StagingRecord {
+                volume_id: id.into(),
+                nqn: format!("{PREFIX}{id}"),
+                device: "/dev/nvme0n1".into(),
+                fs_type: fs.map(str::to_owned),
+                staging_path: self.dir.path().join(format!("staging/{id}")),
+                read_only: false,
+                connection: None,
+                diskseq: None,
+            };
+            self.records.save(&r).unwrap();
+            r
+        }
+
+        async fn start_up(&self) -> (StartupReport, NodeMetrics) {
+            let metrics = NodeMetrics::default();
+            let report = start_up(
+                &Host::new(self.sys.root()),
+                &self.records,
+                &self.proc_root(),
+                PREFIX,
+                Duration::from_secs(20),
+                &metrics,
+            )
+            .await;
+            (report, metrics)
+        }
+
+        /// Plays the kernel's part: a controller whose `delete_controller`
+        /// was written goes away.
+        fn reap_deleted_controllers(&self) -> tokio::task::JoinHandle<()> {
+            let sys = self.sys.clone();
+            tokio::spawn(async move {
+                loop {
+                    for c in Host::new(sys.root()).controllers().unwrap_or_default() {
+                        let written = sys.attr(&c.name, "delete_controller").unwrap_or_default();
+                        if written.trim() == "1" {
+                            let _ = sys.remove_controller(&c.name);
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        }
+    }
+
+    #[test]
+    fn unmounted_filesystem_records_do_not_refer() {
+        let rig = Rig::new();
+        let mounted = rig.stage("pvc-a", Some("ext4"));
+        let unmounted = rig.stage("pvc-b", Some("xfs"));
+        let block = rig.stage("pvc-c", None);
+        rig.set_mounts(&[&mounted.staging_path]);
+        let records: Vec<_> = rig.records.all().into_iter().map(Result::unwrap).collect();
+        let refs = referenced_nqns(&records, &rig.proc_root());
+        assert!(refs.contains(&mounted.nqn));
+        assert!(!refs.contains(&unmounted.nqn));
+        assert!(refs.contains(&block.nqn));
+    }
+
+    #[test]
+    fn without_a_mount_table_every_record_refers() {
+        let rig = Rig::new();
+        let r = rig.stage("pvc-a", Some("ext4"));
+        std::fs::remove_file(rig.proc_root().join("self/mountinfo")).unwrap();
+        let refs = referenced_nqns(std::slice::from_ref(&r), &rig.proc_root());
+        assert!(refs.contains(&r.nqn));
+    }
+
+    #[tokio::test]
+    async fn orphans_are_disconnected_and_foreign_subsystems_left_alone() {
+        let rig = Rig::new();
+        // In use: staged, mounted, with a device.
+        let used = rig.stage("pvc-used", Some("ext4"));
+        rig.connect(&used.nqn, true);
+        // A staged block volume whose namespace is gone: an orphan.
+        let broken = rig.stage("pvc-broken", None);
+        rig.connect(&broken.nqn, false);
+        // A filesystem volume whose staging mount is gone (a plugin killed
+        // in the middle of an unstage): an orphan.
+        let half_unstaged = rig.stage("pvc-half", Some("xfs"));
+        rig.connect(&half_unstaged.nqn, true);
+        // Ours, never staged (a plugin killed in the middle of a stage).
+        let stray = format!("{PREFIX}pvc-stray");
+        rig.connect(&stray, true);
+        // Someone else's, even without a device or a record; and the Go
+        // driver's.
+        let foreign = "nqn.2014-08.org.example:boot-disk";
+        rig.connect(foreign, false);
+        let go_driver = "nqn.2000-02.com.mikrotik:pvc-0001";
+        rig.connect(go_driver, true);
+        rig.set_mounts(&[&used.staging_path]);
+
+        let reaper = rig.reap_deleted_controllers();
+        let (report, metrics) = rig.start_up().await;
+        reaper.abort();
+
+        let sorted = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            sorted(&report.staged),
+            ["pvc-broken", "pvc-half", "pvc-used"]
+        );
+        assert_eq!(sorted(&report.abnormal), ["pvc-broken", "pvc-half"]);
+        assert_eq!(sorted(&report.foreign), [go_driver, foreign]);
+        assert_eq!(
+            sorted(&report.cleaned),
+            sorted(&[broken.nqn.clone(), half_unstaged.nqn.clone(), stray.clone()])
+        );
+        assert!(report.failed.is_empty(), "{report:?}");
+        assert_eq!(metrics.orphans_cleaned.get(), 3);
+        assert_eq!(metrics.orphan_cleanup_failures.get(), 0);
+        let left = Host::new(rig.sys.root())
+            .list_connected_subsystems()
+            .unwrap();
+        assert_eq!(
+            sorted(&left),
+            sorted(&[used.nqn.clone(), foreign.to_owned(), go_driver.to_owned()])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cleanup_that_cannot_finish_does_not_block_start_up() {
+        let rig = Rig::new();
+        let stray = format!("{PREFIX}pvc-stray");
+        rig.connect(&stray, true);
+        // No kernel removes the controller: the wait ends at the deadline.
+        let metrics = NodeMetrics::default();
+        let report = start_up(
+            &Host::new(rig.sys.root()),
+            &rig.records,
+            &rig.proc_root(),
+            PREFIX,
+            Duration::from_millis(300),
+            &metrics,
+        )
+        .await;
+        assert_eq!(report.failed, [stray]);
+        assert!(report.cleaned.is_empty());
+        assert_eq!(metrics.orphan_cleanup_failures.get(), 1);
+    }
+}
