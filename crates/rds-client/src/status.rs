@@ -72,9 +72,8 @@ impl RdsStatus {
                 self.address
             )),
             Reachability::Down => Some(format!(
-                "the RDS at {} does not answer (for {}s): {}",
+                "the RDS at {} is not usable: it does not answer ({})",
                 self.address,
-                self.for_how_long().as_secs(),
                 self.last_error.as_deref().unwrap_or("no error recorded")
             )),
             Reachability::Up if self.too_old => Some(format!(
@@ -100,6 +99,7 @@ pub(crate) struct StatusCell {
 enum Change {
     Reachability(Reachability, Reachability),
     TooOld(bool),
+    Version,
 }
 
 impl StatusCell {
@@ -140,6 +140,8 @@ impl StatusCell {
             let modified = s.version.as_deref() != Some(text) || s.too_old != too_old;
             if s.too_old != too_old {
                 change = Some(Change::TooOld(too_old));
+            } else if modified {
+                change = Some(Change::Version);
             }
             s.version = Some(text.to_owned());
             s.too_old = too_old;
@@ -195,6 +197,12 @@ impl StatusCell {
                 version = s.version.as_deref().unwrap_or(""),
                 minimum = %routeros::MINIMUM_VERSION,
                 "the RDS runs a RouterOS older than this driver needs; volume operations will fail"
+            ),
+            Change::Version if s.too_old => {}
+            Change::Version => info!(
+                address,
+                version = s.version.as_deref().unwrap_or(""),
+                "RouterOS version of the RDS"
             ),
             Change::TooOld(false) => info!(
                 address,
