@@ -5,6 +5,7 @@
 //! read when the plugin starts, so a bad flag is reported before anything
 //! happens, and tests can check the rules without a file system.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,6 +16,10 @@ use routeros::{Nqn, RdsPath};
 
 /// The driver name Kubernetes knows the plugin by.
 pub const DEFAULT_DRIVER_NAME: &str = "rds.csi.srvlab.io";
+
+/// Where the HTTP endpoint (`/healthz`, `/readyz`, `/metrics`) listens unless
+/// told otherwise: every address, port 9810.
+pub const DEFAULT_HTTP_ENDPOINT: &str = "0.0.0.0:9810";
 
 /// NQN prefix of this driver's exports. It names the driver (not the
 /// appliance), so that orphan cleanup on nodes can tell this driver's
@@ -115,6 +120,12 @@ pub struct Args {
     #[arg(long, env = "RDS_MAX_CONCURRENT_COMMANDS", default_value_t = 16)]
     pub rds_max_concurrent_commands: usize,
 
+    /// Seconds between two checks of the RDS while it answers (controller).
+    /// While it does not, it is tried again as the reconnect backoff allows
+    /// (0.5 s doubling up to 30 s), and volume operations fail fast.
+    #[arg(long, env = "RDS_CHECK_INTERVAL", default_value_t = 10)]
+    pub rds_check_interval: u64,
+
     /// Folder on the RDS for volume images, when a StorageClass gives no `volumePath`.
     #[arg(
         long,
@@ -158,9 +169,25 @@ pub struct Args {
     #[arg(long, env = "RDS_CSI_MAX_VOLUMES_PER_NODE", default_value_t = 0)]
     pub max_volumes_per_node: i64,
 
+    /// Seconds between two looks of the node's health monitor at every
+    /// staged volume (controller state, staging mount).
+    #[arg(long, env = "RDS_CSI_HEALTH_CHECK_INTERVAL", default_value_t = 10)]
+    pub health_check_interval: u64,
+
+    /// Seconds the node may spend at start-up disconnecting this driver's
+    /// orphaned NVMe/TCP connections before it serves anyway.
+    #[arg(long, env = "RDS_CSI_ORPHAN_CLEANUP_TIMEOUT", default_value_t = 30)]
+    pub orphan_cleanup_timeout: u64,
+
     /// Seconds that calls in flight get to finish after SIGTERM.
     #[arg(long, env = "RDS_CSI_SHUTDOWN_GRACE", default_value_t = 25)]
     pub shutdown_grace: u64,
+
+    /// Address of the HTTP endpoint serving `/healthz`, `/readyz` and
+    /// `/metrics` (Prometheus): `ip:port`, or `:port` for every address;
+    /// port 0 picks a free port (logged). Empty: no HTTP endpoint.
+    #[arg(long, env = "RDS_CSI_HTTP_ENDPOINT", default_value = DEFAULT_HTTP_ENDPOINT)]
+    pub http_endpoint: String,
 
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
@@ -211,6 +238,8 @@ pub struct RdsConfig {
     pub command_timeout: Duration,
     /// Most commands at once.
     pub max_concurrent_commands: usize,
+    /// Time between two checks of the RDS while it answers.
+    pub check_interval: Duration,
 }
 
 /// The plugin's configuration, checked.
@@ -230,6 +259,8 @@ pub struct PluginConfig {
     pub node: Option<csi_driver::NodeConfig>,
     /// Time calls in flight get after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served; `None`: not at all.
+    pub http_endpoint: Option<SocketAddr>,
 }
 
 /// What the controller needs.
@@ -248,6 +279,32 @@ fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
         flag,
         reason: reason.into(),
     }
+}
+
+/// The address of the HTTP endpoint: `ip:port`, or `:port` for every
+/// address; `None` for an empty value (no endpoint). Names are not looked
+/// up: parsing does no I/O.
+pub fn http_endpoint(text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let parsed = match text.strip_prefix(':') {
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .map(|port| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))),
+        None => text.parse::<SocketAddr>().ok(),
+    };
+    parsed.map(Some).ok_or_else(|| {
+        invalid(
+            "http-endpoint",
+            format!(
+                "{text:?} is not an address such as {DEFAULT_HTTP_ENDPOINT}, :9810 or [::]:9810 \
+                 (an IP address, not a name), or empty to serve none"
+            ),
+        )
+    })
 }
 
 /// The socket path of a `unix://` endpoint.
@@ -271,6 +328,7 @@ impl PluginConfig {
     /// Checks the flags. Does no I/O.
     pub fn from_args(args: &Args) -> Result<Self, ConfigError> {
         let socket = socket_path(&args.endpoint)?;
+        let http_endpoint = http_endpoint(&args.http_endpoint)?;
         if args.driver_name.is_empty()
             || args.driver_name.len() > 63
             || !args
@@ -314,6 +372,12 @@ impl PluginConfig {
                 if args.max_volumes_per_node < 0 {
                     return Err(invalid("max-volumes-per-node", "must not be negative"));
                 }
+                if args.health_check_interval == 0 {
+                    return Err(invalid(
+                        "health-check-interval",
+                        "must be at least 1 second",
+                    ));
+                }
                 for (flag, path) in [
                     ("state-dir", &args.state_dir),
                     ("etc-nvme", &args.etc_nvme),
@@ -333,7 +397,12 @@ impl PluginConfig {
                     state_dir: args.state_dir.clone(),
                     etc_nvme: args.etc_nvme.clone(),
                     default_fs,
-                    timeouts: Default::default(),
+                    timeouts: csi_driver::node::NodeTimeouts {
+                        orphan_cleanup: Duration::from_secs(args.orphan_cleanup_timeout),
+                        ..Default::default()
+                    },
+                    nqn_prefix: args.nqn_prefix.clone(),
+                    health_interval: Duration::from_secs(args.health_check_interval),
                 })
             }
             _ => None,
@@ -346,6 +415,7 @@ impl PluginConfig {
             controller,
             node,
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            http_endpoint,
         })
     }
 }
@@ -390,6 +460,9 @@ fn controller_config(args: &Args) -> Result<(RdsConfig, Defaults), ConfigError> 
     if args.rds_max_concurrent_commands == 0 || args.rds_max_concurrent_commands > 256 {
         return Err(invalid("rds-max-concurrent-commands", "must be 1 to 256"));
     }
+    if args.rds_check_interval == 0 || args.rds_check_interval > 3600 {
+        return Err(invalid("rds-check-interval", "must be 1 to 3600 seconds"));
+    }
     let volume_path =
         RdsPath::new(&args.volume_path).map_err(|e| invalid("volume-path", e.to_string()))?;
     let nvme_address = match &args.nvme_address {
@@ -411,6 +484,7 @@ fn controller_config(args: &Args) -> Result<(RdsConfig, Defaults), ConfigError> 
             host_key,
             command_timeout: Duration::from_secs(args.rds_command_timeout),
             max_concurrent_commands: args.rds_max_concurrent_commands,
+            check_interval: Duration::from_secs(args.rds_check_interval),
         },
         Defaults {
             volume_path,
@@ -536,6 +610,61 @@ mod tests {
             PluginConfig::from_args(&args(&["--mode", "node", "--node-id", "n1"]).unwrap()).is_ok()
         );
         assert!(args(&["--mode", "sideways"]).is_err());
+    }
+
+    #[test]
+    fn http_endpoint_and_check_interval() {
+        let c = controller(&[]).unwrap();
+        assert_eq!(c.http_endpoint, Some("0.0.0.0:9810".parse().unwrap()));
+        assert_eq!(
+            c.controller.unwrap().rds.check_interval,
+            Duration::from_secs(10)
+        );
+
+        let c = controller(&[
+            "--http-endpoint",
+            "127.0.0.1:0",
+            "--rds-check-interval",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(c.http_endpoint, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(
+            c.controller.unwrap().rds.check_interval,
+            Duration::from_secs(2)
+        );
+        let c = controller(&["--http-endpoint", ""]).unwrap();
+        assert_eq!(c.http_endpoint, None, "empty: no endpoint");
+
+        assert_eq!(
+            http_endpoint(":9090").unwrap(),
+            Some("0.0.0.0:9090".parse().unwrap())
+        );
+        assert_eq!(
+            http_endpoint("[::1]:9810").unwrap(),
+            Some("[::1]:9810".parse().unwrap())
+        );
+        assert_eq!(http_endpoint("  ").unwrap(), None);
+        for bad in ["localhost:9810", "9810", "0.0.0.0", ":x", "1.2.3.4:99999"] {
+            let err = http_endpoint(bad).unwrap_err().to_string();
+            assert!(err.starts_with("--http-endpoint"), "{bad}: {err}");
+        }
+        let err = controller(&["--rds-check-interval", "0"]).unwrap_err();
+        assert!(err.to_string().starts_with("--rds-check-interval"), "{err}");
+        // The node has no RDS to check, and takes the endpoint too.
+        let node = PluginConfig::from_args(
+            &args(&[
+                "--mode",
+                "node",
+                "--node-id",
+                "n1",
+                "--http-endpoint",
+                ":9811",
+            ])
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(node.http_endpoint, Some("0.0.0.0:9811".parse().unwrap()));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The rds-csi plugin: flags to configuration ([`config`]), and [`run`], which
-//! serves the CSI services on a unix socket until told to stop.
+//! serves the CSI services on a unix socket until told to stop, with the
+//! HTTP endpoint (`/healthz`, `/readyz`, `/metrics`) beside it.
 //!
 //! [`main`] parses flags, sets up logging and signals, and calls [`run`]; the
-//! binary is just that. Tests call [`serve_on`] with a listener of their own,
-//! or start [`main`] in a process of their own to kill it.
+//! binary is just that. Tests call [`serve_on`] with listeners of their own
+//! ([`Listeners`]), or start [`main`] in a process of their own to kill it.
 
 pub mod config;
 
@@ -19,8 +20,10 @@ use tracing_subscriber::EnvFilter;
 
 use csi_driver::server::{self, Services};
 use csi_driver::{ControllerService, IdentityService, NodeService};
-use rds_client::{ClientKey, RdsClient, SshConfig};
-use tokio::net::UnixListener;
+use rds_client::{ClientKey, ConnectionMonitor, RdsClient, RdsStatus, SshConfig};
+use telemetry::{Health, Metrics};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub use config::{Args, ConfigError, PluginConfig};
@@ -39,6 +42,14 @@ pub enum RunError {
         /// What went wrong.
         source: std::io::Error,
     },
+    /// The HTTP endpoint could not be bound.
+    #[error("cannot serve HTTP (--http-endpoint) on {address}: {source}")]
+    BindHttp {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// What went wrong.
+        source: std::io::Error,
+    },
     /// The RDS client could not be set up (the key file, most likely).
     #[error(transparent)]
     Rds(#[from] rds_client::Error),
@@ -50,22 +61,65 @@ pub enum RunError {
     Serve(#[from] server::ServeError),
 }
 
-/// Binds the configured socket (replacing a stale one) and serves until
-/// `shutdown` completes; calls in flight then finish before this returns.
-pub async fn run(config: PluginConfig, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let listener = server::bind(&config.socket).map_err(|source| RunError::Bind {
-        path: config.socket.display().to_string(),
-        source,
-    })?;
-    serve_on(config, listener, shutdown).await
+/// What the plugin listens on: the gRPC socket, and the HTTP endpoint if
+/// there is one.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The CSI gRPC socket.
+    pub grpc: UnixListener,
+    /// `/healthz`, `/readyz` and `/metrics`; `None`: not served.
+    pub http: Option<TcpListener>,
 }
 
-/// Serves on `listener` until `shutdown` completes.
+impl Listeners {
+    /// Binds the configured socket (replacing a stale one) and HTTP
+    /// endpoint.
+    pub async fn bind(config: &PluginConfig) -> Result<Self, RunError> {
+        let grpc = server::bind(&config.socket).map_err(|source| RunError::Bind {
+            path: config.socket.display().to_string(),
+            source,
+        })?;
+        let http = match config.http_endpoint {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .map_err(|source| RunError::BindHttp { address, source })?,
+            ),
+            None => None,
+        };
+        Ok(Self { grpc, http })
+    }
+}
+
+/// Binds the configured socket and HTTP endpoint, and serves until
+/// `shutdown` completes; calls in flight then finish before this returns.
+pub async fn run(config: PluginConfig, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let listeners = Listeners::bind(&config).await?;
+    serve_on(config, listeners, shutdown).await
+}
+
+/// Serves on `listeners` until `shutdown` completes.
+///
+/// The plugin's metrics and readiness are made here, once: the RDS client
+/// records into `metrics.rds`, every CSI call into `metrics.rpc`; readiness
+/// has the component `csi` (ready once the gRPC server serves) and, in the
+/// controller, `rds` (ready while the RDS answers and is new enough).
 pub async fn serve_on(
     config: PluginConfig,
-    listener: UnixListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::new());
+    let health = Health::new();
+    health.not_ready("csi", "starting");
+    // Served from the start (liveness must answer during start-up) until
+    // after the gRPC server's grace period (probes and scrapes keep
+    // answering while calls finish).
+    let http = listeners
+        .http
+        .map(|listener| HttpEndpoint::start(listener, Arc::clone(&metrics), health.clone()));
+    // Kept until this returns: the monitor stops when it is dropped.
+    let mut rds_monitor = None;
     let mut identity_rds = None;
     let controller = match &config.controller {
         Some(c) => {
@@ -80,8 +134,9 @@ pub async fn serve_on(
             );
             ssh.command_timeout = rds.command_timeout;
             ssh.max_concurrent_commands = rds.max_concurrent_commands;
-            let client = Arc::new(RdsClient::new(ssh));
-            check_rds_in_background(Arc::clone(&client));
+            let client = Arc::new(RdsClient::with_metrics(ssh, metrics.rds.clone()));
+            rds_monitor = Some(ConnectionMonitor::spawn(&client, rds.check_interval));
+            follow_rds(client.watch_status(), health.clone());
             identity_rds = Some(Arc::clone(&client));
             Some(ControllerService::new(
                 client,
@@ -91,8 +146,18 @@ pub async fn serve_on(
         }
         None => None,
     };
+    // The node's start-up (orphan cleanup, recovery) runs before the gRPC
+    // server takes calls; its health monitor runs until this returns.
+    let (node_stop, node_stopped) = watch::channel(false);
     let node = match &config.node {
-        Some(n) => Some(NodeService::new(n.clone())?),
+        Some(n) => {
+            health.not_ready("node", "cleaning up orphaned NVMe/TCP connections");
+            let node = NodeService::new(n.clone(), metrics.node.clone())?;
+            node.start_up().await;
+            node.spawn_health_monitor(node_stopped);
+            health.ready("node");
+            Some(node)
+        }
         None => None,
     };
     let services = Services {
@@ -111,42 +176,116 @@ pub async fn serve_on(
     // those in flight `shutdown_grace` to finish. A client that keeps its
     // connection open (or a call stuck on an unreachable RDS) must not keep
     // the process alive past Kubernetes' termination grace period.
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let serve = server::serve(listener, services, async move {
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let serve = server::serve(listeners.grpc, services, metrics.rpc.clone(), async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     });
     tokio::pin!(serve, shutdown);
-    tokio::select! {
-        result = &mut serve => return result.map_err(Into::into),
-        () = &mut shutdown => {}
+    // The socket is bound, so calls are taken from here on.
+    health.ready("csi");
+    let served = tokio::select! {
+        result = &mut serve => Some(result),
+        () = &mut shutdown => None,
+    };
+    health.not_ready("csi", "stopping");
+    let result = match served {
+        Some(result) => result.map_err(Into::into),
+        None => {
+            let _ = stop_tx.send(true);
+            match tokio::time::timeout(config.shutdown_grace, serve).await {
+                Ok(result) => result.map_err(Into::into),
+                Err(_) => {
+                    warn!(
+                        grace = ?config.shutdown_grace,
+                        "calls still in flight at the end of the grace period; stopping anyway"
+                    );
+                    Ok(())
+                }
+            }
+        }
+    };
+    drop(rds_monitor);
+    let _ = node_stop.send(true);
+    if let Some(http) = http {
+        http.stop().await;
     }
-    let _ = stop_tx.send(true);
-    match tokio::time::timeout(config.shutdown_grace, serve).await {
-        Ok(result) => result?,
-        Err(_) => warn!(
-            grace = ?config.shutdown_grace,
-            "calls still in flight at the end of the grace period; stopping anyway"
-        ),
+    if result.is_ok() {
+        info!("stopped");
     }
-    info!("stopped");
-    Ok(())
+    result
 }
 
-/// Connects to the RDS once at start-up, so a wrong address, key or host key
-/// shows in the log at once instead of at the first volume. Never blocks
-/// start-up: the client connects on demand anyway.
-fn check_rds_in_background(client: Arc<RdsClient>) {
+/// Keeps readiness component `rds` in step with the RDS client's status
+/// (ready while the RDS answers and its RouterOS is new enough), until the
+/// client is gone.
+fn follow_rds(mut status: watch::Receiver<RdsStatus>, health: Health) {
     tokio::spawn(async move {
-        match client.system_resource().await {
-            Ok(r) if r.version < routeros::MINIMUM_VERSION => warn!(
-                version = %r.version_text,
-                "the RDS runs a RouterOS older than {}; volume operations will fail",
-                routeros::MINIMUM_VERSION
-            ),
-            Ok(r) => info!(version = %r.version_text, board = ?r.board_name, "RDS reachable"),
-            Err(e) => warn!(error = %e, "the RDS is not reachable yet"),
+        loop {
+            match status.borrow_and_update().problem() {
+                None => health.ready("rds"),
+                Some(problem) => health.not_ready("rds", problem),
+            }
+            if status.changed().await.is_err() {
+                return;
+            }
         }
     });
+}
+
+/// How long the HTTP endpoint gets to finish answering once told to stop.
+const HTTP_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `/healthz`, `/readyz` and `/metrics`, served in a task of their own.
+/// Dropping this tells the task to stop; [`HttpEndpoint::stop`] also waits.
+struct HttpEndpoint {
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl HttpEndpoint {
+    fn start(listener: TcpListener, metrics: Arc<Metrics>, health: Health) -> Self {
+        match listener.local_addr() {
+            Ok(address) => info!(%address, "serving /healthz, /readyz and /metrics over HTTP"),
+            Err(e) => warn!(error = %e, "serving HTTP on a listener without an address"),
+        }
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(telemetry::http::serve(
+            listener,
+            metrics,
+            health,
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ));
+        Self {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Stops serving, and waits (a little) for answers in progress.
+    async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        let abort = task.abort_handle();
+        match tokio::time::timeout(HTTP_STOP_GRACE, task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => warn!(error = %e, "the HTTP endpoint failed"),
+            Ok(Err(e)) => warn!(error = %e, "the HTTP endpoint's task failed"),
+            Err(_) => {
+                abort.abort();
+                warn!("the HTTP endpoint did not stop in time; cut off");
+            }
+        }
+    }
+}
+
+impl Drop for HttpEndpoint {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
 }
 
 fn init_logging(args: &Args) -> Result<(), String> {

@@ -59,6 +59,8 @@ impl Setup {
                 self.sim.host_key.fingerprint(HashAlg::Sha256).to_string(),
             )
             .env("LOG_FORMAT", "json")
+            // Tests run side by side: any free port, not the default.
+            .env("RDS_CSI_HTTP_ENDPOINT", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         cmd
@@ -236,8 +238,21 @@ async fn a_call_stuck_past_the_grace_period_does_not_keep_the_plugin_alive() {
     // The RDS hangs: the call cannot finish within the grace period.
     s.sim.engine.faults().set_latency(Duration::from_secs(30));
     let stuck = tokio::spawn(async move {
-        IdentityClient::new(ch)
-            .probe(csi_proto::v1::ProbeRequest {})
+        csi_proto::v1::controller_client::ControllerClient::new(ch)
+            .create_volume(CreateVolumeRequest {
+                name: "pvc-0b0e8b8e-3c43-4c2f-9d2e-53f0d3b1a7a1".into(),
+                capacity_range: Some(CapacityRange {
+                    required_bytes: 1 << 30,
+                    limit_bytes: 0,
+                }),
+                volume_capabilities: vec![VolumeCapability {
+                    access_mode: Some(AccessMode {
+                        mode: Mode::SingleNodeWriter as i32,
+                    }),
+                    access_type: Some(AccessType::Mount(MountVolume::default())),
+                }],
+                ..Default::default()
+            })
             .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -1,7 +1,9 @@
 //! The plugin served in-process on a unix socket, against the simulator, and
 //! CSI clients connected to it the way the sidecars connect.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use csi_proto::v1::controller_client::ControllerClient;
@@ -13,7 +15,8 @@ use rds_sim::testing::TestSim;
 use russh::keys::HashAlg;
 use russh::keys::ssh_key::LineEnding;
 use tempfile::TempDir;
-use tokio::net::UnixStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -26,6 +29,8 @@ pub struct Plugin {
     pub sim: TestSim,
     pub dir: TempDir,
     pub socket: PathBuf,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub http: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), RunError>>>,
 }
@@ -105,18 +110,26 @@ impl Plugin {
         argv.push(dir.path().join("state").display().to_string());
         argv.push("--etc-nvme".into());
         argv.push(dir.path().join("etc-nvme").display().to_string());
+        // Notice an RDS that went away within a second or so.
+        argv.push("--rds-check-interval".into());
+        argv.push("1".into());
         argv.extend(options.extra_flags);
         let config = PluginConfig::from_args(&Args::try_parse_from(&argv).unwrap()).unwrap();
 
         let (stop, stopped) = oneshot::channel::<()>();
-        let listener = csi_driver::server::bind(&socket).unwrap();
-        let task = tokio::spawn(rds_csi_plugin::serve_on(config, listener, async {
+        let listeners = rds_csi_plugin::Listeners {
+            grpc: csi_driver::server::bind(&socket).unwrap(),
+            http: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        };
+        let http = listeners.http.as_ref().unwrap().local_addr().unwrap();
+        let task = tokio::spawn(rds_csi_plugin::serve_on(config, listeners, async {
             let _ = stopped.await;
         }));
         Self {
             sim,
             dir,
             socket,
+            http,
             stop: Some(stop),
             task: Some(task),
         }
@@ -156,6 +169,20 @@ impl Plugin {
             .collect()
     }
 
+    /// `GET path` on the plugin's HTTP endpoint: the status and the body.
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        http_get(self.http, path).await
+    }
+
+    /// The value of one series in `/metrics`, named with its labels exactly
+    /// as exposed (`rds_csi_rpc_total{method="Probe",code="OK"}`); 0 when
+    /// the series is not exposed (yet).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (status, body) = self.http_get("/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        metric_in(&body, series)
+    }
+
     /// Runs a RouterOS script on the simulator directly (as an operator would).
     pub fn routeros(&self, script: &str) -> String {
         let run = self
@@ -177,4 +204,75 @@ pub async fn connect(socket: PathBuf) -> Channel {
         }))
         .await
         .unwrap()
+}
+
+/// The value of `series` in a scrape, 0 when absent.
+pub fn metric_in(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
+/// A plain HTTP/1.1 GET over TCP, as a scraper or the kubelet's probe makes
+/// it: the status code and the body.
+pub async fn http_get(address: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+/// Decodes a chunked body.
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return body;
+        }
+        body.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+}
+
+/// Polls `check` until it gives a value, for at most two minutes: nothing
+/// here depends on how fast a loaded machine is.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

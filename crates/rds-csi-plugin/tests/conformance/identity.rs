@@ -4,7 +4,7 @@ use csi_proto::v1::plugin_capability::{self, service, volume_expansion};
 use csi_proto::v1::{GetPluginCapabilitiesRequest, GetPluginInfoRequest, ProbeRequest};
 use tonic::Code;
 
-use crate::harness::{Options, Plugin};
+use crate::harness::{Options, Plugin, eventually};
 
 #[tokio::test]
 async fn plugin_info() {
@@ -72,11 +72,18 @@ async fn probe_follows_the_rds() {
         .ready;
     assert_eq!(ready, Some(true));
 
+    let address = format!("127.0.0.1:{}", plugin.sim.addr.port());
     plugin.sim.stop().await;
-    let status = identity.probe(ProbeRequest {}).await.unwrap_err();
+    // Probe answers from what the connection monitor knows; it notices
+    // within its check interval.
+    let status = eventually("Probe reports the RDS gone", || {
+        let mut identity = identity.clone();
+        async move { identity.probe(ProbeRequest {}).await.err() }
+    })
+    .await;
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(
-        status.message().contains("the RDS is not usable"),
+        status.message().contains("is not usable") && status.message().contains(&address),
         "{}",
         status.message()
     );

@@ -9,5 +9,7 @@ mod compat;
 mod concurrency;
 mod controller;
 mod harness;
+mod http_endpoint;
 mod identity;
 mod requests;
+mod resilience;
