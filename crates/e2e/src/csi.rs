@@ -25,6 +25,12 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use crate::rds::{self, Rds};
 use crate::support::{Context, Outcome, ensure, wait_for};
 
+/// The port of the plugin's HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
+pub const HTTP_PORT: u16 = 9810;
+
+/// The plugin's NQN prefix (its default).
+pub const DRIVER_NQN_PREFIX: &str = "nqn.2024-01.io.srvlab.csi.rds:";
+
 /// A volume as CreateVolume returned it.
 #[derive(Debug, Clone)]
 pub struct Volume {
@@ -115,6 +121,10 @@ impl Cluster {
             scratch.join("plugin-state").display().to_string(),
             "--etc-nvme".into(),
             scratch.join("etc-nvme").display().to_string(),
+            "--health-check-interval".into(),
+            "1".into(),
+            "--http-endpoint".into(),
+            format!("127.0.0.1:{HTTP_PORT}"),
             "--log-level".into(),
             std::env::var("RDS_CSI_E2E_PLUGIN_LOG").unwrap_or_else(|_| "info".into()),
         ];
@@ -148,20 +158,27 @@ impl Cluster {
             .spawn()
             .context("cannot start the plugin")?;
         self.plugin = PluginProcess(Some(child));
-        let socket = self.socket.clone();
+        self.controller = ControllerClient::new(lazy_channel(&self.socket)?);
+        self.node = NodeClient::new(lazy_channel(&self.socket)?);
+        // Answering a call, not just a bound socket: the node's start-up
+        // (orphan cleanup) is done then.
+        let node = self.node.clone();
         wait_for(
-            "the plugin to listen",
+            "the plugin to answer",
             Duration::from_secs(60),
             Duration::from_millis(100),
             || {
-                let socket = socket.clone();
-                async move { UnixStream::connect(&socket).await.ok().map(|_| ()) }
+                let mut node = node.clone();
+                async move {
+                    node.node_get_info(csi::NodeGetInfoRequest {})
+                        .await
+                        .ok()
+                        .map(|_| ())
+                }
             },
             || self.plugin_log_tail(),
         )
         .await?;
-        self.controller = ControllerClient::new(lazy_channel(&self.socket)?);
-        self.node = NodeClient::new(lazy_channel(&self.socket)?);
         Ok(())
     }
 
@@ -176,7 +193,13 @@ impl Cluster {
     }
 
     /// Stops the plugin with SIGTERM, the simulator and its exports.
+    ///
+    /// A scenario that failed half-way may leave mounts and connections
+    /// behind; with the target gone they would hang whatever touches them
+    /// (the scratch folder's removal, the next scenario), so they are
+    /// detached and disconnected first, while the target still answers.
     pub async fn stop(mut self) -> Outcome {
+        self.tear_down_leftovers().await;
         if let Some(child) = self.plugin.0.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
@@ -190,8 +213,80 @@ impl Cluster {
         self.rds.stop().await
     }
 
+    async fn tear_down_leftovers(&self) {
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| Path::new(p).starts_with(&self.scratch))
+            .collect();
+        // Deepest first: a bind mount before what it is bound from.
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for point in points {
+            tracing::warn!(point, "a mount was left behind; detaching it");
+            let _ = rustix::mount::unmount(point, rustix::mount::UnmountFlags::DETACH);
+        }
+        for nqn in crate::fabrics::connected_nqns() {
+            if nqn.starts_with(DRIVER_NQN_PREFIX) {
+                tracing::warn!(%nqn, "a connection was left behind; disconnecting it");
+                let _ = crate::fabrics::disconnect(&nqn).await;
+            }
+        }
+    }
+
     fn plugin_log(&self) -> PathBuf {
         self.scratch.join("plugin.log")
+    }
+
+    /// Everything the plugin logged, across its restarts.
+    pub fn plugin_log_text(&self) -> String {
+        std::fs::read_to_string(self.plugin_log()).unwrap_or_default()
+    }
+
+    /// GETs `path` from the plugin's HTTP endpoint: (status, body).
+    pub async fn http_get(&self, path: &str) -> Outcome<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", HTTP_PORT))
+            .await
+            .context("connect to the plugin's HTTP endpoint")?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .context("send the HTTP request")?;
+        let mut reply = Vec::new();
+        stream
+            .read_to_end(&mut reply)
+            .await
+            .context("read the HTTP reply")?;
+        let reply = String::from_utf8_lossy(&reply).into_owned();
+        let status = reply
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .context(format!("not an HTTP reply: {reply:?}"))?;
+        let body = reply
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// The value of a metric line (`name{labels}`, exactly as printed) in
+    /// the plugin's `/metrics`.
+    pub async fn metric(&self, series: &str) -> Outcome<f64> {
+        let (status, body) = self.http_get("/metrics").await?;
+        ensure(status == 200, format!("/metrics answered {status}"))?;
+        body.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .context(format!("no {series} in /metrics:\n{body}"))
     }
 
     /// The last lines the plugin logged, for failure messages.

@@ -259,6 +259,17 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// The subsystem NQNs of every connected controller, once each.
+pub fn connected_nqns() -> Vec<String> {
+    let mut nqns: Vec<String> = entries(Path::new("/sys/class/nvme"))
+        .iter()
+        .filter_map(|c| read_attr(&c.join("subsysnqn")))
+        .collect();
+    nqns.sort();
+    nqns.dedup();
+    nqns
+}
+
 fn entries(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = fs::read_dir(dir)
         .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())

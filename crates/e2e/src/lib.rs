@@ -11,6 +11,7 @@
 //! - [`fabrics`]: the initiator side, written directly against
 //!   `/dev/nvme-fabrics` and sysfs (a few lines of test code, independent of
 //!   the driver's own `nvme-host` crate, so each checks the other).
+//! - [`foreign`]: a subsystem that is not the driver's, made directly in nvmet.
 //! - [`kmsg`]: the kernel log, to prove a scenario caused no I/O errors.
 //! - [`rds`]: a simulator with nvmet export, and a client for it.
 //! - [`bench`]: NodeStageVolume's time beside the same steps by hand.
@@ -20,6 +21,7 @@
 pub mod bench;
 pub mod csi;
 pub mod fabrics;
+pub mod foreign;
 pub mod kmsg;
 pub mod rds;
 pub mod scenarios;

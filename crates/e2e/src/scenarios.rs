@@ -5,7 +5,9 @@ mod node_block;
 mod node_condition;
 mod node_expand;
 pub(crate) mod node_lifecycle;
+mod node_orphans;
 mod node_outage;
+mod node_recovery;
 mod node_restart;
 mod sim_exports;
 mod sim_restart;
@@ -80,6 +82,14 @@ pub const ALL: &[Scenario] = &[
     Scenario {
         name: "node_plugin_killed_between_rpcs",
         run: |ctx| Box::pin(node_restart::run(ctx)),
+    },
+    Scenario {
+        name: "node_orphans_cleaned_at_start_up",
+        run: |ctx| Box::pin(node_orphans::run(ctx)),
+    },
+    Scenario {
+        name: "node_reconnect_on_publish_after_ctrl_loss",
+        run: |ctx| Box::pin(node_recovery::run(ctx)),
     },
 ];
 

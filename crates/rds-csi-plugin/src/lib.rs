@@ -66,19 +66,39 @@ pub enum RunError {
 #[derive(Debug)]
 pub struct Listeners {
     /// The CSI gRPC socket.
-    pub grpc: UnixListener,
+    pub grpc: GrpcSocket,
     /// `/healthz`, `/readyz` and `/metrics`; `None`: not served.
     pub http: Option<TcpListener>,
 }
 
+/// The CSI gRPC socket: bound already, or a path to bind once the plugin is
+/// ready to take calls (after the node's start-up, so no call can reach a
+/// node that is still cleaning up).
+#[derive(Debug)]
+pub enum GrpcSocket {
+    /// A listener bound by the caller.
+    Bound(UnixListener),
+    /// Bound by [`serve_on`], replacing a stale socket (never a file).
+    Path(std::path::PathBuf),
+}
+
+impl GrpcSocket {
+    fn bind(self) -> Result<UnixListener, RunError> {
+        match self {
+            Self::Bound(listener) => Ok(listener),
+            Self::Path(path) => server::bind(&path).map_err(|source| RunError::Bind {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+}
+
 impl Listeners {
-    /// Binds the configured socket (replacing a stale one) and HTTP
-    /// endpoint.
+    /// Binds the configured HTTP endpoint; the gRPC socket is bound by
+    /// [`serve_on`] once the plugin is ready to take calls.
     pub async fn bind(config: &PluginConfig) -> Result<Self, RunError> {
-        let grpc = server::bind(&config.socket).map_err(|source| RunError::Bind {
-            path: config.socket.display().to_string(),
-            source,
-        })?;
+        let grpc = GrpcSocket::Path(config.socket.clone());
         let http = match config.http_endpoint {
             Some(address) => Some(
                 TcpListener::bind(address)
@@ -177,7 +197,18 @@ pub async fn serve_on(
     // connection open (or a call stuck on an unreachable RDS) must not keep
     // the process alive past Kubernetes' termination grace period.
     let (stop_tx, mut stop_rx) = watch::channel(false);
-    let serve = server::serve(listeners.grpc, services, metrics.rpc.clone(), async move {
+    // Only now, with the node's start-up done, can calls come in.
+    let grpc = match listeners.grpc.bind() {
+        Ok(grpc) => grpc,
+        Err(e) => {
+            let _ = node_stop.send(true);
+            if let Some(http) = http {
+                http.stop().await;
+            }
+            return Err(e);
+        }
+    };
+    let serve = server::serve(grpc, services, metrics.rpc.clone(), async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
     });
     tokio::pin!(serve, shutdown);

@@ -119,6 +119,23 @@ async fn short_outage(cluster: &mut Cluster) -> Outcome {
         !abnormal,
         format!("still abnormal after recovery: {message}"),
     )?;
+    // The health monitor looked every second through the outage, and
+    // logged each change once: abnormal (resetting, then connecting, at
+    // most), then healthy again.
+    let log = cluster.plugin_log_text();
+    let count = |what: &str| {
+        log.lines()
+            .filter(|l| l.contains(what) && l.contains(&volume.id))
+            .count()
+    };
+    let (abnormal_lines, recovered_lines) =
+        (count("volume abnormal"), count("volume healthy again"));
+    ensure(
+        (1..=2).contains(&abnormal_lines) && recovered_lines == 1,
+        format!(
+            "logged {abnormal_lines} abnormal and {recovered_lines} recovered lines, not 1-2 and 1"
+        ),
+    )?;
     ensure(
         std::fs::read(target.join("before")).context("read")? == before,
         "data before the outage changed",

@@ -118,7 +118,7 @@ impl Plugin {
 
         let (stop, stopped) = oneshot::channel::<()>();
         let listeners = rds_csi_plugin::Listeners {
-            grpc: csi_driver::server::bind(&socket).unwrap(),
+            grpc: rds_csi_plugin::GrpcSocket::Bound(csi_driver::server::bind(&socket).unwrap()),
             http: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
         };
         let http = listeners.http.as_ref().unwrap().local_addr().unwrap();

@@ -1,0 +1,118 @@
+//! `node_reconnect_on_publish_after_ctrl_loss`: the kernel gives up on a
+//! staged volume's controller (the target was away past `ctrl_loss_tmo`);
+//! the plugin restarts, learns from its records that the volume is staged
+//! and broken, and when kubelet publishes it to a new pod, connects it again,
+//! mounts the new disk in place of the dead one, and the pod sees the data
+//! written before the outage. Unstage then leaves no controller behind.
+
+use std::time::Duration;
+
+use super::Ctx;
+use super::node_lifecycle::write_synced;
+use crate::csi::{Cluster, Volume, mount};
+use crate::fabrics;
+use crate::rds;
+use crate::support::{Context, Outcome, ensure, wait_for};
+
+const GIB: u64 = 1 << 30;
+
+pub async fn run(ctx: Ctx) -> Outcome {
+    let mut cluster = Cluster::start(&ctx.scratch, 20 * GIB).await?;
+    let result = steps(&mut cluster).await;
+    let _ = cluster.rds.sim.engine.nvmet_port_up(rds::PORT);
+    let stopped = cluster.stop().await;
+    result.and(stopped)
+}
+
+async fn condition(
+    cluster: &mut Cluster,
+    volume: &Volume,
+    path: &std::path::Path,
+) -> Outcome<(bool, String)> {
+    let stats = cluster.stats(volume, path).await?;
+    let c = stats.volume_condition.context("no volume condition")?;
+    Ok((c.abnormal, c.message))
+}
+
+async fn steps(cluster: &mut Cluster) -> Outcome {
+    let volume = cluster
+        .create(
+            "pvc-4ec0-aaaa-bbbb-cccc-dddd00000001",
+            GIB,
+            mount("ext4"),
+            &[("ctrlLossTmo", "3"), ("reconnectDelay", "1")],
+        )
+        .await?;
+    let (staging, pod_a) = cluster.paths(&volume.id, "pod-a");
+    let (_, pod_b) = cluster.paths(&volume.id, "pod-b");
+    cluster.stage(&volume, &staging, mount("ext4")).await?;
+    cluster
+        .publish(&volume, &staging, &pod_a, mount("ext4"), false)
+        .await?;
+    let kept = fabrics::pattern(61, 512 << 10);
+    write_synced(&pod_a.join("kept"), &kept)?;
+
+    cluster
+        .rds
+        .sim
+        .engine
+        .nvmet_port_down(rds::PORT)
+        .context("take the port away")?;
+    let nqn = volume.nqn.clone();
+    wait_for(
+        "the kernel to give up on the controller",
+        Duration::from_secs(90),
+        Duration::from_millis(100),
+        || {
+            let nqn = nqn.clone();
+            async move { fabrics::controllers(&nqn).is_empty().then_some(()) }
+        },
+        || "still there".into(),
+    )
+    .await?;
+    cluster
+        .rds
+        .sim
+        .engine
+        .nvmet_port_up(rds::PORT)
+        .context("bring the port back")?;
+
+    // The pod is torn down; the staging mount (of a dead disk) stays.
+    cluster.unpublish(&volume, &pod_a).await?;
+    cluster.kill_plugin()?;
+    cluster.start_plugin().await?;
+    let log = cluster.plugin_log_text();
+    ensure(
+        log.contains("staged volume found, not healthy"),
+        "the restarted plugin did not report the broken staged volume",
+    )?;
+    let (abnormal, message) = condition(cluster, &volume, &staging).await?;
+    ensure(
+        abnormal && message.contains("not connected over NVMe/TCP"),
+        format!("before the publish: {message}"),
+    )?;
+
+    // A new pod: publish connects again and mounts the new disk.
+    cluster
+        .publish(&volume, &staging, &pod_b, mount("ext4"), false)
+        .await?;
+    ensure(
+        fabrics::controller(&volume.nqn).is_ok_and(|c| fabrics::state(&c) == "live"),
+        "no live controller after the publish",
+    )?;
+    ensure(
+        std::fs::read(pod_b.join("kept")).context("read in the new pod")? == kept,
+        "the data written before the outage is not what the new pod reads",
+    )?;
+    write_synced(&pod_b.join("after"), b"written after the recovery")?;
+    let (abnormal, message) = condition(cluster, &volume, &pod_b).await?;
+    ensure(!abnormal, format!("abnormal after the recovery: {message}"))?;
+
+    cluster.unpublish(&volume, &pod_b).await?;
+    cluster.unstage(&volume, &staging).await?;
+    ensure(
+        fabrics::controllers(&volume.nqn).is_empty(),
+        "a controller is left after unstage",
+    )?;
+    cluster.delete(&volume).await
+}
