@@ -15,11 +15,13 @@
 //! - [`kmsg`]: the kernel log, to prove a scenario caused no I/O errors.
 //! - [`rds`]: a simulator with nvmet export, and a client for it.
 //! - [`bench`]: NodeStageVolume's time beside the same steps by hand.
+//! - [`demo`]: the README's first command, one volume through the driver.
 //! - [`csi`]: the whole driver: the simulator, the plugin as a process of its
 //!   own, and CSI clients of its socket.
 
 pub mod bench;
 pub mod csi;
+pub mod demo;
 pub mod fabrics;
 pub mod foreign;
 pub mod kmsg;

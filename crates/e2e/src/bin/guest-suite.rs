@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "usage: guest-suite [--list] [FILTER]...\n       guest-suite --bench-stage [RUNS]"
+            "usage: guest-suite [--list] [FILTER]...\n       guest-suite --bench-stage [RUNS]\n       guest-suite --demo [WHERE]"
         );
         return ExitCode::SUCCESS;
     }
@@ -57,6 +57,19 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|| "guest-suite".into())
         );
         return ExitCode::from(2);
+    }
+    if args.first().is_some_and(|a| a == "--demo") {
+        let place = args
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| "this machine's kernel".into());
+        return match demo(&place) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("guest-suite: the demo failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if args.first().is_some_and(|a| a == "--bench-stage") {
         let runs = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5);
@@ -109,6 +122,18 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn demo(place: &str) -> Result<(), String> {
+    let scratch = tempfile::Builder::new()
+        .prefix("rds-csi-demo-")
+        .tempdir_in("/tmp")
+        .map_err(|e| format!("cannot make a scratch folder: {e}"))?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?
+        .block_on(e2e::demo::run(scratch.path(), place))
 }
 
 fn bench(runs: usize) -> Result<(), String> {
