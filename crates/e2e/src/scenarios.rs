@@ -91,6 +91,10 @@ pub const ALL: &[Scenario] = &[
         name: "node_reconnect_on_publish_after_ctrl_loss",
         run: |ctx| Box::pin(node_recovery::run(ctx)),
     },
+    Scenario {
+        name: "demo_walkthrough",
+        run: |ctx| Box::pin(async move { crate::demo::run(&ctx.scratch, "the test guest").await }),
+    },
 ];
 
 /// The scenarios whose names contain any of `filters` (all without any).
