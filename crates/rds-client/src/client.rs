@@ -6,7 +6,8 @@
 //! therefore retries a command whose connection broke under it, a few times.
 //!
 //! Every command sent is recorded in [`RdsMetrics`]: its operation (`create`,
-//! `get`, `list`, `grow`, `delete`, `pool`, `version`), its latency (one round
+//! `get`, `list`, `grow`, `delete`, `pool`, `version`, and `file` and
+//! `pools` for set-up checks), its latency (one round
 //! trip), and whether it came back without an error: an answer with a
 //! RouterOS error message, or no answer at all (the connection broke, the
 //! command timed out), is `error`. Commands refused before being sent (the
@@ -17,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use routeros::error::from_messages;
 use routeros::{
-    CliError, CliErrorKind, Disk, MAX_NEW_SLOT_LEN, NewDisk, Pool, PoolName, PrintOutput, Script,
-    Slot, SlotPrefix, SystemResource, ValueError, parse_print_detail, parse_system_resource,
-    script,
+    CliError, CliErrorKind, Disk, FileType, MAX_NEW_SLOT_LEN, MountedPool, NewDisk, Pool, PoolName,
+    PrintOutput, RdsPath, Script, Slot, SlotPrefix, SystemResource, ValueError, parse_file_type,
+    parse_print_detail, parse_system_resource, script,
 };
 use telemetry::RdsMetrics;
 use tokio::sync::watch;
@@ -39,6 +40,8 @@ mod op {
     pub const DELETE: &str = "delete";
     pub const POOL: &str = "pool";
     pub const VERSION: &str = "version";
+    pub const FILE: &str = "file";
+    pub const POOLS: &str = "pools";
 }
 
 /// Volumes are made in whole multiples of this many bytes (1 MiB): requests are
@@ -270,6 +273,47 @@ impl RdsClient {
                     pool: pool.to_string(),
                 })?;
             Pool::from_record(record).map_err(|e| Error::unexpected("pool", e, &out.stdout))
+        })
+    }
+
+    /// Every pool (every `/disk` entry with a mount point), in the RDS's
+    /// order, with its size and free space.
+    #[instrument(skip(self))]
+    pub async fn pools(&self) -> Result<Vec<MountedPool>> {
+        let reply = self.run(op::POOLS, script::pools()).await?;
+        reply.read(|out| {
+            let printed = parse_print(out, "pools")?;
+            if let Some(err) = error_in(&printed, out) {
+                return Err(err.into());
+            }
+            printed
+                .records
+                .iter()
+                .filter_map(MountedPool::from_record)
+                .map(|pool| pool.map_err(|e| Error::unexpected("pools", e, &out.stdout)))
+                .collect()
+        })
+    }
+
+    /// What `/file` holds at `path`: nothing, a folder, a pool's mount
+    /// point, or something else.
+    #[instrument(skip(self))]
+    pub async fn file_type(&self, path: &RdsPath) -> Result<FileType> {
+        let reply = self.run(op::FILE, script::file_type(path)).await?;
+        reply.read(|out| {
+            let messages: Vec<String> = output_lines(out).map(str::to_owned).collect();
+            match from_messages(&messages) {
+                Some(err) if err.kind != CliErrorKind::Other => return Err(err.into()),
+                _ => {}
+            }
+            match parse_file_type(&out.stdout) {
+                Some(found) if out.stderr.trim().is_empty() => Ok(found),
+                _ => Err(Error::unexpected(
+                    "file type",
+                    "expected one line: missing, or the entry's type",
+                    &format!("{}{}", out.stdout, out.stderr),
+                )),
+            }
         })
     }
 

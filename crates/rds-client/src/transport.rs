@@ -205,6 +205,9 @@ pub struct SshTransport {
     stats: Arc<Stats>,
     metrics: RdsMetrics,
     status: StatusCell,
+    /// The fingerprint of the host key the RDS presented at the last
+    /// connection attempt that got that far.
+    presented_host_key: Arc<StdMutex<Option<String>>>,
 }
 
 /// Commands that must go through before a lowered concurrency limit is
@@ -236,7 +239,16 @@ impl SshTransport {
             stats: Arc::new(Stats::default()),
             metrics,
             status,
+            presented_host_key: Arc::new(StdMutex::new(None)),
         }
+    }
+
+    /// The `SHA256:…` fingerprint of the host key the RDS presented at the
+    /// last connection attempt that got as far as the key exchange, whether
+    /// the key was accepted or not; `None` before any did. For telling a
+    /// user which key to pin.
+    pub fn presented_host_key(&self) -> Option<String> {
+        lock(&self.presented_host_key).clone()
     }
 
     /// The metrics this transport records into.
@@ -538,7 +550,8 @@ impl SshTransport {
     async fn connect(&self) -> Result<Handle<HostKeyCheck>> {
         let cfg = &self.config;
         let address = cfg.address();
-        let seen = Arc::new(StdMutex::new(None));
+        let seen = Arc::clone(&self.presented_host_key);
+        *lock(&seen) = None;
         let handler = HostKeyCheck {
             policy: cfg.host_key.clone(),
             seen: Arc::clone(&seen),

@@ -7,7 +7,9 @@ use std::time::Duration;
 use rds_client::{ClientKey, Error, HostKeyPolicy, RdsClient, SshConfig};
 use rds_sim::SimConfig;
 use rds_sim::testing::TestSim;
-use routeros::{CliErrorKind, Comment, NewDisk, Nqn, PoolName, RdsPath, Slot, SlotPrefix};
+use routeros::{
+    CliErrorKind, Comment, FileType, NewDisk, Nqn, PoolName, RdsPath, Slot, SlotPrefix,
+};
 use tempfile::TempDir;
 
 const GIB: u64 = 1 << 30;
@@ -265,6 +267,35 @@ async fn pool_capacity_and_version() {
 }
 
 #[tokio::test]
+async fn pools_and_what_a_path_holds() {
+    let env = env(100 * GIB).await;
+    env.client
+        .create_volume(&spec("pvc-1", 10 * GIB))
+        .await
+        .unwrap();
+    let pools = env.client.pools().await.unwrap();
+    assert_eq!(pools.len(), 1, "{pools:?}");
+    assert_eq!(pools[0].mount_point, "raid10");
+    assert_eq!(
+        (pools[0].pool.size, pools[0].pool.free),
+        (100 * GIB, 90 * GIB)
+    );
+
+    let kind = |p: &'static str| {
+        let client = Arc::clone(&env.client);
+        async move { client.file_type(&RdsPath::new(p).unwrap()).await.unwrap() }
+    };
+    assert_eq!(kind("/raid10/volumes").await, FileType::Directory);
+    assert_eq!(kind("/raid10").await, FileType::MountPoint);
+    assert_eq!(kind("/raid10/nothing-here").await, FileType::Missing);
+    assert_eq!(kind("/nvme9/volumes").await, FileType::Missing);
+    assert_eq!(
+        kind("/raid10/volumes/pvc-1.img").await,
+        FileType::Other("file".into())
+    );
+}
+
+#[tokio::test]
 async fn fifty_volumes_at_once() {
     let env = env(1000 * GIB).await;
     // Commands that take a while, so that overlapping ones are seen to overlap.
@@ -421,10 +452,16 @@ async fn host_key_must_match_the_pin() {
         host_key: HostKeyPolicy::Key(stranger.public_key().clone()),
         ..good.clone()
     });
+    assert_eq!(pinned_wrong.transport().presented_host_key(), None);
     match pinned_wrong.system_resource().await {
         Err(Error::HostKeyMismatch { actual, .. }) => assert_eq!(actual, fp),
         other => panic!("expected a host key mismatch, got {other:?}"),
     }
+    assert_eq!(
+        pinned_wrong.transport().presented_host_key().as_deref(),
+        Some(fp.as_str()),
+        "the key presented is kept, for pinning"
+    );
     assert_eq!(
         env.sim.engine.commands_executed(),
         1,
@@ -436,6 +473,10 @@ async fn host_key_must_match_the_pin() {
         ..good
     });
     insecure.system_resource().await.unwrap();
+    assert_eq!(
+        insecure.transport().presented_host_key().as_deref(),
+        Some(fp.as_str())
+    );
 }
 
 #[tokio::test]

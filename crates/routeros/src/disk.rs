@@ -152,6 +152,27 @@ impl Pool {
     }
 }
 
+/// A `/disk` entry with a mount point, as [`crate::script::pools`] lists
+/// them: where volume images can be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountedPool {
+    /// The mount point (`raid10`), the first segment of paths on the pool.
+    pub mount_point: String,
+    /// Its size and free space.
+    pub pool: Pool,
+}
+
+impl MountedPool {
+    /// Reads a record; `None` for one without a mount point.
+    pub fn from_record(record: &Record) -> Option<Result<Self, RecordError>> {
+        let mount_point = record.get("mount-point").filter(|m| !m.is_empty())?;
+        Some(Pool::from_record(record).map(|pool| Self {
+            mount_point: mount_point.to_owned(),
+            pool,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +234,29 @@ mod tests {
             }
         );
         assert!(Pool::from_record(&record(" 1 slot=\"raid10\" size=1\n")).is_err());
+    }
+
+    #[test]
+    fn mounted_pools() {
+        let m = MountedPool::from_record(&record(concat!(
+            " 1 BM type=raid slot=\"raid10\" fs=xfs mount-point=\"raid10\"\n",
+            "      size=7 681 574 174 720 free=7 301 927 047 168 use=5%\n"
+        )))
+        .unwrap()
+        .unwrap();
+        assert_eq!(m.mount_point, "raid10");
+        assert_eq!(m.pool.free, 7_301_927_047_168);
+        assert_eq!(
+            MountedPool::from_record(&record(" 0 B type=file slot=\"a\" size=1\n")),
+            None
+        );
+        assert_eq!(
+            MountedPool::from_record(&record(" 0 B slot=\"a\" mount-point=\"\" size=1\n")),
+            None
+        );
+        assert!(matches!(
+            MountedPool::from_record(&record(" 1 BM mount-point=\"usb1\" size=1\n")),
+            Some(Err(RecordError::Missing { field: "free", .. }))
+        ));
     }
 }

@@ -4,7 +4,8 @@
 //! - [`script`]: the command builder, the only producer of command text, and the
 //!   scripts for each volume operation.
 //! - [`detail`]: the parser for `print detail` output; [`disk`] reads its records
-//!   as disks and pools; [`resource`] reads `/system resource print`.
+//!   as disks and pools; [`resource`] reads `/system resource print`;
+//!   [`mod@file`] reads what the file-type script prints.
 //! - [`error`]: classification of the error texts RouterOS prints.
 //!
 //! Invariant: nothing in this crate does I/O; everything takes and returns text.
@@ -13,15 +14,20 @@
 pub mod detail;
 pub mod disk;
 pub mod error;
+pub mod file;
 pub mod resource;
 pub mod script;
 pub mod size;
 pub mod value;
 
 pub use detail::{ParseError, PrintOutput, Record, parse_print_detail};
-pub use disk::{Disk, Pool, RecordError};
+pub use disk::{Disk, MountedPool, Pool, RecordError};
 pub use error::{CliError, CliErrorKind};
-pub use resource::{MINIMUM_VERSION, SystemResource, Version, parse_system_resource};
+pub use file::{FileType, parse_file_type};
+pub use resource::{
+    MINIMUM_VERSION, SystemResource, VERSIONED_PROPERTIES, Version, missing_properties,
+    parse_system_resource,
+};
 pub use script::{NewDisk, Script};
 pub use value::{
     CliValue, Comment, ImagePattern, MAX_NEW_SLOT_LEN, Nqn, PoolName, RdsPath, Slot, SlotPrefix,

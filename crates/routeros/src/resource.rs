@@ -15,6 +15,38 @@ pub const MINIMUM_VERSION: Version = Version {
     patch: 0,
 };
 
+/// The properties the driver sets that not every RouterOS 7 release has,
+/// each with the release that introduced it. [`MINIMUM_VERSION`] is the
+/// newest of them.
+pub const VERSIONED_PROPERTIES: &[(&str, Version)] = &[
+    (
+        "file-path and file-size (file-backed disks)",
+        Version {
+            major: 7,
+            minor: 17,
+            patch: 0,
+        },
+    ),
+    (
+        "nvme-tcp-server-nqn (the export's NQN)",
+        Version {
+            major: 7,
+            minor: 21,
+            patch: 0,
+        },
+    ),
+];
+
+/// The properties of [`VERSIONED_PROPERTIES`] that `version` does not have
+/// yet, each with the release that brings it.
+pub fn missing_properties(version: Version) -> Vec<(&'static str, Version)> {
+    VERSIONED_PROPERTIES
+        .iter()
+        .filter(|(_, since)| version < *since)
+        .copied()
+        .collect()
+}
+
 /// A RouterOS version, such as `7.21.1`. Pre-release suffixes (`rc2`, `beta3`)
 /// are dropped: a release candidate of 7.21 is treated as 7.21.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -150,6 +182,22 @@ mod tests {
         assert_eq!(Version::parse("7"), None);
         assert_eq!(Version::parse("7.1.2.3"), None);
         assert_eq!(v("7.21.1").to_string(), "7.21.1");
+    }
+
+    #[test]
+    fn properties_by_version() {
+        let newest = VERSIONED_PROPERTIES.iter().map(|(_, v)| *v).max();
+        assert_eq!(newest, Some(MINIMUM_VERSION));
+        let names = |t| {
+            missing_properties(Version::parse(t).unwrap())
+                .iter()
+                .map(|(name, _)| name.split(' ').next().unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("7.21.1"), Vec::<&str>::new());
+        assert_eq!(names("7.20.3"), ["nvme-tcp-server-nqn"]);
+        assert_eq!(names("7.16"), ["file-path", "nvme-tcp-server-nqn"]);
+        assert_eq!(missing_properties(MINIMUM_VERSION), []);
     }
 
     #[test]

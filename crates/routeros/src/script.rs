@@ -169,6 +169,25 @@ pub fn system_resource() -> Script {
     Script::new().syntax("/system resource print")
 }
 
+/// Prints what `/file` holds at `path`, on a line of its own: `missing`, or
+/// the entry's `type` (`directory` for a folder, `disk` for a pool's mount
+/// point). Read with [`crate::file::parse_file_type`].
+///
+/// `print detail` is not used here: `/file` records carry a date and time
+/// that RouterOS may print unquoted, with a space inside.
+pub fn file_type(path: &RdsPath) -> Script {
+    Script::new()
+        .syntax(":local f [/file find where name=")
+        .value(&path.file_name())
+        .syntax("]; :if ([:len $f] = 0) do={:put \"missing\"} else={:put [/file get $f type]}")
+}
+
+/// Prints every `/disk` entry with a mount point: the pools, with `size` and
+/// `free`.
+pub fn pools() -> Script {
+    Script::new().syntax("/disk print detail where mount-point~\".\"")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +233,27 @@ mod tests {
             r#"/disk print detail where mount-point="raid10""#
         );
         assert_eq!(system_resource().into_text(), "/system resource print");
+        assert_eq!(
+            pools().into_text(),
+            r#"/disk print detail where mount-point~".""#
+        );
+    }
+
+    #[test]
+    fn file_type_puts_missing_or_the_type() {
+        assert_eq!(
+            file_type(&RdsPath::new("/storage-pool/metal-csi").unwrap()).into_text(),
+            concat!(
+                r#":local f [/file find where name="storage-pool/metal-csi"]; "#,
+                r#":if ([:len $f] = 0) do={:put "missing"} else={:put [/file get $f type]}"#
+            )
+        );
+        // A pool's mount point is named by its single segment.
+        assert!(
+            file_type(&RdsPath::new("/raid10").unwrap())
+                .as_str()
+                .contains(r#"name="raid10"]"#)
+        );
     }
 
     #[test]

@@ -28,7 +28,8 @@ fn doc_script(heading: &str) -> String {
 }
 
 /// Fills in the placeholders: `S` slot, `P` path, `F` path without the
-/// leading slash, `N` size, `Q` NQN, `C` comment, `PREFIX`, `POOL`.
+/// leading slash, `N` size, `Q` NQN, `C` comment, `PREFIX`, `POOL`, and `D`
+/// the folder `raid10/volumes`.
 fn fill(script: &str, slot: &str, size: u64) -> String {
     let path = format!("/raid10/volumes/{slot}.img");
     script
@@ -40,6 +41,7 @@ fn fill(script: &str, slot: &str, size: u64) -> String {
         .replace("\"C\"", &format!("\"rds-csi:{slot}\""))
         .replace("\"^PREFIX\"", "\"^pvc-\"")
         .replace("\"POOL\"", "\"raid10\"")
+        .replace("\"D\"", "\"raid10/volumes\"")
         .replace("=N ", &format!("={size} "))
         .replace("=N}", &format!("={size}}}"))
         .replace("< N)", &format!("< {size})"))
@@ -61,10 +63,12 @@ fn the_doc_scripts_are_found_and_filled_completely() {
         "Delete",
         "Pool capacity",
         "Version",
+        "Pools",
+        "File type",
     ] {
         let script = fill(&doc_script(section), SLOT, GIB);
         for placeholder in [
-            "\"S\"", "\"P\"", "\"F\"", "\"Q\"", "\"C\"", "PREFIX", "POOL", "=N", "< N",
+            "\"S\"", "\"P\"", "\"F\"", "\"Q\"", "\"C\"", "\"D\"", "PREFIX", "POOL", "=N", "< N",
         ] {
             assert!(!script.contains(placeholder), "{section}: {script}");
         }
@@ -272,5 +276,36 @@ fn version() {
     assert!(
         out.contains("               board-name: RDS2216\r\n"),
         "{out}"
+    );
+}
+
+#[test]
+fn pools_lists_the_mounted_entries_only() {
+    let s = sim(100 * GIB);
+    create(&s, "pvc-1", 10 * GIB);
+    let out = s.ok(&doc_script("Pools"));
+    assert!(out.starts_with(HEADER), "{out}");
+    assert!(
+        out.contains("mount-point=\"raid10\" size=107 374 182 400 free=96 636 764 160"),
+        "{out}"
+    );
+    assert!(!out.contains("pvc-1"), "a file disk is no pool:\n{out}");
+}
+
+#[test]
+fn file_type_puts_missing_or_the_type() {
+    let s = sim(100 * GIB);
+    create(&s, "pvc-1", GIB);
+    let file_type =
+        |name: &str| s.ok(&doc_script("File type").replace("\"D\"", &format!("\"{name}\"")));
+    assert_eq!(file_type("raid10/volumes"), "directory\r\n");
+    assert_eq!(file_type("raid10"), "disk\r\n");
+    assert_eq!(file_type("raid10/volumes/pvc-1.img"), "file\r\n");
+    assert_eq!(file_type("raid10/nothing"), "missing\r\n");
+    assert_eq!(file_type("nvme9/volumes"), "missing\r\n");
+    // Filled in the usual way, it names the pool's folder.
+    assert_eq!(
+        s.ok(&fill(&doc_script("File type"), "", 0)),
+        "directory\r\n"
     );
 }
