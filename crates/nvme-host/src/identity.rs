@@ -72,6 +72,93 @@ impl HostIdentity {
     }
 }
 
+/// Where the host NQN [`HostIdentity::load_or_create`] would use comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostNqnSource {
+    /// The host's own, `<etc_nvme>/hostnqn`.
+    Host {
+        /// The file.
+        path: PathBuf,
+        /// The NQN in it.
+        nqn: String,
+    },
+    /// The plugin's, kept in `<state_dir>/hostnqn` since an earlier start.
+    State {
+        /// The file.
+        path: PathBuf,
+        /// The NQN in it.
+        nqn: String,
+    },
+    /// None yet: the plugin makes one at its first start and keeps it here.
+    ToBeGenerated {
+        /// The file it will be saved in.
+        path: PathBuf,
+    },
+}
+
+/// The host NQN [`HostIdentity::load_or_create`] would use, and where it
+/// comes from, without creating or changing anything. Every identity file
+/// that start-up would read (the host ids too) is read and judged the same
+/// way, so a file start-up would refuse is an error here as well.
+pub fn find_host_nqn(etc_nvme: &Path, state_dir: &Path) -> Result<HostNqnSource, NvmeError> {
+    let etc_path = etc_nvme.join("hostnqn");
+    if let Some(nqn) = read_nqn(&etc_path)? {
+        if read_id(&etc_nvme.join("hostid"))?.is_none() && uuid_of_nqn(&nqn).is_none() {
+            read_id(&state_dir.join("hostid"))?;
+        }
+        return Ok(HostNqnSource::Host {
+            path: etc_path,
+            nqn,
+        });
+    }
+    let state_path = state_dir.join("hostnqn");
+    let found = read_nqn(&state_path)?;
+    read_id(&state_dir.join("hostid"))?;
+    Ok(match found {
+        Some(nqn) => HostNqnSource::State {
+            path: state_path,
+            nqn,
+        },
+        None => HostNqnSource::ToBeGenerated { path: state_path },
+    })
+}
+
+/// What is wrong with `nqn` as a host NQN by the NVMe base specification
+/// (section 4.5): it must be `nqn.<yyyy-mm>.<reverse domain>[:<anything>]`,
+/// or `nqn.2014-08.org.nvmexpress:uuid:<uuid>`, of at most 223 bytes without
+/// spaces, commas or `=`. `None` when nothing is. (The kernel itself takes
+/// more; this is what targets may expect.)
+pub fn nqn_format_problem(nqn: &str) -> Option<String> {
+    if let Err(e) = check_nqn("hostnqn", nqn) {
+        return Some(e.to_string());
+    }
+    if let Some(uuid) = nqn.strip_prefix(UUID_NQN_PREFIX) {
+        return (!is_uuid(uuid))
+            .then(|| format!("{nqn:?} has the UUID form, but {uuid:?} is not a UUID"));
+    }
+    let Some(rest) = nqn.strip_prefix("nqn.") else {
+        return Some(format!("{nqn:?} does not start with \"nqn.\""));
+    };
+    let date = rest.get(..8).unwrap_or_default().as_bytes();
+    let dated = date.len() == 8
+        && date[..4].iter().all(u8::is_ascii_digit)
+        && date[4] == b'-'
+        && matches!(&date[5..7], [b'0', b'1'..=b'9'] | [b'1', b'0'..=b'2'])
+        && date[7] == b'.';
+    if !dated {
+        return Some(format!(
+            "{nqn:?} does not go on with a date and a dot after \"nqn.\" (nqn.yyyy-mm.)"
+        ));
+    }
+    let domain = rest[8..].split(':').next().unwrap_or_default();
+    if domain.is_empty() {
+        return Some(format!(
+            "{nqn:?} has no reverse domain name after its date (nqn.yyyy-mm.org.example:…)"
+        ));
+    }
+    None
+}
+
 /// The id kept in `<state_dir>/hostid`; if absent, the UUID of `nqn` or a new
 /// one, saved.
 fn state_id(state_dir: &Path, nqn: Option<&str>) -> Result<String, NvmeError> {
@@ -194,6 +281,72 @@ mod tests {
         let etc = t.path().join("etc/nvme");
         let state = t.path().join("state");
         (t, etc, state)
+    }
+
+    #[test]
+    fn host_nqn_is_found_without_writing() {
+        let (_t, etc, state) = dirs();
+        assert_eq!(
+            find_host_nqn(&etc, &state).unwrap(),
+            HostNqnSource::ToBeGenerated {
+                path: state.join("hostnqn")
+            }
+        );
+        assert!(!state.exists(), "nothing is made");
+
+        let made = HostIdentity::load_or_create(&etc, &state).unwrap();
+        assert_eq!(
+            find_host_nqn(&etc, &state).unwrap(),
+            HostNqnSource::State {
+                path: state.join("hostnqn"),
+                nqn: made.nqn
+            }
+        );
+
+        fs::create_dir_all(&etc).unwrap();
+        fs::write(etc.join("hostnqn"), format!("{NQN}\n")).unwrap();
+        assert_eq!(
+            find_host_nqn(&etc, &state).unwrap(),
+            HostNqnSource::Host {
+                path: etc.join("hostnqn"),
+                nqn: NQN.into()
+            }
+        );
+        fs::write(etc.join("hostid"), "not-a-uuid").unwrap();
+        assert!(matches!(
+            find_host_nqn(&etc, &state),
+            Err(NvmeError::BadIdentity { path, .. }) if path == etc.join("hostid")
+        ));
+        fs::write(etc.join("hostnqn"), "nqn.x y").unwrap();
+        assert!(matches!(
+            find_host_nqn(&etc, &state),
+            Err(NvmeError::BadIdentity { path, .. }) if path == etc.join("hostnqn")
+        ));
+    }
+
+    #[test]
+    fn host_nqn_formats() {
+        for good in [
+            NQN,
+            "nqn.2024-01.org.example:node-7",
+            "nqn.2014-08.org.nvmexpress.discovery",
+            "nqn.1999-12.com.example",
+        ] {
+            assert_eq!(nqn_format_problem(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "node-7",
+            "nqn.node-7",
+            "nqn.2024-13.org.example:x",
+            "nqn.2024-1.org.example:x",
+            "nqn.2024-01.:x",
+            "nqn.2024-01.",
+            "nqn.2014-08.org.nvmexpress:uuid:not-a-uuid",
+            "nqn.2024-01.org.example:a b",
+        ] {
+            assert!(nqn_format_problem(bad).is_some(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The Linux NVMe/TCP host side, for the node plugin.
 //!
 //! - [`HostIdentity`]: the host NQN and host id, from `/etc/nvme` or kept in the
-//!   plugin's state directory.
+//!   plugin's state directory; [`find_host_nqn`] says which, without writing.
 //! - [`ConnectionConfig::option_string`]: the connect string, validated so no
 //!   value can inject an option (pure).
 //! - [`Host`]: everything under an injected root. [`Host::connect`] writes the
@@ -32,7 +32,7 @@ pub mod testing;
 pub use error::{GaveUp, NvmeError};
 pub use fabrics::{Connected, DevFabrics, Fabrics, RetryPolicy};
 pub use host::Host;
-pub use identity::HostIdentity;
+pub use identity::{HostIdentity, HostNqnSource, find_host_nqn, nqn_format_problem};
 pub use lifecycle::POLL;
 pub use options::ConnectionConfig;
 pub use sysfs::{Address, BlockDevice, Controller, CtrlState, Orphan, OrphanReason, Subsystem};
