@@ -64,6 +64,8 @@ pub enum LogFormat {
     name = "rds-csi-plugin",
     version,
     about = "CSI driver for MikroTik RDS storage over NVMe/TCP",
+    after_help = "`rds-csi-plugin doctor [FLAGS]` checks the set-up these flags describe \
+                  (the RDS, and this machine for the node) and prints what to fix.",
     args_override_self = true
 )]
 pub struct Args {

@@ -5,8 +5,10 @@
 //! [`main`] parses flags, sets up logging and signals, and calls [`run`]; the
 //! binary is just that. Tests call [`serve_on`] with listeners of their own
 //! ([`Listeners`]), or start [`main`] in a process of their own to kill it.
+//! `rds-csi-plugin doctor [flags]` checks a set-up instead ([`doctor`]).
 
 pub mod config;
+pub mod doctor;
 
 use std::ffi::OsString;
 use std::future::Future;
@@ -319,9 +321,10 @@ impl Drop for HttpEndpoint {
     }
 }
 
-fn init_logging(args: &Args) -> Result<(), String> {
-    let filter = EnvFilter::try_new(&args.log_level)
-        .map_err(|e| format!("--log-level {:?}: {e}", args.log_level))?;
+/// Logs to standard error in `args`'s format, filtered by `level` (the
+/// value of `--log-level`, or what a subcommand uses instead).
+fn init_logging(args: &Args, level: &str) -> Result<(), String> {
+    let filter = EnvFilter::try_new(level).map_err(|e| format!("--log-level {level:?}: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -353,10 +356,23 @@ async fn stop_signal() {
     );
 }
 
+/// The word that, as the first argument, makes the program
+/// [`doctor::main`] instead of the plugin.
+pub const DOCTOR: &str = "doctor";
+
 /// The whole program: flags (`args`, program name first), logging, the
 /// runtime, and [`run`] until SIGTERM or SIGINT. Exit status 2 for a bad
 /// configuration, 1 for a failure.
+///
+/// With `doctor` as the first argument (before any flag), the flags that
+/// follow go to [`doctor::main`] instead; every other command line is the
+/// plugin's, exactly as without the subcommand.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    if args.get(1).is_some_and(|a| a == DOCTOR) {
+        args.remove(1);
+        return doctor::main(args);
+    }
     let args = match Args::try_parse_from(args) {
         Ok(args) => args,
         Err(e) => {
@@ -364,7 +380,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    if let Err(e) = init_logging(&args) {
+    if let Err(e) = init_logging(&args, &args.log_level) {
         eprintln!("rds-csi-plugin: {e}");
         return ExitCode::from(2);
     }
