@@ -202,10 +202,6 @@ impl NodeService {
         let _guard = self.locks.try_lock(volume_id)?;
 
         let device = self.attach(&context).await?;
-        let earlier = self
-            .records
-            .load(volume_id, &staging)
-            .map_err(|e| DriverError::Internal(e.to_string()))?;
 
         let fs_type = match &cap.access {
             Access::Block => None,
@@ -223,7 +219,7 @@ impl NodeService {
                     fs,
                     mount_flags,
                     cap.read_only(),
-                    earlier.as_ref(),
+                    Earlier::Load(volume_id),
                 )?;
                 Some(fs)
             }
@@ -241,7 +237,8 @@ impl NodeService {
         self.records
             .save(&record)
             .map_err(|e| DriverError::Internal(e.to_string()))?;
-        self.observe(&record);
+        // The health monitor picks the volume up at its next look; stage
+        // time is what a pod start waits for.
         Ok(csi::NodeStageVolumeResponse {})
     }
 
@@ -339,10 +336,23 @@ impl NodeService {
         fs: FsType,
         flags: &[String],
         read_only: bool,
-        earlier: Option<&StagingRecord>,
+        earlier: Earlier<'_>,
     ) -> Result<()> {
         let mut options = flags.to_vec();
         if let Some(mount) = self.is_mounted(staging)? {
+            // Only a staging path that is mounted already needs the record
+            // of what was staged there.
+            let loaded;
+            let earlier = match earlier {
+                Earlier::Known(r) => Some(r),
+                Earlier::Load(volume_id) => {
+                    loaded = self
+                        .records
+                        .load(volume_id, staging)
+                        .map_err(|e| DriverError::Internal(e.to_string()))?;
+                    loaded.as_ref()
+                }
+            };
             let stale = earlier.is_some_and(|r| health::is_stale_mount(&mount.source, device, r));
             if !stale && Path::new(&mount.source) == device.path {
                 return Ok(());
@@ -527,7 +537,7 @@ impl NodeService {
                 fs,
                 &flags,
                 record.read_only,
-                Some(&record),
+                Earlier::Known(&record),
             )?;
         }
         let record = StagingRecord {
@@ -707,6 +717,14 @@ fn capability_of(cap: Option<&csi::VolumeCapability>) -> Result<Capability> {
 
 fn io_error(doing: &str, path: &Path, e: std::io::Error) -> DriverError {
     DriverError::Internal(format!("{doing} {}: {e}", path.display()))
+}
+
+/// What was staged at a staging path before, for telling a stale mount there.
+enum Earlier<'a> {
+    /// Known to the caller.
+    Known(&'a StagingRecord),
+    /// To be read from the records of this volume, if needed.
+    Load(&'a str),
 }
 
 /// The node capabilities this service implements.
