@@ -65,6 +65,17 @@ pub async fn probe(device: &Path, timeout: Duration) -> Result<Probe, FsError> {
     })
     .await?;
 
+    // blkid and the zero check run at once (staging time is what a pod
+    // start waits for); the answer is judged as if in sequence: blkid
+    // first, the zeros only when it found nothing.
+    let path = device.to_path_buf();
+    let zeros = blocking("reading", device, timeout, deadline, move || {
+        first_non_zero(&file).map_err(|source| FsError::Io {
+            op: "reading",
+            path,
+            source,
+        })
+    });
     let args = [
         "-p".as_ref(),
         "-o".as_ref(),
@@ -72,33 +83,26 @@ pub async fn probe(device: &Path, timeout: Duration) -> Result<Probe, FsError> {
         device.as_os_str(),
     ];
     let remaining = deadline.saturating_duration_since(Instant::now());
-    let output = tool::run("blkid", &args, remaining)
-        .await
-        .map_err(|source| FsError::Tool {
-            path: device.to_path_buf(),
-            source,
-        })?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let answer =
+    let signature = async {
+        let output = tool::run("blkid", &args, remaining)
+            .await
+            .map_err(|source| FsError::Tool {
+                path: device.to_path_buf(),
+                source,
+            })?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
         interpret(output.status.code(), &stdout, &stderr).map_err(|reason| FsError::Probe {
             device: device.to_path_buf(),
             reason,
-        })?;
+        })
+    };
+    let (answer, non_zero) = tokio::join!(signature, zeros);
+    let answer = answer?;
     if answer != Probe::Empty {
         return Ok(answer);
     }
-
-    let path = device.to_path_buf();
-    let non_zero = blocking("reading", device, timeout, deadline, move || {
-        first_non_zero(&file).map_err(|source| FsError::Io {
-            op: "reading",
-            path,
-            source,
-        })
-    })
-    .await?;
-    Ok(match non_zero {
+    Ok(match non_zero? {
         None => Probe::Empty,
         Some(offset) => Probe::Other(format!(
             "data without a known signature: a non-zero byte at offset {offset}"
