@@ -133,7 +133,7 @@ async fn mount_applies_the_options_asked_and_nothing_else() -> TestResult {
     assert!(!mounted.read_only());
     fs::write(target.join("file"), "data")?;
 
-    assert!(unmount(&target)?);
+    assert!(unmount_settled(&target).await?);
     assert!(!unmount(&target)?, "a second unmount finds nothing");
 
     // Read-only: the flag is set, and writes fail.
@@ -210,7 +210,7 @@ async fn bind_and_read_only_bind_keep_the_source_writable() -> TestResult {
     assert_eq!(mount_at(&staging)?.options, ["rw", "noatime"]);
 
     for target in [&read_only, &writable, &staging] {
-        assert!(unmount(target)?, "{}", target.display());
+        assert!(unmount_settled(target).await?, "{}", target.display());
         assert!(!unmount(target)?, "{}", target.display());
     }
     Ok(())
@@ -232,7 +232,7 @@ async fn a_block_device_binds_onto_a_file() -> TestResult {
     std::os::unix::fs::FileExt::read_exact_at(&fs::File::open(&target)?, &mut start, 0)?;
     assert_eq!(&start, b"block volume");
 
-    assert!(unmount(&target)?);
+    assert!(unmount_settled(&target).await?);
     assert!(!unmount(&target)?);
     assert!(
         fs::metadata(&target)?.file_type().is_file(),
@@ -342,7 +342,7 @@ async fn ext4_grows_online_where_permitted_and_offline_here() -> TestResult {
             matches!(&online, Err(FsError::ToolFailed { program: "resize2fs", hint, .. }) if hint.contains("CAP_SYS_RESOURCE")),
             "without CAP_SYS_RESOURCE online growth should fail with advice: {online:?}"
         );
-        assert!(unmount(&target)?);
+        assert!(unmount_settled(&target).await?);
         // resize2fs insists on a forced check of an unmounted filesystem that
         // has been mounted since its last check.
         let check = node_fs::tool::run(
@@ -380,4 +380,19 @@ async fn probe_of_a_mounted_filesystem_still_answers() -> TestResult {
         "{result:?}"
     );
     Ok(())
+}
+
+/// Unmounts, repeating while the kernel says busy: a child process another
+/// test spawns may, between its fork and its exec, briefly hold a copy of a
+/// file descriptor open on this filesystem.
+async fn unmount_settled(path: &Path) -> Result<bool, FsError> {
+    for _ in 0..50 {
+        match unmount(path) {
+            Err(e) if e.is_transient() => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+    unmount(path)
 }
