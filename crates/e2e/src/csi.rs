@@ -289,6 +289,13 @@ impl Cluster {
             .context(format!("no {series} in /metrics:\n{body}"))
     }
 
+    /// NodeGetVolumeStats' volume condition: (abnormal, message).
+    pub async fn condition(&mut self, volume: &Volume, path: &Path) -> Outcome<(bool, String)> {
+        let stats = self.stats(volume, path).await?;
+        let c = stats.volume_condition.context("no volume condition")?;
+        Ok((c.abnormal, c.message))
+    }
+
     /// The last lines the plugin logged, for failure messages.
     pub fn plugin_log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.plugin_log()).unwrap_or_default();

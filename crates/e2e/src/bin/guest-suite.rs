@@ -124,28 +124,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn demo(place: &str) -> Result<(), String> {
+/// Runs `work` on a fresh runtime in a fresh scratch folder under /tmp,
+/// removed afterwards.
+fn in_scratch<F, Fut>(prefix: &str, work: F) -> Result<(), String>
+where
+    F: FnOnce(std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     let scratch = tempfile::Builder::new()
-        .prefix("rds-csi-demo-")
+        .prefix(prefix)
         .tempdir_in("/tmp")
         .map_err(|e| format!("cannot make a scratch folder: {e}"))?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?
-        .block_on(e2e::demo::run(scratch.path(), place))
+        .block_on(work(scratch.path().to_path_buf()))
+}
+
+fn demo(place: &str) -> Result<(), String> {
+    in_scratch("rds-csi-demo-", |dir| async move {
+        e2e::demo::run(&dir, place).await
+    })
 }
 
 fn bench(runs: usize) -> Result<(), String> {
-    let scratch = tempfile::Builder::new()
-        .prefix("bench-")
-        .tempdir_in("/tmp")
-        .map_err(|e| format!("cannot make a scratch folder: {e}"))?;
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start tokio: {e}"))?
-        .block_on(e2e::bench::node_stage(scratch.path(), runs.max(1)))
+    in_scratch("bench-", |dir| async move {
+        e2e::bench::node_stage(&dir, runs.max(1)).await
+    })
 }
 
 async fn run_one(scenario: scenarios::Scenario) -> Result<(), String> {

@@ -54,16 +54,6 @@ async fn wait_state(volume: &Volume, want: &str, within: Duration) -> Outcome {
     .await
 }
 
-async fn condition(
-    cluster: &mut Cluster,
-    volume: &Volume,
-    target: &std::path::Path,
-) -> Outcome<(bool, String)> {
-    let stats = cluster.stats(volume, target).await?;
-    let c = stats.volume_condition.context("no volume condition")?;
-    Ok((c.abnormal, c.message))
-}
-
 async fn short_outage(cluster: &mut Cluster) -> Outcome {
     let volume = cluster
         .create(
@@ -88,7 +78,7 @@ async fn short_outage(cluster: &mut Cluster) -> Outcome {
         .nvmet_port_down(rds::PORT)
         .context("take the port away")?;
     wait_state(&volume, "connecting", Duration::from_secs(60)).await?;
-    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    let (abnormal, message) = cluster.condition(&volume, &target).await?;
     ensure(abnormal, format!("the outage is not reported: {message}"))?;
     ensure(message.contains("not live"), format!("message: {message}"))?;
 
@@ -114,7 +104,7 @@ async fn short_outage(cluster: &mut Cluster) -> Outcome {
         .context("the write did not complete after the target came back")?
         .context("the writer panicked")??;
     wait_state(&volume, "live", Duration::from_secs(60)).await?;
-    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    let (abnormal, message) = cluster.condition(&volume, &target).await?;
     ensure(
         !abnormal,
         format!("still abnormal after recovery: {message}"),
@@ -175,7 +165,7 @@ async fn long_outage(cluster: &mut Cluster) -> Outcome {
         .context("take the port away")?;
     // After ctrl_loss_tmo the kernel removes the controller for good.
     wait_state(&volume, "gone", Duration::from_secs(90)).await?;
-    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    let (abnormal, message) = cluster.condition(&volume, &target).await?;
     ensure(
         abnormal,
         format!("the lost volume is not reported: {message}"),
@@ -211,7 +201,7 @@ async fn long_outage(cluster: &mut Cluster) -> Outcome {
         std::fs::read(target.join("kept")).context("read")? == kept,
         "data before the outage was lost",
     )?;
-    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    let (abnormal, message) = cluster.condition(&volume, &target).await?;
     ensure(!abnormal, format!("abnormal after restaging: {message}"))?;
     cluster.unpublish(&volume, &target).await?;
     cluster.unstage(&volume, &staging).await?;

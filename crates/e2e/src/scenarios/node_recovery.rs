@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::Ctx;
 use super::node_lifecycle::write_synced;
-use crate::csi::{Cluster, Volume, mount};
+use crate::csi::{Cluster, mount};
 use crate::fabrics;
 use crate::rds;
 use crate::support::{Context, Outcome, ensure, wait_for};
@@ -22,16 +22,6 @@ pub async fn run(ctx: Ctx) -> Outcome {
     let _ = cluster.rds.sim.engine.nvmet_port_up(rds::PORT);
     let stopped = cluster.stop().await;
     result.and(stopped)
-}
-
-async fn condition(
-    cluster: &mut Cluster,
-    volume: &Volume,
-    path: &std::path::Path,
-) -> Outcome<(bool, String)> {
-    let stats = cluster.stats(volume, path).await?;
-    let c = stats.volume_condition.context("no volume condition")?;
-    Ok((c.abnormal, c.message))
 }
 
 async fn steps(cluster: &mut Cluster) -> Outcome {
@@ -86,7 +76,7 @@ async fn steps(cluster: &mut Cluster) -> Outcome {
         log.contains("staged volume found, not healthy"),
         "the restarted plugin did not report the broken staged volume",
     )?;
-    let (abnormal, message) = condition(cluster, &volume, &staging).await?;
+    let (abnormal, message) = cluster.condition(&volume, &staging).await?;
     ensure(
         abnormal && message.contains("not connected over NVMe/TCP"),
         format!("before the publish: {message}"),
@@ -105,7 +95,7 @@ async fn steps(cluster: &mut Cluster) -> Outcome {
         "the data written before the outage is not what the new pod reads",
     )?;
     write_synced(&pod_b.join("after"), b"written after the recovery")?;
-    let (abnormal, message) = condition(cluster, &volume, &pod_b).await?;
+    let (abnormal, message) = cluster.condition(&volume, &pod_b).await?;
     ensure(!abnormal, format!("abnormal after the recovery: {message}"))?;
 
     cluster.unpublish(&volume, &pod_b).await?;
