@@ -26,6 +26,7 @@ use crate::locks::VolumeLocks;
 use crate::naming::{self, is_ours};
 use crate::params::{Defaults, VolumeContext, VolumeParams};
 use crate::rpc::call;
+use crate::token;
 
 /// The Controller service.
 pub struct ControllerService {
@@ -254,9 +255,9 @@ impl ControllerService {
         })?;
         let after = match req.starting_token.as_str() {
             "" => None,
-            token => Some(Slot::new(token).map_err(|_| {
+            token => Some(token::read(token::Kind::Volumes, token).ok_or_else(|| {
                 DriverError::Aborted(format!(
-                    "starting_token {token:?} is not one this driver gave out"
+                    "starting_token {token:?} is not one this driver gave out; list again from the start"
                 ))
             })?),
         };
@@ -269,9 +270,7 @@ impl ControllerService {
             .filter(is_ours)
             .collect();
         disks.sort_by(|a, b| a.slot.cmp(&b.slot));
-        let start = after.map_or(0, |token| {
-            disks.partition_point(|d| d.slot.as_str() <= token.as_str())
-        });
+        let start = after.map_or(0, |after| disks.partition_point(|d| d.slot.as_str() <= after));
         let page = &disks[start..];
         let take = if max == 0 {
             page.len()
@@ -279,7 +278,7 @@ impl ControllerService {
             max.min(page.len())
         };
         let next_token = if take < page.len() {
-            page[take - 1].slot.clone()
+            token::issue(token::Kind::Volumes, &page[take - 1].slot)
         } else {
             String::new()
         };

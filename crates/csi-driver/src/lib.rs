@@ -6,7 +6,8 @@
 //!   is made, what its slot, NQN and image are called.
 //! - [`error`]: the driver's errors and their gRPC codes, in one place;
 //!   [`rpc`]: the wrapper every handler runs in (span, log line, status).
-//! - [`locks`]: one operation at a time per volume.
+//! - [`locks`]: one operation at a time per volume; [`token`]: pagination
+//!   tokens that tell the driver's own from any other text.
 //! - [`server`]: serving the services on a unix socket until shut down.
 
 pub mod capability;
@@ -20,6 +21,7 @@ pub mod node;
 pub mod params;
 pub mod rpc;
 pub mod server;
+pub mod token;
 
 pub use controller::ControllerService;
 pub use error::DriverError;

@@ -585,7 +585,7 @@ async fn list_volumes_pages_through_every_volume_once() {
         // for, does not spoil the token.
         if pages == 1 {
             c.delete_volume(DeleteVolumeRequest {
-                volume_id: token.clone(),
+                volume_id: seen.last().unwrap().clone(),
                 ..Default::default()
             })
             .await
@@ -603,14 +603,20 @@ async fn list_volumes_pages_through_every_volume_once() {
         .unwrap()
         .into_inner();
     assert_eq!((all.entries.len(), all.next_token.as_str()), (6, ""));
-    let status = c
-        .list_volumes(ListVolumesRequest {
-            max_entries: 0,
-            starting_token: "not a token!".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Aborted);
+    // A starting token the driver never gave out is ABORTED, as the spec
+    // asks, even when it looks like a volume ID (csi-sanity sends
+    // "invalid-token", which is a well-formed slot).
+    let a_volume_id = seen[0].clone();
+    for bad in ["not a token!", "invalid-token", a_volume_id.as_str()] {
+        let status = c
+            .list_volumes(ListVolumesRequest {
+                max_entries: 0,
+                starting_token: bad.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Aborted, "{bad:?}");
+    }
     let status = c
         .list_volumes(ListVolumesRequest {
             max_entries: -1,
