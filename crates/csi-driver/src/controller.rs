@@ -270,7 +270,9 @@ impl ControllerService {
             .filter(is_ours)
             .collect();
         disks.sort_by(|a, b| a.slot.cmp(&b.slot));
-        let start = after.map_or(0, |after| disks.partition_point(|d| d.slot.as_str() <= after));
+        let start = after.map_or(0, |after| {
+            disks.partition_point(|d| d.slot.as_str() <= after)
+        });
         let page = &disks[start..];
         let take = if max == 0 {
             page.len()

@@ -85,7 +85,17 @@ pub fn block() -> VolumeCapability {
 impl Cluster {
     /// Starts the simulator (under `scratch/rds`) and the plugin.
     pub async fn start(scratch: &Path, capacity: u64) -> Outcome<Cluster> {
-        let rds = Rds::start(&scratch.join("rds"), capacity).await?;
+        Self::start_with(scratch, capacity, rds::Export::Nvmet).await
+    }
+
+    /// Starts the simulator, exporting its disks as `export` says, and the
+    /// plugin.
+    pub async fn start_with(
+        scratch: &Path,
+        capacity: u64,
+        export: rds::Export,
+    ) -> Outcome<Cluster> {
+        let rds = Rds::start_with(&scratch.join("rds"), capacity, export).await?;
         let key = scratch.join("id_ed25519");
         let key_text = rds
             .sim
@@ -232,6 +242,11 @@ impl Cluster {
                 let _ = crate::fabrics::disconnect(&nqn).await;
             }
         }
+    }
+
+    /// The plugin's CSI socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     fn plugin_log(&self) -> PathBuf {

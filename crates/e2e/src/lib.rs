@@ -16,6 +16,8 @@
 //! - [`rds`]: a simulator with nvmet export, and a client for it.
 //! - [`bench`]: NodeStageVolume's time beside the same steps by hand.
 //! - [`demo`]: the README's first command, one volume through the driver.
+//! - [`sanity`]: the community's csi-sanity against the whole driver, on the
+//!   host (no initiator) or in the guest.
 //! - [`csi`]: the whole driver: the simulator, the plugin as a process of its
 //!   own, and CSI clients of its socket.
 
@@ -26,5 +28,6 @@ pub mod fabrics;
 pub mod foreign;
 pub mod kmsg;
 pub mod rds;
+pub mod sanity;
 pub mod scenarios;
 pub mod support;

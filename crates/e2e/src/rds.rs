@@ -18,6 +18,15 @@ pub const PORT: u16 = 4420;
 /// Where nvmet lives in configfs.
 pub const NVMET: &str = "/sys/kernel/config/nvmet";
 
+/// Whether the simulator's disks are exported through the kernel's target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Export {
+    /// Through nvmet (the guest): nodes can attach them over NVMe/TCP.
+    Nvmet,
+    /// Not at all (a host without nvmet): only the controller's side is real.
+    None,
+}
+
 /// A running simulator exporting through nvmet, with a client logged in.
 pub struct Rds {
     /// The simulator (its engine has the nvmet test controls).
@@ -31,11 +40,19 @@ impl Rds {
     /// Starts a simulator keeping its pool under `root` (on the guest's
     /// tmpfs), with a pool of `capacity` bytes.
     pub async fn start(root: &Path, capacity: u64) -> Outcome<Rds> {
+        Self::start_with(root, capacity, Export::Nvmet).await
+    }
+
+    /// Starts a simulator as [`Rds::start`] does, exporting its disks as
+    /// `export` says.
+    pub async fn start_with(root: &Path, capacity: u64, export: Export) -> Outcome<Rds> {
         let mut config = SimConfig::single_pool(root, POOL, capacity);
-        config.nvmet = Some(NvmetConfig::default());
+        if export == Export::Nvmet {
+            config.nvmet = Some(NvmetConfig::default());
+        }
         let sim = TestSim::start(config)
             .await
-            .context("cannot start the simulator with nvmet")?;
+            .context("cannot start the simulator")?;
         let client = Arc::new(RdsClient::new(client_config(&sim)));
         Ok(Rds {
             sim,

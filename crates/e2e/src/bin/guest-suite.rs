@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "usage: guest-suite [--list] [FILTER]...\n       guest-suite --bench-stage [RUNS]\n       guest-suite --demo [WHERE]"
+            "usage: guest-suite [--list] [FILTER]...\n       guest-suite --bench-stage [RUNS]\n       guest-suite --demo [WHERE]\n       guest-suite --csi-sanity host|guest CSI_SANITY_BINARY"
         );
         return ExitCode::SUCCESS;
     }
@@ -47,6 +47,9 @@ fn main() -> ExitCode {
             println!("{}", scenario.name);
         }
         return ExitCode::SUCCESS;
+    }
+    if args.first().is_some_and(|a| a == "--csi-sanity") {
+        return csi_sanity(&args[1..]);
     }
     if !Path::new("/sys/kernel/config/nvmet").is_dir() {
         eprintln!(
@@ -140,6 +143,42 @@ where
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?
         .block_on(work(scratch.path().to_path_buf()))
+}
+
+/// `--csi-sanity host|guest BINARY`: the community's conformance suite
+/// against the whole driver; prints the summary, fails if a spec failed.
+/// `guest` needs nvmet (the test guest); `host` runs anywhere as root.
+fn csi_sanity(args: &[String]) -> ExitCode {
+    let (Some(place), Some(binary)) = (
+        args.first().and_then(|p| e2e::sanity::Place::parse(p)),
+        args.get(1),
+    ) else {
+        eprintln!("usage: guest-suite --csi-sanity host|guest CSI_SANITY_BINARY");
+        return ExitCode::from(2);
+    };
+    if place == e2e::sanity::Place::Guest && !Path::new("/sys/kernel/config/nvmet").is_dir() {
+        eprintln!("guest-suite: --csi-sanity guest needs nvmet: run it inside guest/run");
+        return ExitCode::from(2);
+    }
+    let binary = std::path::PathBuf::from(binary);
+    let mut failed = None;
+    let outcome = in_scratch("csi-sanity-", |dir| {
+        let failed = &mut failed;
+        async move {
+            let summary = e2e::sanity::run(&dir, place, &binary).await?;
+            print!("{}", summary.render(place));
+            *failed = Some(summary.failed());
+            Ok(())
+        }
+    });
+    match (outcome, failed) {
+        (Ok(()), Some(0)) => ExitCode::SUCCESS,
+        (Ok(()), _) => ExitCode::FAILURE,
+        (Err(e), _) => {
+            eprintln!("guest-suite: csi-sanity could not run: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn demo(place: &str) -> Result<(), String> {
