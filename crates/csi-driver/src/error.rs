@@ -4,7 +4,15 @@
 //! `tonic::Status`. Retryable failures (the RDS unreachable, another operation
 //! on the volume in flight) are kept apart from permanent ones, because the
 //! sidecars retry the former quickly and surface the latter to users.
+//!
+//! The node's errors are the node crate's typed [`NodeError`]s, and the RDS
+//! client's its typed errors; each is mapped here, by what failed. The
+//! variants named after a gRPC code that carry only a message are the
+//! controller's and the identity service's argument and state checks, which
+//! nobody branches on.
 
+use node::NodeError;
+use node::locks::Busy;
 use rds_client::Error as RdsError;
 use routeros::CliErrorKind;
 use tonic::{Code, Status};
@@ -29,30 +37,21 @@ pub enum DriverError {
     /// The capacity asked for cannot be given.
     #[error("{0}")]
     OutOfRange(String),
-    /// The RDS has no room.
-    #[error("{0}")]
-    ResourceExhausted(String),
     /// The request cannot go on as asked (a stale pagination token, say).
     #[error("{0}")]
     Aborted(String),
     /// Another operation on the same volume is in progress; the caller retries.
-    #[error("an operation on volume {0} is already in progress")]
-    Busy(String),
+    #[error(transparent)]
+    Busy(#[from] Busy),
     /// The system is not in a state the operation needs (set-up problems).
     #[error("{0}")]
     FailedPrecondition(String),
-    /// The RDS or the machine could not be reached; retrying may help.
-    #[error("{0}")]
-    Unavailable(String),
     /// The RDS client failed.
     #[error(transparent)]
     Rds(Box<RdsError>),
-    /// The node's NVMe/TCP work failed.
+    /// A node operation failed.
     #[error(transparent)]
-    Nvme(Box<nvme_host::NvmeError>),
-    /// The node's filesystem work failed.
-    #[error(transparent)]
-    Fs(Box<node_fs::FsError>),
+    Node(Box<NodeError>),
     /// A bug or an unexpected state.
     #[error("{0}")]
     Internal(String),
@@ -66,15 +65,9 @@ impl From<RdsError> for DriverError {
     }
 }
 
-impl From<nvme_host::NvmeError> for DriverError {
-    fn from(e: nvme_host::NvmeError) -> Self {
-        Self::Nvme(Box::new(e))
-    }
-}
-
-impl From<node_fs::FsError> for DriverError {
-    fn from(e: node_fs::FsError) -> Self {
-        Self::Fs(Box::new(e))
+impl From<NodeError> for DriverError {
+    fn from(e: NodeError) -> Self {
+        Self::Node(Box::new(e))
     }
 }
 
@@ -86,15 +79,37 @@ impl DriverError {
             Self::VolumeNotFound(_) => Code::NotFound,
             Self::AlreadyExists(_) => Code::AlreadyExists,
             Self::OutOfRange(_) => Code::OutOfRange,
-            Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Busy(_) | Self::Aborted(_) => Code::Aborted,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
-            Self::Unavailable(_) => Code::Unavailable,
             Self::Internal(_) => Code::Internal,
             Self::Rds(e) => rds_code(e),
-            Self::Nvme(e) => nvme_code(e),
-            Self::Fs(e) => fs_code(e),
+            Self::Node(e) => node_code(e),
         }
+    }
+}
+
+/// Codes for the node's errors, by what failed.
+fn node_code(e: &NodeError) -> Code {
+    use NodeError as E;
+    match e {
+        E::BadArgument { .. } | E::Context(_) | E::NqnMismatch { .. } => Code::InvalidArgument,
+        E::Busy(_) => Code::Aborted,
+        E::NotStaged { .. } | E::NotAtPath { .. } => Code::NotFound,
+        E::NotStagedAt { .. }
+        | E::StagingNotMounted { .. }
+        | E::StagingOccupied { .. }
+        | E::RefusedToFormat { .. }
+        | E::PublishedElsewhere { .. } => Code::FailedPrecondition,
+        E::PublishedIncompatibly { .. } => Code::AlreadyExists,
+        // The connection is down or the kernel is not done yet: worth
+        // kubelet's retry.
+        E::Unreachable { .. }
+        | E::NoConnectionContext { .. }
+        | E::NotGrown { .. }
+        | E::StillConnected { .. } => Code::Unavailable,
+        E::StillMounted { .. } | E::Path { .. } | E::Record(_) | E::Config(_) => Code::Internal,
+        E::Nvme(e) => nvme_code(e),
+        E::Fs(e) => fs_code(e),
     }
 }
 
@@ -197,7 +212,12 @@ mod tests {
                 DriverError::InvalidArgument("x".into()),
                 Code::InvalidArgument,
             ),
-            (DriverError::Busy("pvc-1".into()), Code::Aborted),
+            (
+                DriverError::Busy(Busy {
+                    volume: "pvc-1".into(),
+                }),
+                Code::Aborted,
+            ),
             (DriverError::VolumeNotFound("pvc-1".into()), Code::NotFound),
             (
                 RdsError::Timeout {
@@ -227,7 +247,9 @@ mod tests {
 
     #[test]
     fn messages_keep_the_detail() {
-        let status = Status::from(DriverError::Busy("pvc-1".into()));
+        let status = Status::from(DriverError::Busy(Busy {
+            volume: "pvc-1".into(),
+        }));
         assert_eq!(
             status.message(),
             "an operation on volume pvc-1 is already in progress"

@@ -1,6 +1,7 @@
 //! The CSI services of rds-csi, and the only crate that speaks gRPC.
 //!
-//! - [`identity`], [`controller`], [`node`]: the services.
+//! - [`identity`], [`controller`], [`node`]: the services; the node's
+//!   operations themselves are the `node` crate's, [`node`] is their gRPC face.
 //! - [`params`], [`capability`], [`capacity`], [`naming`]: pure rules: what a
 //!   StorageClass may say, which capabilities are supported, how big a volume
 //!   is made, what its slot, NQN and image are called.

@@ -10,9 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use csi_driver::node::record::{Records, StagingRecord};
 use csi_driver::node::{NodeConfig, NodeService};
-use csi_driver::params::FsType;
 use csi_proto::v1::node_server::Node;
 use csi_proto::v1::volume_capability::access_mode::Mode;
 use csi_proto::v1::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
@@ -21,6 +19,8 @@ use csi_proto::v1::{
     NodePublishVolumeRequest, NodeStageVolumeRequest, NodeUnpublishVolumeRequest,
     NodeUnstageVolumeRequest, VolumeCapability, volume_usage,
 };
+use node::FsType;
+use node::record::{Records, StagingRecord};
 use tonic::{Code, Request};
 
 /// A loop device on a sparse image, and everything mounted for a test; all

@@ -239,35 +239,55 @@ impl Host {
             .max_by_key(CtrlState::rank))
     }
 
-    /// Decides whether a connected NQN may be cleaned up:
-    /// [`Orphan::NotOurs`] when it lacks `our_prefix` (never to be touched: a
-    /// host's own NVMe-oF root volume must survive), [`Orphan::InUse`] when it
-    /// has the prefix, is `referenced` by a staged volume and has a block device
-    /// with a non-zero size, otherwise [`Orphan::Orphan`] with the reason.
-    /// An empty prefix is refused, since it would claim every NQN.
+    /// Decides whether a connected NQN may be cleaned up, by
+    /// [`judge_orphan`] on what sysfs shows.
     pub fn check_orphan(
         &self,
         nqn: &str,
         our_prefix: &str,
         referenced: bool,
     ) -> Result<Orphan, NvmeError> {
-        if our_prefix.is_empty() {
-            return Err(NvmeError::Invalid {
-                field: "our_prefix",
-                reason: "is empty, which would claim every NQN on the host".into(),
-            });
-        }
-        if !nqn.starts_with(our_prefix) {
-            return Ok(Orphan::NotOurs);
-        }
-        if !referenced {
-            return Ok(Orphan::Orphan(OrphanReason::NotReferenced));
-        }
-        match self.block_device(nqn)? {
-            Some(device) if device.size_bytes > 0 => Ok(Orphan::InUse),
-            _ => Ok(Orphan::Orphan(OrphanReason::NoBlockDevice(
-                self.controller_state(nqn)?,
-            ))),
-        }
+        judge_orphan(
+            nqn,
+            our_prefix,
+            referenced,
+            || self.block_device(nqn),
+            || self.controller_state(nqn),
+        )
+    }
+}
+
+/// Decides whether a connected NQN may be cleaned up:
+/// [`Orphan::NotOurs`] when it lacks `our_prefix` (never to be touched: a
+/// host's own NVMe-oF root volume must survive), [`Orphan::InUse`] when it
+/// has the prefix, is `referenced` by a staged volume and has a block device
+/// with a non-zero size, otherwise [`Orphan::Orphan`] with the reason.
+/// An empty prefix is refused, since it would claim every NQN. The block
+/// device and the controller state are asked for only when needed, from
+/// whatever view of the host the caller has.
+pub fn judge_orphan(
+    nqn: &str,
+    our_prefix: &str,
+    referenced: bool,
+    block_device: impl FnOnce() -> Result<Option<BlockDevice>, NvmeError>,
+    controller_state: impl FnOnce() -> Result<Option<CtrlState>, NvmeError>,
+) -> Result<Orphan, NvmeError> {
+    if our_prefix.is_empty() {
+        return Err(NvmeError::Invalid {
+            field: "our_prefix",
+            reason: "is empty, which would claim every NQN on the host".into(),
+        });
+    }
+    if !nqn.starts_with(our_prefix) {
+        return Ok(Orphan::NotOurs);
+    }
+    if !referenced {
+        return Ok(Orphan::Orphan(OrphanReason::NotReferenced));
+    }
+    match block_device()? {
+        Some(device) if device.size_bytes > 0 => Ok(Orphan::InUse),
+        _ => Ok(Orphan::Orphan(OrphanReason::NoBlockDevice(
+            controller_state()?,
+        ))),
     }
 }

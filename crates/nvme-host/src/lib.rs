@@ -31,7 +31,7 @@ pub mod testing;
 
 pub use error::{GaveUp, NvmeError};
 pub use fabrics::{Connected, DevFabrics, Fabrics, RetryPolicy};
-pub use host::Host;
+pub use host::{Host, judge_orphan};
 pub use identity::{HostIdentity, HostNqnSource, find_host_nqn, nqn_format_problem};
 pub use lifecycle::POLL;
 pub use options::ConnectionConfig;

@@ -4,7 +4,7 @@
 //!
 //! A connected NQN is an orphan only if it carries this driver's NQN prefix
 //! and either no staged volume refers to it, or it has no working block
-//! device (see [`nvme_host::Host::check_orphan`]). A staged volume refers to
+//! device (see [`nvme_host::judge_orphan`]). A staged volume refers to
 //! an NQN when its record names it and, for a filesystem volume, its staging
 //! path is still a mount: a record whose mount is gone is what a plugin
 //! killed in the middle of NodeUnstageVolume leaves, and its connection is an
@@ -19,13 +19,16 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use nvme_host::{Host, Orphan};
+use node_fs::mountinfo::MountInfo;
+use nvme_host::Orphan;
 use telemetry::NodeMetrics;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::health::judge;
-use super::record::{Records, StagingRecord};
+use crate::fs::Filesystems;
+use crate::health::judge;
+use crate::nvme::NvmeHost;
+use crate::record::{RecordStore, StagingRecord};
 
 /// What start-up found and did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -44,13 +47,16 @@ pub struct StartupReport {
 }
 
 /// The NQNs that staged volumes refer to: every record's, except those of
-/// filesystem volumes whose staging path is no longer mounted.
-pub fn referenced_nqns(records: &[StagingRecord], proc_root: &std::path::Path) -> HashSet<String> {
-    let mounts = node_fs::mountinfo::read(proc_root).unwrap_or_else(|e| {
-        // Without the mount table, count every record as staged: keeping a
-        // connection is safe, cutting one under a mounted filesystem is not.
+/// filesystem volumes whose staging path is no longer mounted. Without a
+/// mount table (`Err`), every record counts: keeping a connection is safe,
+/// cutting one under a mounted filesystem is not.
+pub fn referenced_nqns(
+    records: &[StagingRecord],
+    mounts: Result<&[MountInfo], &node_fs::FsError>,
+) -> HashSet<String> {
+    let mounts = mounts.unwrap_or_else(|e| {
         warn!(error = %e, "cannot read the mount table; every staged volume counts as in use");
-        Vec::new()
+        &[]
     });
     let mount_table_read = !mounts.is_empty();
     records
@@ -58,7 +64,7 @@ pub fn referenced_nqns(records: &[StagingRecord], proc_root: &std::path::Path) -
         .filter(|r| {
             r.fs_type.is_none()
                 || !mount_table_read
-                || node_fs::mountinfo::find(&mounts, &r.staging_path).is_some()
+                || node_fs::mountinfo::find(mounts, &r.staging_path).is_some()
         })
         .map(|r| r.nqn.clone())
         .collect()
@@ -67,9 +73,9 @@ pub fn referenced_nqns(records: &[StagingRecord], proc_root: &std::path::Path) -
 /// Reads the records, judges every staged volume, and disconnects orphans
 /// of `our_prefix` within `budget`.
 pub async fn start_up(
-    host: &Host,
-    records: &Records,
-    proc_root: &std::path::Path,
+    host: &impl NvmeHost,
+    fs: &impl Filesystems,
+    records: &impl RecordStore,
     our_prefix: &str,
     budget: Duration,
     metrics: &NodeMetrics,
@@ -86,22 +92,23 @@ pub async fn start_up(
             }
         }
     }
-    let mounts = node_fs::mountinfo::read(proc_root).unwrap_or_default();
+    let mounts = fs.mounts();
+    let readable: &[MountInfo] = mounts.as_deref().unwrap_or_default();
     for r in &staged {
-        let health = judge(host, &mounts, r);
+        let health = judge(host, readable, r);
         let state = health.state_label();
         if health.is_healthy() {
             info!(volume = %r.volume_id, nqn = %r.nqn, state, staging = %r.staging_path.display(), "staged volume found");
         } else {
-            warn!(volume = %r.volume_id, nqn = %r.nqn, state, problem = %health.problems.join("; "),
+            warn!(volume = %r.volume_id, nqn = %r.nqn, state, problem = %health.describe(),
                 "staged volume found, not healthy; it recovers when its target answers, or when it is staged or published again");
             report.abnormal.push(r.volume_id.clone());
         }
         report.staged.push(r.volume_id.clone());
     }
 
-    let referenced = referenced_nqns(&staged, proc_root);
-    let connected = match host.list_connected_subsystems() {
+    let referenced = referenced_nqns(&staged, mounts.as_deref());
+    let connected = match host.connected_subsystems() {
         Ok(nqns) => nqns,
         Err(e) => {
             warn!(error = %e, "cannot list NVMe subsystems; no orphan cleanup this time");
@@ -132,7 +139,7 @@ pub async fn start_up(
             continue;
         }
         warn!(%nqn, %reason, "disconnecting an orphaned NVMe/TCP connection of this driver");
-        match host.disconnect_and_wait(&nqn, deadline).await {
+        match host.disconnect(&nqn, deadline).await {
             Ok(()) => {
                 info!(%nqn, "orphan disconnected");
                 metrics.orphans_cleaned.inc();
@@ -159,6 +166,9 @@ pub async fn start_up(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::LinuxFilesystems;
+    use crate::record::Records;
+    use nvme_host::Host;
     use nvme_host::testing::{FakeController, FakeSysfs};
     use std::path::Path;
 
@@ -179,6 +189,10 @@ mod tests {
             let rig = Rig { dir, sys, records };
             rig.set_mounts(&[]);
             rig
+        }
+
+        fn fs(&self) -> LinuxFilesystems {
+            LinuxFilesystems::new(&self.dir.path().join("root"))
         }
 
         fn proc_root(&self) -> std::path::PathBuf {
@@ -226,8 +240,8 @@ mod tests {
             let metrics = NodeMetrics::default();
             let report = start_up(
                 &Host::new(self.sys.root()),
+                &self.fs(),
                 &self.records,
-                &self.proc_root(),
                 PREFIX,
                 Duration::from_secs(20),
                 &metrics,
@@ -262,7 +276,7 @@ mod tests {
         let block = rig.stage("pvc-c", None);
         rig.set_mounts(&[&mounted.staging_path]);
         let records: Vec<_> = rig.records.all().into_iter().map(Result::unwrap).collect();
-        let refs = referenced_nqns(&records, &rig.proc_root());
+        let refs = referenced_nqns(&records, rig.fs().mounts().as_deref());
         assert!(refs.contains(&mounted.nqn));
         assert!(!refs.contains(&unmounted.nqn));
         assert!(refs.contains(&block.nqn));
@@ -273,7 +287,7 @@ mod tests {
         let rig = Rig::new();
         let r = rig.stage("pvc-a", Some("ext4"));
         std::fs::remove_file(rig.proc_root().join("self/mountinfo")).unwrap();
-        let refs = referenced_nqns(std::slice::from_ref(&r), &rig.proc_root());
+        let refs = referenced_nqns(std::slice::from_ref(&r), rig.fs().mounts().as_deref());
         assert!(refs.contains(&r.nqn));
     }
 
@@ -341,8 +355,8 @@ mod tests {
         let metrics = NodeMetrics::default();
         let report = start_up(
             &Host::new(rig.sys.root()),
+            &rig.fs(),
             &rig.records,
-            &rig.proc_root(),
             PREFIX,
             Duration::from_millis(300),
             &metrics,

@@ -8,27 +8,118 @@
 //! the last health of each volume and logs a change once, when it happens,
 //! not at every poll. The sweep also sets the node's gauges: staged volumes,
 //! volumes by controller state, abnormal volumes.
+//!
+//! What is wrong is a [`Problem`], a typed value: callers match on it, and its
+//! text is for people only.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use node_fs::mountinfo::MountInfo;
-use nvme_host::{BlockDevice, CtrlState, Host};
+use nvme_host::{BlockDevice, CtrlState};
 use telemetry::NodeMetrics;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::record::{Records, StagingRecord};
+use crate::fs::Filesystems;
+use crate::nvme::NvmeHost;
+use crate::record::{RecordStore, StagingRecord};
+
+/// One thing wrong with a staged volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The controllers of its NQN could not be read from sysfs.
+    StateUnreadable {
+        /// What reading them said.
+        error: String,
+    },
+    /// Its controller is connected but not live (the target is away).
+    NotLive {
+        /// The NQN.
+        nqn: String,
+        /// The best state of its controllers.
+        state: CtrlState,
+    },
+    /// No controller of its NQN is left.
+    NotConnected {
+        /// The NQN.
+        nqn: String,
+    },
+    /// Its controller shows no namespace.
+    NoNamespace {
+        /// The NQN.
+        nqn: String,
+    },
+    /// Nothing is mounted at its staging path (filesystem volumes).
+    StagingNotMounted {
+        /// The staging path.
+        staging: PathBuf,
+    },
+    /// Its filesystem went read-only although it was mounted read-write.
+    ReadOnly,
+    /// Its staging mount is of a disk that is gone.
+    StaleMount {
+        /// The device as it was when staged.
+        recorded: PathBuf,
+        /// The NQN's device now.
+        current: PathBuf,
+    },
+    /// Nothing is mounted at the path NodeGetVolumeStats asked about.
+    NothingMountedAt {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::StateUnreadable { error } => {
+                write!(f, "its NVMe/TCP state cannot be read: {error}")
+            }
+            Self::NotLive { nqn, state } => write!(
+                f,
+                "its NVMe/TCP controller ({nqn}) is {state}, not live: the RDS or the network is unreachable"
+            ),
+            Self::NotConnected { nqn } => write!(
+                f,
+                "it is not connected over NVMe/TCP ({nqn}): the kernel gave up reconnecting (ctrl_loss_tmo) or the connection was removed; stage the volume again"
+            ),
+            Self::NoNamespace { nqn } => write!(
+                f,
+                "its NVMe/TCP controller ({nqn}) shows no namespace: the volume's disk is missing on the RDS"
+            ),
+            Self::StagingNotMounted { staging } => write!(
+                f,
+                "nothing is mounted at its staging path {}",
+                staging.display()
+            ),
+            Self::ReadOnly => f.write_str(
+                "its filesystem is read-only although it was mounted read-write (the kernel does this after I/O errors)",
+            ),
+            Self::StaleMount { recorded, current } => write!(
+                f,
+                "its staging mount is of a disk that is gone ({} as it was when staged; {} now): stage or publish it again",
+                recorded.display(),
+                current.display()
+            ),
+            Self::NothingMountedAt { path } => {
+                write!(f, "nothing is mounted at {}", path.display())
+            }
+        }
+    }
+}
 
 /// What the monitor found about one volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeHealth {
     /// The best state among the NQN's controllers; `None`: no controller.
     pub controller: Option<CtrlState>,
-    /// What is wrong, for people; empty when healthy.
-    pub problems: Vec<String>,
+    /// What is wrong; empty when healthy.
+    pub problems: Vec<Problem>,
 }
 
 impl VolumeHealth {
@@ -41,6 +132,20 @@ impl VolumeHealth {
     pub fn state_label(&self) -> &'static str {
         state_label(self.controller.as_ref())
     }
+
+    /// The problems, for people, joined by `; `.
+    pub fn describe(&self) -> String {
+        describe(&self.problems)
+    }
+}
+
+/// Problems for people, joined by `; `.
+pub fn describe(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The metrics' name of a controller state (`absent` for none).
@@ -58,32 +163,32 @@ pub fn state_label(state: Option<&CtrlState>) -> &'static str {
 }
 
 /// Judges one staged volume from sysfs (through `host`) and the mount table.
-pub fn judge(host: &Host, mounts: &[MountInfo], record: &StagingRecord) -> VolumeHealth {
+pub fn judge(host: &impl NvmeHost, mounts: &[MountInfo], record: &StagingRecord) -> VolumeHealth {
     let mut problems = Vec::new();
     let controller = match host.controller_state(&record.nqn) {
         Ok(state) => state,
         Err(e) => {
-            problems.push(format!("its NVMe/TCP state cannot be read: {e}"));
+            problems.push(Problem::StateUnreadable {
+                error: e.to_string(),
+            });
             None
         }
     };
     match &controller {
         Some(CtrlState::Live) => {}
-        Some(state) => problems.push(format!(
-            "its NVMe/TCP controller ({}) is {state}, not live: the RDS or the network is unreachable",
-            record.nqn
-        )),
-        None if problems.is_empty() => problems.push(format!(
-            "it is not connected over NVMe/TCP ({}): the kernel gave up reconnecting (ctrl_loss_tmo) or the connection was removed; stage the volume again",
-            record.nqn
-        )),
+        Some(state) => problems.push(Problem::NotLive {
+            nqn: record.nqn.clone(),
+            state: state.clone(),
+        }),
+        None if problems.is_empty() => problems.push(Problem::NotConnected {
+            nqn: record.nqn.clone(),
+        }),
         None => {}
     }
     if controller.is_some() && matches!(host.block_device(&record.nqn), Ok(None)) {
-        problems.push(format!(
-            "its NVMe/TCP controller ({}) shows no namespace: the volume's disk is missing on the RDS",
-            record.nqn
-        ));
+        problems.push(Problem::NoNamespace {
+            nqn: record.nqn.clone(),
+        });
     }
     if record.fs_type.is_some() {
         problems.extend(staging_mount_problem(host, mounts, record));
@@ -96,31 +201,26 @@ pub fn judge(host: &Host, mounts: &[MountInfo], record: &StagingRecord) -> Volum
 
 /// What is wrong with a filesystem volume's staging mount, if anything.
 fn staging_mount_problem(
-    host: &Host,
+    host: &impl NvmeHost,
     mounts: &[MountInfo],
     record: &StagingRecord,
-) -> Option<String> {
+) -> Option<Problem> {
     let staging = &record.staging_path;
     let Some(mount) = node_fs::mountinfo::find(mounts, staging) else {
-        return Some(format!(
-            "nothing is mounted at its staging path {}",
-            staging.display()
-        ));
+        return Some(Problem::StagingNotMounted {
+            staging: staging.clone(),
+        });
     };
     if mount.read_only() && !record.read_only {
-        return Some(
-            "its filesystem is read-only although it was mounted read-write (the kernel does this after I/O errors)"
-                .into(),
-        );
+        return Some(Problem::ReadOnly);
     }
     if let Ok(Some(device)) = host.block_device(&record.nqn)
         && is_stale_mount(&mount.source, &device, record)
     {
-        return Some(format!(
-            "its staging mount is of a disk that is gone ({} as it was when staged; {} now): stage or publish it again",
-            record.device.display(),
-            device.path.display()
-        ));
+        return Some(Problem::StaleMount {
+            recorded: record.device.clone(),
+            current: device.path,
+        });
     }
     None
 }
@@ -177,7 +277,7 @@ impl HealthMonitor {
     /// remembers it.
     pub fn observe(
         &self,
-        host: &Host,
+        host: &impl NvmeHost,
         mounts: &[MountInfo],
         record: &StagingRecord,
     ) -> Observation {
@@ -216,8 +316,13 @@ impl HealthMonitor {
 
     /// Looks at every staged volume once and sets the gauges. Returns how
     /// many volumes were looked at.
-    pub fn sweep(&self, host: &Host, proc_root: &Path, records: &Records) -> usize {
-        let mounts = match node_fs::mountinfo::read(proc_root) {
+    pub fn sweep(
+        &self,
+        host: &impl NvmeHost,
+        fs: &impl Filesystems,
+        records: &impl RecordStore,
+    ) -> usize {
+        let mounts = match fs.mounts() {
             Ok(m) => m,
             Err(e) => {
                 warn!(error = %e, "health check: cannot read the mount table");
@@ -254,12 +359,14 @@ impl HealthMonitor {
         staged.len()
     }
 
-    /// Sweeps every `interval` until `stop` turns true.
-    pub async fn run(
+    /// Sweeps every `interval` until `stop` turns true; the first sweep is
+    /// at once. Sweeps read sysfs and the mount table, which block, so they
+    /// run on tokio's blocking pool.
+    pub async fn run<H: NvmeHost, F: Filesystems, R: RecordStore>(
         self: Arc<Self>,
-        host: Host,
-        proc_root: std::path::PathBuf,
-        records: Records,
+        host: Arc<H>,
+        fs: Arc<F>,
+        records: Arc<R>,
         interval: Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
@@ -270,17 +377,14 @@ impl HealthMonitor {
                 _ = tick.tick() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            let (monitor, host, proc_root, records) = (
+            let (monitor, host, fs, records) = (
                 Arc::clone(&self),
-                host.clone(),
-                proc_root.clone(),
-                records.clone(),
+                Arc::clone(&host),
+                Arc::clone(&fs),
+                Arc::clone(&records),
             );
-            // Reading sysfs and the mount table blocks; keep it off the
-            // threads that serve calls.
             let swept =
-                tokio::task::spawn_blocking(move || monitor.sweep(&host, &proc_root, &records))
-                    .await;
+                tokio::task::spawn_blocking(move || monitor.sweep(&*host, &*fs, &*records)).await;
             if let Err(e) = swept {
                 warn!(error = %e, "health check task failed");
             }
@@ -297,7 +401,7 @@ fn log_change(volume_id: &str, nqn: &str, last: Option<&VolumeHealth>, now: &Vol
             volume = volume_id,
             nqn,
             state,
-            problem = %now.problems.join("; "),
+            problem = %now.describe(),
             "volume abnormal"
         ),
     }
@@ -306,6 +410,9 @@ fn log_change(volume_id: &str, nqn: &str, last: Option<&VolumeHealth>, now: &Vol
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::LinuxFilesystems;
+    use crate::record::Records;
+    use nvme_host::Host;
     use nvme_host::testing::{FakeController, FakeSysfs};
 
     const NQN: &str = "nqn.2024-01.io.srvlab.csi.rds:pvc-1";
@@ -369,7 +476,18 @@ mod tests {
         sys.controller(NQN, "connecting");
         let h = judge(&sys.host(), &[], &record(NQN, None, "/dev/nvme0n1"));
         assert_eq!(h.state_label(), "connecting");
-        assert!(h.problems[0].contains("is connecting, not live"), "{h:?}");
+        assert_eq!(
+            h.problems[0],
+            Problem::NotLive {
+                nqn: NQN.into(),
+                state: CtrlState::Connecting
+            }
+        );
+        assert!(
+            h.describe().contains("is connecting, not live"),
+            "{}",
+            h.describe()
+        );
     }
 
     #[test]
@@ -377,11 +495,9 @@ mod tests {
         let sys = Sys::new();
         let h = judge(&sys.host(), &[], &record(NQN, None, "/dev/nvme0n1"));
         assert_eq!(h.state_label(), "absent");
-        assert!(
-            h.problems[0].contains("not connected over NVMe/TCP"),
-            "{h:?}"
-        );
-        assert!(h.problems[0].contains("stage the volume again"), "{h:?}");
+        assert_eq!(h.problems, [Problem::NotConnected { nqn: NQN.into() }]);
+        assert!(h.describe().contains("not connected over NVMe/TCP"));
+        assert!(h.describe().contains("stage the volume again"));
     }
 
     #[test]
@@ -391,14 +507,16 @@ mod tests {
         let dev = format!("/dev/{}", sys.fake.add_namespace(NQN, 1, 1 << 30).unwrap());
         let r = record(NQN, Some("ext4"), &dev);
         let h = judge(&sys.host(), &[], &r);
-        assert!(
-            h.problems[0].contains("nothing is mounted at its staging path"),
-            "{h:?}"
+        assert_eq!(
+            h.problems,
+            [Problem::StagingNotMounted {
+                staging: STAGING.into()
+            }]
         );
         assert!(judge(&sys.host(), &[mount(&dev, "rw")], &r).is_healthy());
 
         let h = judge(&sys.host(), &[mount(&dev, "ro")], &r);
-        assert!(h.problems[0].contains("read-only"), "{h:?}");
+        assert_eq!(h.problems, [Problem::ReadOnly]);
         let staged_ro = StagingRecord {
             read_only: true,
             ..r
@@ -426,7 +544,13 @@ mod tests {
             ..record(NQN, Some("ext4"), &dev)
         };
         let h = judge(&sys.host(), &[mount(&dev, "rw")], &staged);
-        assert!(h.problems[0].contains("a disk that is gone"), "{h:?}");
+        assert_eq!(
+            h.problems,
+            [Problem::StaleMount {
+                recorded: then.path.clone(),
+                current: now.path.clone()
+            }]
+        );
         // Restaged on the new disk: healthy.
         let restaged = StagingRecord {
             diskseq: now.diskseq,
@@ -480,7 +604,7 @@ mod tests {
         let sys = Sys::new();
         sys.controller(NQN, "live");
         let h = judge(&sys.host(), &[], &record(NQN, None, "/dev/nvme0n1"));
-        assert!(h.problems[0].contains("no namespace"), "{h:?}");
+        assert_eq!(h.problems, [Problem::NoNamespace { nqn: NQN.into() }]);
     }
 
     #[test]
@@ -520,13 +644,14 @@ mod tests {
         r2.staging_path = state_dir.path().join("s2");
         records.save(&r1).unwrap();
         records.save(&r2).unwrap();
-        let proc_root = state_dir.path().join("proc");
-        std::fs::create_dir_all(proc_root.join("self")).unwrap();
-        std::fs::write(proc_root.join("self/mountinfo"), "").unwrap();
+        let root = state_dir.path().join("host");
+        std::fs::create_dir_all(root.join("proc/self")).unwrap();
+        std::fs::write(root.join("proc/self/mountinfo"), "").unwrap();
+        let fs = LinuxFilesystems::new(&root);
 
         let metrics = NodeMetrics::default();
         let monitor = HealthMonitor::new(metrics.clone());
-        assert_eq!(monitor.sweep(&sys.host(), &proc_root, &records), 2);
+        assert_eq!(monitor.sweep(&sys.host(), &fs, &records), 2);
         assert_eq!(metrics.staged_volumes.get(), 2);
         assert_eq!(metrics.abnormal_volumes.get(), 1);
         let state = |s: &str| {
@@ -538,7 +663,7 @@ mod tests {
         assert_eq!((state("live"), state("connecting")), (1, 1));
 
         records.remove("pvc-2", &r2.staging_path).unwrap();
-        assert_eq!(monitor.sweep(&sys.host(), &proc_root, &records), 1);
+        assert_eq!(monitor.sweep(&sys.host(), &fs, &records), 1);
         assert_eq!((state("live"), state("connecting")), (1, 0));
         assert_eq!(metrics.abnormal_volumes.get(), 0);
         assert!(!monitor.seen().contains_key("pvc-2"));

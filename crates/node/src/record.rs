@@ -7,12 +7,69 @@
 //! restarted plugin learns what is staged. Both are written atomically
 //! (temporary file, fsync, rename), so a crash leaves the old record or the new
 //! one, never half of either.
+//!
+//! [`RecordStore`] is the seam the node's operations use; [`Records`] is its
+//! production implementation on files, [`crate::testing::FakeRecords`] the
+//! in-memory one for tests.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+/// Where staging records are kept.
+pub trait RecordStore: Send + Sync + 'static {
+    /// The record of a volume staged at `staging_path`, if any.
+    fn load(
+        &self,
+        volume_id: &str,
+        staging_path: &Path,
+    ) -> Result<Option<StagingRecord>, RecordError>;
+
+    /// The record of a volume, wherever it was staged.
+    fn load_indexed(&self, volume_id: &str) -> Result<Option<StagingRecord>, RecordError>;
+
+    /// Every record; unreadable ones as errors beside the good ones.
+    fn all(&self) -> Vec<Result<StagingRecord, RecordError>>;
+
+    /// Saves `record`, replacing an earlier one of its volume.
+    fn save(&self, record: &StagingRecord) -> impl Future<Output = Result<(), RecordError>> + Send;
+
+    /// Removes the record of a volume staged at `staging_path`; fine if none.
+    fn remove(
+        &self,
+        volume_id: &str,
+        staging_path: &Path,
+    ) -> impl Future<Output = Result<(), RecordError>> + Send;
+}
+
+impl RecordStore for Records {
+    fn load(
+        &self,
+        volume_id: &str,
+        staging_path: &Path,
+    ) -> Result<Option<StagingRecord>, RecordError> {
+        Records::load(self, volume_id, staging_path)
+    }
+
+    fn load_indexed(&self, volume_id: &str) -> Result<Option<StagingRecord>, RecordError> {
+        Records::load_indexed(self, volume_id)
+    }
+
+    fn all(&self) -> Vec<Result<StagingRecord, RecordError>> {
+        Records::all(self)
+    }
+
+    async fn save(&self, record: &StagingRecord) -> Result<(), RecordError> {
+        Records::save(self, record)
+    }
+
+    async fn remove(&self, volume_id: &str, staging_path: &Path) -> Result<(), RecordError> {
+        Records::remove(self, volume_id, staging_path)
+    }
+}
 
 /// What was staged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

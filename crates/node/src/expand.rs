@@ -1,0 +1,69 @@
+//! NodeExpandVolume: after the controller grew the image on the RDS, make the
+//! kernel see the new size (a rescan: the RDS's target does not announce it),
+//! wait until the device shows it, then grow a filesystem volume's
+//! filesystem. A block volume needs only the rescan.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::context::FsType;
+use crate::error::{NodeError, Result};
+use crate::fs::Filesystems;
+use crate::node::{Node, to_node_fs};
+use crate::nvme::NvmeHost;
+use crate::record::RecordStore;
+use crate::request::ExpandRequest;
+
+/// How often the device's size is looked at while waiting for it to grow.
+const SIZE_POLL: Duration = Duration::from_millis(200);
+
+impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
+    /// Expands a staged volume to at least `req.required_bytes`; returns the
+    /// device's size.
+    pub async fn expand(&self, req: ExpandRequest) -> Result<u64> {
+        let volume_id = req.volume_id.as_str();
+        let _guard = self.locks.try_lock(volume_id)?;
+        let record = match &req.staging_path {
+            None => self.records.load_indexed(volume_id)?,
+            Some(staging) => self.records.load(volume_id, staging)?,
+        }
+        .ok_or_else(|| NodeError::NotStaged {
+            volume: volume_id.to_owned(),
+        })?;
+        self.host.rescan(&record.nqn).await?;
+        let deadline = Instant::now() + self.config.timeouts.resize;
+        let device = loop {
+            let device =
+                self.host
+                    .block_device(&record.nqn)?
+                    .ok_or_else(|| NodeError::Unreachable {
+                        volume: volume_id.to_owned(),
+                        nqn: record.nqn.clone(),
+                    })?;
+            if device.size_bytes >= req.required_bytes || Instant::now() >= deadline {
+                break device;
+            }
+            tokio::time::sleep(SIZE_POLL).await;
+        };
+        if device.size_bytes < req.required_bytes {
+            return Err(NodeError::NotGrown {
+                volume: volume_id.to_owned(),
+                size: device.size_bytes,
+                wanted: req.required_bytes,
+            });
+        }
+        if let Some(fs) = record.fs_type.as_deref() {
+            let fs = FsType::parse(fs)?;
+            self.fs
+                .grow(
+                    to_node_fs(fs),
+                    &device.path,
+                    &req.volume_path,
+                    self.config.timeouts.resize,
+                )
+                .await?;
+        }
+        Ok(device.size_bytes)
+    }
+}

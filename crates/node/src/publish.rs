@@ -1,0 +1,218 @@
+//! NodePublishVolume and NodeUnpublishVolume: bind a staged volume into a
+//! pod's target path, and take it away again.
+//!
+//! A filesystem volume's staging mount is bound onto a directory; a block
+//! volume's device node onto a file (binding the device node itself, not
+//! devtmpfs). Before either, a volume whose NVMe/TCP connection is gone (the
+//! kernel gave up on it) is connected again and its new disk mounted in place
+//! of the dead one, so restarting the pod is enough to recover.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use tracing::{info, warn};
+
+use crate::context::{FsType, VolumeContext};
+use crate::error::{NodeError, Result};
+use crate::fs::Filesystems;
+use crate::node::Node;
+use crate::nvme::NvmeHost;
+use crate::record::{RecordStore, StagingRecord};
+use crate::request::{Capability, PublishRequest, VolumeKind};
+use crate::stage::Earlier;
+
+impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
+    /// Publishes a staged volume at the request's target path; publishing
+    /// again with the same arguments does nothing.
+    pub async fn publish(&self, req: PublishRequest) -> Result<()> {
+        let read_only = req.read_only || req.capability.read_only;
+        let _guard = self.locks.try_lock(&req.volume_id)?;
+        let record = self
+            .records
+            .load(&req.volume_id, &req.staging_path)?
+            .ok_or_else(|| NodeError::NotStagedAt {
+                volume: req.volume_id.clone(),
+                staging: req.staging_path.clone(),
+            })?;
+        let record = self
+            .reattach_if_gone(record, &req.context, &req.capability)
+            .await?;
+        match req.capability.kind {
+            VolumeKind::Block => {
+                self.publish_block(&record, &req.target_path, read_only)
+                    .await
+            }
+            VolumeKind::Filesystem { .. } => {
+                self.publish_filesystem(&record, &req.target_path, read_only)
+                    .await
+            }
+        }
+    }
+
+    /// Binds the volume's current device node onto a file at `target`.
+    async fn publish_block(
+        &self,
+        record: &StagingRecord,
+        target: &Path,
+        read_only: bool,
+    ) -> Result<()> {
+        let device = self.current_device(record)?;
+        if let Some(parent) = target.parent() {
+            self.create_dir_all(parent).await?;
+        }
+        self.fs
+            .create_file(target)
+            .await
+            .map_err(|source| NodeError::Path {
+                op: "creating",
+                path: target.to_path_buf(),
+                source,
+            })?;
+        self.bind_once(&device, target, read_only).await
+    }
+
+    /// Binds the staging mount onto a directory at `target`.
+    async fn publish_filesystem(
+        &self,
+        record: &StagingRecord,
+        target: &Path,
+        read_only: bool,
+    ) -> Result<()> {
+        if self.mounted(&record.staging_path)?.is_none() {
+            return Err(NodeError::StagingNotMounted {
+                volume: record.volume_id.clone(),
+                staging: record.staging_path.clone(),
+            });
+        }
+        self.create_dir_all(target).await?;
+        self.bind_once(&record.staging_path, target, read_only)
+            .await
+    }
+
+    /// Binds `source` onto `target` unless that is done already; a
+    /// publication there with another read-only setting is refused.
+    async fn bind_once(&self, source: &Path, target: &Path, read_only: bool) -> Result<()> {
+        if let Some(mount) = self.mounted(target)? {
+            if mount.read_only() == read_only {
+                return Ok(());
+            }
+            return Err(NodeError::PublishedIncompatibly {
+                target: target.to_path_buf(),
+                read_only: mount.read_only(),
+            });
+        }
+        self.fs.bind(source, target, read_only).await?;
+        Ok(())
+    }
+
+    /// Publish's recovery: when the staged volume's NQN has no block device
+    /// (the kernel gave up on its controller, or the node lost it), connects
+    /// again with the publish request's volume context (or the one it was
+    /// staged with), mounts the new device at the staging path in place of
+    /// the dead one, and updates the record. A volume whose controller is
+    /// only reconnecting keeps its device and is left alone.
+    async fn reattach_if_gone(
+        &self,
+        record: StagingRecord,
+        request_context: &HashMap<String, String>,
+        capability: &Capability,
+    ) -> Result<StagingRecord> {
+        if self.host.block_device(&record.nqn)?.is_some() || self.staging_mount_alive(&record)? {
+            return Ok(record);
+        }
+        let context = if request_context.is_empty() {
+            let saved =
+                record
+                    .connection
+                    .clone()
+                    .ok_or_else(|| NodeError::NoConnectionContext {
+                        volume: record.volume_id.clone(),
+                        nqn: record.nqn.clone(),
+                    })?;
+            VolumeContext::from_map(&saved.into_iter().collect())?
+        } else {
+            VolumeContext::from_map(request_context)?
+        };
+        if context.nqn != record.nqn {
+            return Err(NodeError::NqnMismatch {
+                volume: record.volume_id.clone(),
+                staged: record.nqn.clone(),
+                given: context.nqn,
+            });
+        }
+        warn!(nqn = %record.nqn, "the staged volume's NVMe/TCP connection is gone; connecting again");
+        let device = self.attach(&context).await?;
+        if let Some(fs) = record.fs_type.as_deref() {
+            let fs = FsType::parse(fs)?;
+            let flags = match &capability.kind {
+                VolumeKind::Filesystem { mount_flags, .. } => mount_flags.clone(),
+                VolumeKind::Block => Vec::new(),
+            };
+            self.ensure_mounted(
+                &device,
+                &record.staging_path,
+                fs,
+                &flags,
+                record.read_only,
+                Earlier::Known(&record),
+            )
+            .await?;
+        }
+        let record = StagingRecord {
+            device: device.path,
+            diskseq: device.diskseq,
+            ..record
+        };
+        self.records.save(&record).await?;
+        let mounts = self.fs.mounts().unwrap_or_default();
+        self.observe(&mounts, &record);
+        info!(nqn = %record.nqn, device = %record.device.display(), "reconnected");
+        Ok(record)
+    }
+
+    /// Whether a filesystem volume's staging path is still a mount of the
+    /// disk it was staged on (same disk sequence number, or, without one, a
+    /// block device of that name still exists).
+    fn staging_mount_alive(&self, record: &StagingRecord) -> Result<bool> {
+        if record.fs_type.is_none() {
+            return Ok(false);
+        }
+        let Some(mount) = self.mounted(&record.staging_path)? else {
+            return Ok(false);
+        };
+        if Path::new(&mount.source) != record.device {
+            return Ok(false);
+        }
+        Ok(match record.diskseq {
+            Some(then) => self.fs.disk_sequence(&record.device) == Some(then),
+            None => self.fs.block_device_exists(&record.device),
+        })
+    }
+
+    /// The volume's block device now: whatever its NQN resolves to, never a
+    /// remembered name (the kernel reuses them).
+    pub(crate) fn current_device(&self, record: &StagingRecord) -> Result<PathBuf> {
+        match self.host.block_device(&record.nqn)? {
+            Some(device) => Ok(device.path),
+            None => Err(NodeError::Unreachable {
+                volume: record.volume_id.clone(),
+                nqn: record.nqn.clone(),
+            }),
+        }
+    }
+
+    /// Unpublishes the volume at `target`: unmounts it and removes the target
+    /// (a directory or a file). Repeating it does nothing.
+    pub async fn unpublish(&self, volume_id: &str, target: &Path) -> Result<()> {
+        let _guard = self.locks.try_lock(volume_id)?;
+        self.unmount_all(target).await?;
+        self.fs
+            .remove(target)
+            .await
+            .map_err(|source| NodeError::Path {
+                op: "removing",
+                path: target.to_path_buf(),
+                source,
+            })
+    }
+}

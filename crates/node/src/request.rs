@@ -1,0 +1,132 @@
+//! What the node's operations take: plain values, checked by the caller with
+//! [`required`] and [`absolute`] in the order the CSI spec's error tables
+//! want, so that a missing argument is reported before anything is looked up.
+
+use std::collections::HashMap;
+use std::path::{Component, PathBuf};
+
+use crate::context::{FsType, VolumeContext};
+use crate::error::{NodeError, Result};
+
+/// How a volume is to be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capability {
+    /// Filesystem or raw block.
+    pub kind: VolumeKind,
+    /// Whether the workload may only read.
+    pub read_only: bool,
+    /// Whether at most one publication on this node may exist at a time
+    /// (CSI's SINGLE_NODE_SINGLE_WRITER).
+    pub single_writer: bool,
+}
+
+/// Filesystem or raw block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeKind {
+    /// A raw block device, bound onto a file at the target path.
+    Block,
+    /// A filesystem, mounted at the staging path and bound into pods.
+    Filesystem {
+        /// The filesystem asked for; `None` takes the volume context's, then
+        /// the node's default.
+        fs_type: Option<FsType>,
+        /// Mount options, applied as given (they may hold secrets: never log).
+        mount_flags: Vec<String>,
+    },
+}
+
+/// NodeStageVolume's arguments.
+#[derive(Debug, Clone)]
+pub struct StageRequest {
+    /// The volume.
+    pub volume_id: String,
+    /// Where to stage it (absolute).
+    pub staging_path: PathBuf,
+    /// How it is used.
+    pub capability: Capability,
+    /// Where its target is and how to connect.
+    pub context: VolumeContext,
+}
+
+/// NodePublishVolume's arguments.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    /// The volume.
+    pub volume_id: String,
+    /// Where it was staged (absolute).
+    pub staging_path: PathBuf,
+    /// Where to publish it (absolute).
+    pub target_path: PathBuf,
+    /// How it is used.
+    pub capability: Capability,
+    /// Whether the request asks for a read-only publication (besides a
+    /// read-only capability).
+    pub read_only: bool,
+    /// The volume context as the request carries it, read only when the
+    /// volume's connection is gone and must be made again.
+    pub context: HashMap<String, String>,
+}
+
+/// NodeExpandVolume's arguments.
+#[derive(Debug, Clone)]
+pub struct ExpandRequest {
+    /// The volume.
+    pub volume_id: String,
+    /// Where the volume is available, as the request names it.
+    pub volume_path: PathBuf,
+    /// Where it was staged, when the request says.
+    pub staging_path: Option<PathBuf>,
+    /// The size the device must reach, in bytes (0: whatever it has).
+    pub required_bytes: u64,
+}
+
+/// `value`, or [`NodeError::BadArgument`] if it is empty.
+pub fn required<'a>(what: &'static str, value: &'a str) -> Result<&'a str> {
+    if value.is_empty() {
+        return Err(NodeError::BadArgument {
+            what,
+            problem: "is required".into(),
+        });
+    }
+    Ok(value)
+}
+
+/// `value` as a path, or [`NodeError::BadArgument`] if it is empty, relative
+/// or climbs with `..`.
+pub fn absolute(what: &'static str, value: &str) -> Result<PathBuf> {
+    let value = required(what, value)?;
+    let path = PathBuf::from(value);
+    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return Err(NodeError::BadArgument {
+            what,
+            problem: format!("{value:?} must be an absolute path without '..'"),
+        });
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_say_what_is_wrong() {
+        assert_eq!(required("volume ID", "pvc-1").unwrap(), "pvc-1");
+        assert_eq!(
+            required("volume ID", "").unwrap_err().to_string(),
+            "volume ID is required"
+        );
+        assert_eq!(
+            absolute("target path", "/a/b").unwrap(),
+            PathBuf::from("/a/b")
+        );
+        for bad in ["a/b", "/a/../b"] {
+            let e = absolute("target path", bad).unwrap_err().to_string();
+            assert!(e.contains("must be an absolute path"), "{e}");
+        }
+        assert_eq!(
+            absolute("target path", "").unwrap_err().to_string(),
+            "target path is required"
+        );
+    }
+}

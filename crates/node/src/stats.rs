@@ -1,0 +1,126 @@
+//! NodeGetVolumeStats: usage, and whether the volume is healthy.
+//!
+//! The volume condition is abnormal when the NVMe/TCP controller is not live
+//! (the RDS or the network is gone; I/O is queued or failing), when the volume
+//! is no longer mounted where it was published, or when a filesystem that was
+//! mounted read-write has gone read-only (the kernel does that to ext4 and xfs
+//! after I/O errors). Kubernetes shows the message on the pod's events.
+
+use std::path::Path;
+use std::time::Duration;
+
+use node_fs::stats::FsStats;
+
+use crate::error::{NodeError, Result};
+use crate::fs::Filesystems;
+use crate::health::{self, Problem};
+use crate::node::Node;
+use crate::nvme::NvmeHost;
+use crate::record::RecordStore;
+
+/// How full a volume is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Usage {
+    /// Nothing to report (a filesystem volume with nothing mounted at the
+    /// path, or a block volume without a record).
+    Unknown,
+    /// A block volume: its size.
+    Block {
+        /// The device's size in bytes.
+        total_bytes: u64,
+    },
+    /// A filesystem volume: bytes and inodes.
+    Filesystem(FsStats),
+}
+
+/// NodeGetVolumeStats' answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeStats {
+    /// How full it is.
+    pub usage: Usage,
+    /// What is wrong with it; empty when it is healthy.
+    pub problems: Vec<Problem>,
+    /// How long it has been in this condition, as far as this process saw.
+    pub for_how_long: Duration,
+}
+
+impl VolumeStats {
+    /// Whether something is wrong.
+    pub fn abnormal(&self) -> bool {
+        !self.problems.is_empty()
+    }
+
+    /// The condition's message for people: `healthy`, or the volume and what
+    /// is wrong with it, and for how long.
+    pub fn message(&self, volume_id: &str) -> String {
+        if self.problems.is_empty() {
+            return "healthy".into();
+        }
+        let problems = health::describe(&self.problems);
+        match self.for_how_long.as_secs() {
+            0 => format!("volume {volume_id}: {problems}"),
+            secs => format!("volume {volume_id}: {problems} (for {secs} s)"),
+        }
+    }
+}
+
+impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
+    /// The usage and condition of the volume at `volume_path`.
+    pub fn stats(&self, volume_id: &str, volume_path: &Path) -> Result<VolumeStats> {
+        if !self.fs.exists(volume_path) {
+            return Err(NodeError::NotAtPath {
+                volume: volume_id.to_owned(),
+                path: volume_path.to_path_buf(),
+            });
+        }
+        let record = self.records.load_indexed(volume_id)?;
+        let mounts = self.fs.mounts()?;
+        let mount = node_fs::mountinfo::find(&mounts, volume_path);
+        let block = record
+            .as_ref()
+            .map(|r| r.fs_type.is_none())
+            .unwrap_or_else(|| self.fs.is_file(volume_path));
+
+        // The volume's own health (controller, staging mount) from the
+        // monitor, which also logs a change and remembers since when.
+        let (mut problems, for_how_long) = match &record {
+            Some(r) => {
+                let seen = self.observe(&mounts, r);
+                (seen.health.problems, seen.for_how_long)
+            }
+            None => (Vec::new(), Duration::ZERO),
+        };
+        match mount {
+            None => problems.push(Problem::NothingMountedAt {
+                path: volume_path.to_path_buf(),
+            }),
+            Some(m)
+                if !block
+                    && m.read_only()
+                    && !record.as_ref().is_some_and(|r| r.read_only)
+                    && !problems.contains(&Problem::ReadOnly) =>
+            {
+                problems.push(Problem::ReadOnly)
+            }
+            Some(_) => {}
+        }
+
+        let usage = if block {
+            match &record {
+                Some(r) => Usage::Block {
+                    total_bytes: self.fs.block_size(&r.device)?,
+                },
+                None => Usage::Unknown,
+            }
+        } else if mount.is_some() {
+            Usage::Filesystem(self.fs.fs_stats(volume_path)?)
+        } else {
+            Usage::Unknown
+        };
+        Ok(VolumeStats {
+            usage,
+            problems,
+            for_how_long,
+        })
+    }
+}

@@ -1,0 +1,52 @@
+//! NodeUnstageVolume: unmount the staging path, disconnect the volume's NQN,
+//! and only once the kernel holds nothing of it, forget the record.
+//!
+//! Success is reported only when no controller of the NQN is left: saying
+//! "unstaged" while the kernel still holds the volume lets Kubernetes attach
+//! it on another node, and two writers corrupt the filesystem.
+
+use std::path::Path;
+
+use tokio::time::Instant;
+use tracing::info;
+
+use crate::error::{NodeError, Result};
+use crate::fs::Filesystems;
+use crate::node::Node;
+use crate::nvme::NvmeHost;
+use crate::record::RecordStore;
+
+impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
+    /// Unstages the volume staged at `staging`. Repeating it, also after a
+    /// crash at any point, converges on nothing held.
+    pub async fn unstage(&self, volume_id: &str, staging: &Path) -> Result<()> {
+        let _guard = self.locks.try_lock(volume_id)?;
+        let record = self.records.load(volume_id, staging)?;
+        self.unmount_all(staging).await?;
+        let Some(record) = record else {
+            info!("no staging record: already unstaged");
+            return Ok(());
+        };
+        self.release(&record.nqn).await?;
+        self.records.remove(volume_id, staging).await?;
+        self.monitor.forget(volume_id);
+        info!(nqn = %record.nqn, "unstaged and disconnected");
+        Ok(())
+    }
+
+    /// Disconnects `nqn` and makes sure the kernel holds no controller of it.
+    pub(crate) async fn release(&self, nqn: &str) -> Result<()> {
+        self.host
+            .disconnect(nqn, Instant::now() + self.config.timeouts.disconnect)
+            .await?;
+        // The disconnect waits until sysfs shows no controller; this look is
+        // what unstage's success rests on, so it is made here, not trusted.
+        match self.host.controller_state(nqn)? {
+            None => Ok(()),
+            Some(state) => Err(NodeError::StillConnected {
+                nqn: nqn.to_owned(),
+                state,
+            }),
+        }
+    }
+}
