@@ -120,6 +120,15 @@ impl FsType {
     }
 }
 
+impl From<FsType> for node_fs::FsType {
+    fn from(fs: FsType) -> Self {
+        match fs {
+            FsType::Ext4 => node_fs::FsType::Ext4,
+            FsType::Xfs => node_fs::FsType::Xfs,
+        }
+    }
+}
+
 impl fmt::Display for FsType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

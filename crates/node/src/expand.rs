@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use crate::context::FsType;
 use crate::error::{NodeError, Result};
 use crate::fs::Filesystems;
-use crate::node::{Node, to_node_fs};
+use crate::node::Node;
 use crate::nvme::NvmeHost;
 use crate::record::RecordStore;
 use crate::request::ExpandRequest;
@@ -57,7 +57,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             let fs = FsType::parse(fs)?;
             self.fs
                 .grow(
-                    to_node_fs(fs),
+                    fs.into(),
                     &device.path,
                     &req.volume_path,
                     self.config.timeouts.resize,

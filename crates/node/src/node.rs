@@ -227,11 +227,3 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             })
     }
 }
-
-/// The node-fs name of a filesystem type.
-pub(crate) fn to_node_fs(fs: FsType) -> node_fs::FsType {
-    match fs {
-        FsType::Ext4 => node_fs::FsType::Ext4,
-        FsType::Xfs => node_fs::FsType::Xfs,
-    }
-}

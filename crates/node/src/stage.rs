@@ -29,7 +29,7 @@ use crate::context::{FsType, VolumeContext};
 use crate::error::{NodeError, Result};
 use crate::fs::Filesystems;
 use crate::health;
-use crate::node::{Node, to_node_fs};
+use crate::node::Node;
 use crate::nvme::NvmeHost;
 use crate::record::{RecordStore, StagingRecord};
 use crate::request::{StageRequest, VolumeKind};
@@ -151,7 +151,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         }
         match self
             .fs
-            .make_filesystem(device, to_node_fs(wanted), self.config.timeouts.mkfs)
+            .make_filesystem(device, wanted.into(), self.config.timeouts.mkfs)
             .await?
         {
             Prepared::Formatted => {
@@ -215,7 +215,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         }
         self.create_dir_all(staging).await?;
         self.fs
-            .mount(&device.path, staging, to_node_fs(fs), &options, read_only)
+            .mount(&device.path, staging, fs.into(), &options, read_only)
             .await?;
         Ok(())
     }

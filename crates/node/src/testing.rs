@@ -75,6 +75,8 @@ pub enum Contents {
     Empty,
     /// A filesystem, and the size it spans.
     Filesystem(FsType, u64),
+    /// A filesystem this driver does not mount (`btrfs`, …).
+    ForeignFilesystem(String),
     /// Something else (`PTTYPE=gpt`, data without a signature, …).
     Other(String),
 }
@@ -761,6 +763,7 @@ fn probe_of(contents: &Contents) -> Probe {
     match contents {
         Contents::Empty => Probe::Empty,
         Contents::Filesystem(fs, _) => Probe::Filesystem(fs.as_str().to_owned()),
+        Contents::ForeignFilesystem(name) => Probe::Filesystem(name.clone()),
         Contents::Other(what) => Probe::Other(what.clone()),
     }
 }

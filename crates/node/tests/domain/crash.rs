@@ -1,0 +1,175 @@
+//! A crash between any two steps converges on retry.
+//!
+//! The fakes count every change they make; [`FakeWorld::crash_after`] lets
+//! the `k`-th one complete and then hangs the operation, which the test
+//! drops there, as if the plugin died between step `k` and step `k + 1`.
+//! Then the call is repeated, either by the same process (the RPC was cut)
+//! or by a restarted one (after its start-up cleanup), and must converge:
+//! one connection, one filesystem, one mount, one record; and unstaging
+//! afterwards leaves nothing held. Every `k` is tried, until the operation
+//! finishes without reaching the crash point.
+
+use std::future::Future;
+
+use node::StageRequest;
+use node::testing::FakeWorld;
+
+use crate::{Rig, Volume, block, filesystem, publish, stage};
+
+/// Runs `op`, crashing after change `k`: `Some` if it finished first.
+async fn until_crash<T>(world: &FakeWorld, k: usize, op: impl Future<Output = T>) -> Option<T> {
+    world.crash_after(k);
+    let crashed = world.crashed();
+    let finished = tokio::select! {
+        biased;
+        result = op => Some(result),
+        () = crashed => None,
+    };
+    world.no_crash();
+    finished
+}
+
+/// How a call is repeated after the crash.
+#[derive(Debug, Clone, Copy)]
+enum Retry {
+    /// By the same process: the RPC was cancelled.
+    SameProcess,
+    /// By a restarted plugin, after its start-up cleanup.
+    Restarted,
+}
+
+const RETRIES: [Retry; 2] = [Retry::SameProcess, Retry::Restarted];
+
+async fn retry_after(rig: &mut Rig, retry: Retry) {
+    if let Retry::Restarted = retry {
+        rig.restart().await;
+    }
+}
+
+/// Asserts that `v` is staged once, and nothing else is held.
+fn assert_staged_once(rig: &Rig, v: &Volume, filesystem: bool, when: &str) {
+    assert_eq!(rig.world.connected(), [v.nqn.clone()], "{when}");
+    assert_eq!(rig.world.saved_records().len(), 2, "{when}");
+    if filesystem {
+        assert_eq!(rig.world.formatted().len(), 1, "{when}");
+        assert_eq!(rig.world.mount_points(), [v.staging.clone()], "{when}");
+    } else {
+        assert!(rig.world.mount_points().is_empty(), "{when}");
+    }
+}
+
+async fn stage_converges(request: fn(&Volume) -> StageRequest, filesystem: bool) {
+    for retry in RETRIES {
+        let mut crashes = 0;
+        for k in 1.. {
+            let mut rig = Rig::new();
+            let v = rig.volume("pvc-1");
+            if let Some(result) = until_crash(&rig.world, k, rig.node.stage(request(&v))).await {
+                result.unwrap();
+                break;
+            }
+            crashes += 1;
+            let when = format!("{retry:?} after a crash after {:?}", rig.world.trace());
+            retry_after(&mut rig, retry).await;
+            rig.node
+                .stage(request(&v))
+                .await
+                .unwrap_or_else(|e| panic!("{when}: {e}"));
+            assert_staged_once(&rig, &v, filesystem, &when);
+            rig.node.unstage(&v.id, &v.staging).await.unwrap();
+            rig.assert_nothing_held();
+        }
+        let steps = if filesystem { 6 } else { 3 };
+        assert_eq!(crashes, steps, "every step of the stage was crashed after");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_filesystem_stage_crashed_after_any_step_converges() {
+    stage_converges(|v| stage(v, filesystem(None)), true).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_block_stage_crashed_after_any_step_converges() {
+    stage_converges(|v| stage(v, block()), false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unstage_crashed_after_any_step_converges() {
+    for retry in RETRIES {
+        let mut crashes = 0;
+        for k in 1.. {
+            let mut rig = Rig::new();
+            let v = rig.volume("pvc-1");
+            rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
+            let unstage = rig.node.unstage(&v.id, &v.staging);
+            if let Some(result) = until_crash(&rig.world, k, unstage).await {
+                result.unwrap();
+                rig.assert_nothing_held();
+                break;
+            }
+            crashes += 1;
+            let when = format!("{retry:?} after a crash after {:?}", rig.world.trace());
+            retry_after(&mut rig, retry).await;
+            rig.node
+                .unstage(&v.id, &v.staging)
+                .await
+                .unwrap_or_else(|e| panic!("{when}: {e}"));
+            assert!(
+                rig.held() == (vec![], vec![], 0),
+                "{when}: {:?}",
+                rig.held()
+            );
+        }
+        // unmount, disconnect, and the record's two files.
+        assert_eq!(crashes, 4);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_publish_and_an_unpublish_crashed_after_any_step_converge() {
+    for retry in RETRIES {
+        for k in 1.. {
+            let mut rig = Rig::new();
+            let v = rig.volume("pvc-1");
+            rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
+            let op = rig.node.publish(publish(&v, &v.target, filesystem(None)));
+            if let Some(result) = until_crash(&rig.world, k, op).await {
+                result.unwrap();
+                break;
+            }
+            let when = format!("{retry:?} after a crash after {:?}", rig.world.trace());
+            retry_after(&mut rig, retry).await;
+            rig.node
+                .publish(publish(&v, &v.target, filesystem(None)))
+                .await
+                .unwrap_or_else(|e| panic!("{when}: {e}"));
+            assert_eq!(rig.world.mounts_at(&v.target).len(), 1, "{when}");
+        }
+        for k in 1.. {
+            let mut rig = Rig::new();
+            let v = rig.volume("pvc-1");
+            rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
+            rig.node
+                .publish(publish(&v, &v.target, filesystem(None)))
+                .await
+                .unwrap();
+            if let Some(result) =
+                until_crash(&rig.world, k, rig.node.unpublish(&v.id, &v.target)).await
+            {
+                result.unwrap();
+                break;
+            }
+            let when = format!("{retry:?} after a crash after {:?}", rig.world.trace());
+            retry_after(&mut rig, retry).await;
+            rig.node
+                .unpublish(&v.id, &v.target)
+                .await
+                .unwrap_or_else(|e| panic!("{when}: {e}"));
+            assert!(rig.world.mounts_at(&v.target).is_empty(), "{when}");
+            assert!(!rig.world.path_exists(&v.target), "{when}");
+            rig.node.unstage(&v.id, &v.staging).await.unwrap();
+            rig.assert_nothing_held();
+        }
+    }
+}

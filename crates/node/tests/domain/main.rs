@@ -1,0 +1,228 @@
+//! The node's operations against the in-memory fakes of their seams
+//! (`node::testing`): no root, no kernel NVMe/TCP, no loop device, no gRPC.
+//! Every test runs on tokio's paused clock, so deadlines of minutes pass at
+//! once and nothing depends on how fast the machine is.
+//!
+//! - `stage`, `unstage`, `publish`, `expand`, `stats`: each operation's rules;
+//! - `crash`: an operation stopped after each of its steps in turn (the
+//!   process dying there), then retried, converges;
+//! - `concurrency`: repeated and concurrent calls converge;
+//! - `monitor`: the health monitor's interval.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
+
+mod concurrency;
+mod crash;
+mod expand;
+mod monitor;
+mod publish;
+mod stage;
+mod stats;
+mod unstage;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use node::context::ConnectionParams;
+use node::testing::{FakeFilesystems, FakeNvme, FakeRecords, FakeWorld};
+use node::{
+    Capability, FsType, Node, NodeConfig, NodeError, NodeTimeouts, PublishRequest, StageRequest,
+    VolumeContext, VolumeKind,
+};
+use nvme_host::HostIdentity;
+use telemetry::NodeMetrics;
+
+/// This driver's NQN prefix.
+pub const PREFIX: &str = "nqn.2024-01.io.srvlab.csi.rds:";
+/// A volume's size.
+pub const GIB: u64 = 1 << 30;
+
+/// The node as the tests drive it.
+pub type FakeNode = Node<FakeNvme, FakeFilesystems, FakeRecords>;
+
+/// The identity the node connects with.
+pub fn identity() -> HostIdentity {
+    HostIdentity {
+        nqn: "nqn.2014-08.org.nvmexpress:uuid:6a1b2c3d-0000-4000-8000-0123456789ab".into(),
+        id: "6a1b2c3d-0000-4000-8000-0123456789ab".into(),
+    }
+}
+
+/// A fake world and a node over it.
+pub struct Rig {
+    /// The fake RDS, kernel and state folder.
+    pub world: FakeWorld,
+    /// The node over it.
+    pub node: FakeNode,
+    /// The node's metrics.
+    pub metrics: NodeMetrics,
+}
+
+/// One volume's names and paths, as kubelet would pass them.
+#[derive(Debug, Clone)]
+pub struct Volume {
+    /// Its ID.
+    pub id: String,
+    /// Its NQN, with this driver's prefix.
+    pub nqn: String,
+    /// Its staging path.
+    pub staging: PathBuf,
+    /// A pod's target path.
+    pub target: PathBuf,
+}
+
+impl Rig {
+    /// A node over an empty world.
+    pub fn new() -> Rig {
+        let world = FakeWorld::new();
+        let metrics = NodeMetrics::default();
+        let node = node_over(&world, metrics.clone());
+        Rig {
+            world,
+            node,
+            metrics,
+        }
+    }
+
+    /// The plugin restarted: a new node over the same kernel and records.
+    pub async fn restart(&mut self) -> node::StartupReport {
+        self.metrics = NodeMetrics::default();
+        self.node = node_over(&self.world, self.metrics.clone());
+        self.node.start_up().await
+    }
+
+    /// A volume exported by the RDS, with an empty 1 GiB image.
+    pub fn volume(&self, id: &str) -> Volume {
+        let nqn = format!("{PREFIX}{id}");
+        self.world.export(&nqn, GIB);
+        let kubelet = Path::new("/var/lib/kubelet");
+        Volume {
+            id: id.into(),
+            nqn,
+            staging: kubelet.join(format!("plugins/rds.csi.srvlab.io/{id}/globalmount")),
+            target: kubelet.join(format!("pods/pod-a/volumes/kubernetes.io~csi/{id}/mount")),
+        }
+    }
+
+    /// Everything the kernel and the state folder hold: controllers, mount
+    /// points, records.
+    pub fn held(&self) -> (Vec<String>, Vec<PathBuf>, usize) {
+        (
+            self.world.connected(),
+            self.world.mount_points(),
+            self.world.saved_records().len(),
+        )
+    }
+
+    /// Asserts that nothing is held any more.
+    pub fn assert_nothing_held(&self) {
+        assert_eq!(self.held(), (vec![], vec![], 0), "something is still held");
+    }
+
+    /// How many connects ended with `outcome` (`connected`, `already`, `failed`).
+    pub fn connects(&self, outcome: &str) -> u64 {
+        self.metrics
+            .nvme_connects
+            .get_or_create(&telemetry::metrics::OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .get()
+    }
+}
+
+fn node_over(world: &FakeWorld, metrics: NodeMetrics) -> FakeNode {
+    Node::new(
+        config(),
+        world.nvme(),
+        world.filesystems(),
+        world.records(),
+        identity(),
+        metrics,
+    )
+    .unwrap()
+}
+
+/// The node's configuration, with the production timeouts.
+pub fn config() -> NodeConfig {
+    NodeConfig {
+        node_id: "node-1".into(),
+        max_volumes: 0,
+        host_root: "/".into(),
+        state_dir: "/var/lib/rds-csi".into(),
+        etc_nvme: "/etc/nvme".into(),
+        default_fs: FsType::Ext4,
+        timeouts: NodeTimeouts::default(),
+        nqn_prefix: PREFIX.into(),
+        health_interval: Duration::from_secs(10),
+    }
+}
+
+/// The volume context the controller hands over for `volume`.
+pub fn context(volume: &Volume) -> VolumeContext {
+    VolumeContext {
+        nvme_address: "10.0.0.5".into(),
+        nvme_port: 4420,
+        nqn: volume.nqn.clone(),
+        fs_type: None,
+        connection: ConnectionParams::default(),
+        image_path: Some(format!("/raid10/volumes/{}.img", volume.id)),
+    }
+}
+
+/// A filesystem capability (read-write, several writers allowed).
+pub fn filesystem(fs: Option<FsType>) -> Capability {
+    Capability {
+        kind: VolumeKind::Filesystem {
+            fs_type: fs,
+            mount_flags: vec!["noatime".into()],
+        },
+        read_only: false,
+        single_writer: false,
+    }
+}
+
+/// A raw block capability.
+pub fn block() -> Capability {
+    Capability {
+        kind: VolumeKind::Block,
+        read_only: false,
+        single_writer: false,
+    }
+}
+
+/// NodeStageVolume of `volume` with `capability`.
+pub fn stage(volume: &Volume, capability: Capability) -> StageRequest {
+    StageRequest {
+        volume_id: volume.id.clone(),
+        staging_path: volume.staging.clone(),
+        capability,
+        context: context(volume),
+    }
+}
+
+/// NodePublishVolume of `volume` at `target`, with the volume context.
+pub fn publish(volume: &Volume, target: &Path, capability: Capability) -> PublishRequest {
+    PublishRequest {
+        volume_id: volume.id.clone(),
+        staging_path: volume.staging.clone(),
+        target_path: target.to_path_buf(),
+        capability,
+        read_only: false,
+        context: context(volume).to_map(),
+    }
+}
+
+/// An empty volume context, as some publishes carry.
+pub fn no_context() -> HashMap<String, String> {
+    HashMap::new()
+}
+
+/// The name of an error's variant, for messages.
+pub fn kind(e: &NodeError) -> String {
+    format!("{e:?}")
+        .split([' ', '(', '{'])
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
