@@ -48,11 +48,19 @@ async fn retry_after(rig: &mut Rig, retry: Retry) {
 
 /// Asserts that `v` is staged once, and nothing else is held.
 fn assert_staged_once(rig: &Rig, v: &Volume, filesystem: bool, when: &str) {
-    assert_eq!(rig.world.connected(), [v.nqn.clone()], "{when}");
+    assert_eq!(
+        rig.world.connected(),
+        std::slice::from_ref(&v.nqn),
+        "{when}"
+    );
     assert_eq!(rig.world.saved_records().len(), 2, "{when}");
     if filesystem {
         assert_eq!(rig.world.formatted().len(), 1, "{when}");
-        assert_eq!(rig.world.mount_points(), [v.staging.clone()], "{when}");
+        assert_eq!(
+            rig.world.mount_points(),
+            std::slice::from_ref(&v.staging),
+            "{when}"
+        );
     } else {
         assert!(rig.world.mount_points().is_empty(), "{when}");
     }

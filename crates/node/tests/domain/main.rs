@@ -72,6 +72,12 @@ pub struct Volume {
     pub target: PathBuf,
 }
 
+impl Default for Rig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Rig {
     /// A node over an empty world.
     pub fn new() -> Rig {
