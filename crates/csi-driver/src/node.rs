@@ -6,6 +6,8 @@
 //! every rule about it, lives in the `node` crate; its errors become gRPC
 //! codes in [`crate::error`].
 
+use std::path::Path;
+
 use ::node::request::{absolute, required};
 use ::node::{
     Capability, ExpandRequest, Filesystems, LinuxFilesystems, LinuxNode, Node, NvmeHost,
@@ -154,9 +156,11 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> NodeService<H, F, R> {
         &self,
         req: csi::NodeGetVolumeStatsRequest,
     ) -> Result<csi::NodeGetVolumeStatsResponse> {
+        // Only a missing argument is INVALID_ARGUMENT; a path that is not
+        // absolute or not the volume's is the volume not found there.
         let volume_id = required("volume ID", &req.volume_id)?;
-        let volume_path = absolute("volume path", &req.volume_path)?;
-        let stats = self.node.stats(volume_id, &volume_path)?;
+        let volume_path = required("volume path", &req.volume_path)?;
+        let stats = self.node.stats(volume_id, Path::new(volume_path))?;
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let usage = match stats.usage {
             Usage::Unknown => Vec::new(),

@@ -91,9 +91,6 @@ pub trait Filesystems: Send + Sync + 'static {
     /// Whether anything exists at `path`.
     fn exists(&self, path: &Path) -> bool;
 
-    /// Whether `path` is a regular file.
-    fn is_file(&self, path: &Path) -> bool;
-
     /// Creates the directory `path` and its parents; fine if it exists.
     fn create_dir_all(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
 
@@ -197,10 +194,6 @@ impl Filesystems for LinuxFilesystems {
 
     fn exists(&self, path: &Path) -> bool {
         path.exists()
-    }
-
-    fn is_file(&self, path: &Path) -> bool {
-        path.is_file()
     }
 
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {

@@ -22,7 +22,7 @@ use crate::record::RecordStore;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Usage {
     /// Nothing to report (a filesystem volume with nothing mounted at the
-    /// path, or a block volume without a record).
+    /// path).
     Unknown,
     /// A block volume: its size.
     Block {
@@ -65,31 +65,31 @@ impl VolumeStats {
 }
 
 impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
-    /// The usage and condition of the volume at `volume_path`.
+    /// The usage and condition of the volume at `volume_path`. A volume not
+    /// staged here, and a path that is not absolute or does not exist, are
+    /// [`NodeError::NotStaged`] and [`NodeError::NotAtPath`]: the CSI spec's
+    /// "volume does not exist" (on that path).
     pub fn stats(&self, volume_id: &str, volume_path: &Path) -> Result<VolumeStats> {
-        if !self.fs.exists(volume_path) {
+        let record = self
+            .records
+            .load_indexed(volume_id)?
+            .ok_or_else(|| NodeError::NotStaged {
+                volume: volume_id.to_owned(),
+            })?;
+        if !volume_path.is_absolute() || !self.fs.exists(volume_path) {
             return Err(NodeError::NotAtPath {
                 volume: volume_id.to_owned(),
                 path: volume_path.to_path_buf(),
             });
         }
-        let record = self.records.load_indexed(volume_id)?;
         let mounts = self.fs.mounts()?;
         let mount = node_fs::mountinfo::find(&mounts, volume_path);
-        let block = record
-            .as_ref()
-            .map(|r| r.fs_type.is_none())
-            .unwrap_or_else(|| self.fs.is_file(volume_path));
+        let block = record.fs_type.is_none();
 
         // The volume's own health (controller, staging mount) from the
         // monitor, which also logs a change and remembers since when.
-        let (mut problems, for_how_long) = match &record {
-            Some(r) => {
-                let seen = self.observe(&mounts, r);
-                (seen.health.problems, seen.for_how_long)
-            }
-            None => (Vec::new(), Duration::ZERO),
-        };
+        let seen = self.observe(&mounts, &record);
+        let (mut problems, for_how_long) = (seen.health.problems, seen.for_how_long);
         match mount {
             None => problems.push(Problem::NothingMountedAt {
                 path: volume_path.to_path_buf(),
@@ -97,7 +97,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             Some(m)
                 if !block
                     && m.read_only()
-                    && !record.as_ref().is_some_and(|r| r.read_only)
+                    && !record.read_only
                     && !problems.contains(&Problem::ReadOnly) =>
             {
                 problems.push(Problem::ReadOnly)
@@ -106,11 +106,8 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         }
 
         let usage = if block {
-            match &record {
-                Some(r) => Usage::Block {
-                    total_bytes: self.fs.block_size(&r.device)?,
-                },
-                None => Usage::Unknown,
+            Usage::Block {
+                total_bytes: self.fs.block_size(&record.device)?,
             }
         } else if mount.is_some() {
             Usage::Filesystem(self.fs.fs_stats(volume_path)?)

@@ -1024,10 +1024,6 @@ impl crate::fs::Filesystems for FakeFilesystems {
         self.0.world().exists(path, Instant::now())
     }
 
-    fn is_file(&self, path: &Path) -> bool {
-        self.0.world().files.contains(path)
-    }
-
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         if self.0.before("mkdir").await {
             return Err(os(EIO));

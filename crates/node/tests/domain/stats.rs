@@ -99,3 +99,24 @@ async fn a_path_that_does_not_exist_is_not_found() {
     let e = rig.node.stats(&v.id, &v.target).unwrap_err();
     assert!(matches!(e, NodeError::NotAtPath { .. }), "{}", kind(&e));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_volume_not_staged_here_is_not_found_even_at_an_existing_path() {
+    let rig = Rig::new();
+    let v = rig.volume("pvc-1");
+    let w = rig.volume("pvc-2");
+    rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
+    rig.node
+        .publish(publish(&v, &v.target, filesystem(None)))
+        .await
+        .unwrap();
+    // pvc-2 was never staged: asked at pvc-1's path, it is still not found.
+    let e = rig.node.stats(&w.id, &v.target).unwrap_err();
+    assert!(matches!(e, NodeError::NotStaged { .. }), "{}", kind(&e));
+    // A relative path is nowhere the volume is.
+    let e = rig
+        .node
+        .stats(&v.id, std::path::Path::new("some/path"))
+        .unwrap_err();
+    assert!(matches!(e, NodeError::NotAtPath { .. }), "{}", kind(&e));
+}

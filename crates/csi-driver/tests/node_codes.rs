@@ -1,0 +1,170 @@
+//! The Node service's answers as kubelet and csi-sanity see them: gRPC codes
+//! for the CSI spec's error cases, and the order of the argument checks.
+//! The service runs over the node crate's in-memory fakes, so these need no
+//! root, no kernel NVMe/TCP and no socket, and run on tokio's paused clock.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use csi_driver::node::NodeService;
+use csi_proto::v1::node_server::Node as _;
+use csi_proto::v1::volume_capability::access_mode::Mode;
+use csi_proto::v1::volume_capability::{AccessMode, AccessType, MountVolume};
+use csi_proto::v1::{
+    NodeGetVolumeStatsRequest, NodePublishVolumeRequest, NodeStageVolumeRequest, VolumeCapability,
+};
+use node::testing::{FakeFilesystems, FakeNvme, FakeRecords, FakeWorld};
+use node::{FsType, Node, NodeConfig, NodeTimeouts};
+use nvme_host::HostIdentity;
+use tonic::{Code, Request};
+
+const PREFIX: &str = "nqn.2024-01.io.srvlab.csi.rds:";
+
+type Service = NodeService<FakeNvme, FakeFilesystems, FakeRecords>;
+
+struct Rig {
+    world: FakeWorld,
+    node: Service,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let world = FakeWorld::new();
+        let node = Node::new(
+            NodeConfig {
+                node_id: "node-1".into(),
+                max_volumes: 0,
+                host_root: "/".into(),
+                state_dir: "/var/lib/rds-csi".into(),
+                etc_nvme: "/etc/nvme".into(),
+                default_fs: FsType::Ext4,
+                timeouts: NodeTimeouts::default(),
+                nqn_prefix: PREFIX.into(),
+                health_interval: Duration::from_secs(10),
+            },
+            world.nvme(),
+            world.filesystems(),
+            world.records(),
+            HostIdentity {
+                nqn: "nqn.2014-08.org.nvmexpress:uuid:6a1b2c3d-0000-4000-8000-0123456789ab".into(),
+                id: "6a1b2c3d-0000-4000-8000-0123456789ab".into(),
+            },
+            telemetry::NodeMetrics::default(),
+        )
+        .unwrap();
+        Rig {
+            world,
+            node: NodeService::from_node(node),
+        }
+    }
+
+    /// Exports volume `id` and returns its staging and target paths.
+    fn volume(&self, id: &str) -> (PathBuf, PathBuf) {
+        self.world.export(&format!("{PREFIX}{id}"), 1 << 30);
+        let kubelet = Path::new("/var/lib/kubelet");
+        (
+            kubelet.join(format!("plugins/rds.csi.srvlab.io/{id}/globalmount")),
+            kubelet.join(format!("pods/pod-a/volumes/kubernetes.io~csi/{id}/mount")),
+        )
+    }
+
+    async fn stage(&self, id: &str, staging: &Path, cap: VolumeCapability) -> Result<(), Code> {
+        self.node
+            .node_stage_volume(Request::new(NodeStageVolumeRequest {
+                volume_id: id.into(),
+                staging_target_path: path(staging),
+                volume_capability: Some(cap),
+                volume_context: context(id),
+                ..Default::default()
+            }))
+            .await
+            .map(drop)
+            .map_err(|s| s.code())
+    }
+
+    async fn publish(
+        &self,
+        id: &str,
+        staging: &Path,
+        target: &Path,
+        cap: VolumeCapability,
+    ) -> Result<(), Code> {
+        self.node
+            .node_publish_volume(Request::new(NodePublishVolumeRequest {
+                volume_id: id.into(),
+                staging_target_path: path(staging),
+                target_path: path(target),
+                volume_capability: Some(cap),
+                volume_context: context(id),
+                ..Default::default()
+            }))
+            .await
+            .map(drop)
+            .map_err(|s| s.code())
+    }
+
+    async fn stats(&self, id: &str, volume_path: &str) -> Result<(), Code> {
+        self.node
+            .node_get_volume_stats(Request::new(NodeGetVolumeStatsRequest {
+                volume_id: id.into(),
+                volume_path: volume_path.into(),
+                staging_target_path: String::new(),
+            }))
+            .await
+            .map(drop)
+            .map_err(|s| s.code())
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn context(id: &str) -> HashMap<String, String> {
+    [
+        ("nvmeAddress", "10.0.0.5".to_owned()),
+        ("nqn", format!("{PREFIX}{id}")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn mount(mode: Mode) -> VolumeCapability {
+    VolumeCapability {
+        access_mode: Some(AccessMode { mode: mode as i32 }),
+        access_type: Some(AccessType::Mount(MountVolume::default())),
+    }
+}
+
+/// csi-sanity's NodeGetVolumeStats cases: missing arguments are
+/// INVALID_ARGUMENT; a volume that does not exist, or a path where it is not,
+/// NOT_FOUND (also for a relative path, which csi-sanity sends).
+#[tokio::test(start_paused = true)]
+async fn stats_of_what_does_not_exist_is_not_found() {
+    let rig = Rig::new();
+    assert_eq!(rig.stats("", "some/path").await, Err(Code::InvalidArgument));
+    assert_eq!(rig.stats("pvc-1", "").await, Err(Code::InvalidArgument));
+    assert_eq!(
+        rig.stats("pvc-none", "some/path").await,
+        Err(Code::NotFound)
+    );
+
+    let (staging, target) = rig.volume("pvc-1");
+    let cap = mount(Mode::SingleNodeWriter);
+    rig.stage("pvc-1", &staging, cap.clone()).await.unwrap();
+    rig.publish("pvc-1", &staging, &target, cap).await.unwrap();
+    assert_eq!(rig.stats("pvc-1", &path(&target)).await, Ok(()));
+    assert_eq!(rig.stats("pvc-1", "some/path").await, Err(Code::NotFound));
+    assert_eq!(
+        rig.stats("pvc-1", "/var/lib/kubelet/pods/nowhere").await,
+        Err(Code::NotFound)
+    );
+    // Another volume asked about at this one's path.
+    assert_eq!(
+        rig.stats("pvc-none", &path(&target)).await,
+        Err(Code::NotFound)
+    );
+}
