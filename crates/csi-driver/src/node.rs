@@ -131,8 +131,12 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> NodeService<H, F, R> {
         &self,
         req: csi::NodeExpandVolumeRequest,
     ) -> Result<csi::NodeExpandVolumeResponse> {
+        // Arguments first: missing ones and a malformed capacity range are
+        // INVALID_ARGUMENT (an absent range is allowed: the spec makes it
+        // optional); a volume or path that is not there is NOT_FOUND, from
+        // the node.
         let volume_id = required("volume ID", &req.volume_id)?;
-        let volume_path = absolute("volume path", &req.volume_path)?;
+        let volume_path = required("volume path", &req.volume_path)?;
         let bounds = Bounds::of(req.capacity_range.as_ref())?;
         let staging_path = match req.staging_target_path.as_str() {
             "" => None,
@@ -142,7 +146,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> NodeService<H, F, R> {
             .node
             .expand(ExpandRequest {
                 volume_id: volume_id.to_owned(),
-                volume_path,
+                volume_path: volume_path.into(),
                 staging_path,
                 required_bytes: bounds.required,
             })

@@ -20,7 +20,9 @@ const SIZE_POLL: Duration = Duration::from_millis(200);
 
 impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
     /// Expands a staged volume to at least `req.required_bytes`; returns the
-    /// device's size.
+    /// device's size. A volume not staged here, and a volume path that is not
+    /// absolute or does not exist, are [`NodeError::NotStaged`] and
+    /// [`NodeError::NotAtPath`] (the CSI spec's "volume does not exist").
     pub async fn expand(&self, req: ExpandRequest) -> Result<u64> {
         let volume_id = req.volume_id.as_str();
         let _guard = self.locks.try_lock(volume_id)?;
@@ -31,6 +33,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         .ok_or_else(|| NodeError::NotStaged {
             volume: volume_id.to_owned(),
         })?;
+        self.check_at_path(volume_id, &req.volume_path)?;
         self.host.rescan(&record.nqn).await?;
         let deadline = Instant::now() + self.config.timeouts.resize;
         let device = loop {

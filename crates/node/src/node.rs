@@ -215,6 +215,19 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         self.monitor.observe(&*self.host, mounts, record)
     }
 
+    /// Fails with [`NodeError::NotAtPath`] unless `path` is absolute and
+    /// exists: a request naming another path asks about a volume that is not
+    /// there.
+    pub(crate) fn check_at_path(&self, volume_id: &str, path: &Path) -> Result<()> {
+        if path.is_absolute() && self.fs.exists(path) {
+            return Ok(());
+        }
+        Err(NodeError::NotAtPath {
+            volume: volume_id.to_owned(),
+            path: path.to_path_buf(),
+        })
+    }
+
     /// Creates the directory `path` and its parents.
     pub(crate) async fn create_dir_all(&self, path: &Path) -> Result<()> {
         self.fs

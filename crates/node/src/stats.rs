@@ -76,12 +76,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             .ok_or_else(|| NodeError::NotStaged {
                 volume: volume_id.to_owned(),
             })?;
-        if !volume_path.is_absolute() || !self.fs.exists(volume_path) {
-            return Err(NodeError::NotAtPath {
-                volume: volume_id.to_owned(),
-                path: volume_path.to_path_buf(),
-            });
-        }
+        self.check_at_path(volume_id, volume_path)?;
         let mounts = self.fs.mounts()?;
         let mount = node_fs::mountinfo::find(&mounts, volume_path);
         let block = record.fs_type.is_none();

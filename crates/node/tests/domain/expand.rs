@@ -7,7 +7,7 @@ use crate::{GIB, Rig, Volume, block, filesystem, kind, stage};
 fn expand(v: &Volume, bytes: u64) -> ExpandRequest {
     ExpandRequest {
         volume_id: v.id.clone(),
-        volume_path: v.target.clone(),
+        volume_path: v.staging.clone(),
         staging_path: Some(v.staging.clone()),
         required_bytes: bytes,
     }
@@ -33,6 +33,8 @@ async fn a_filesystem_volume_grows_after_a_rescan() {
 async fn a_block_volume_needs_only_the_rescan() {
     let rig = Rig::new();
     let v = rig.volume("pvc-1");
+    // kubelet makes a block volume's staging directory itself.
+    rig.world.make_dir(&v.staging);
     rig.node.stage(stage(&v, block())).await.unwrap();
     rig.world.grow_image(&v.nqn, 3 * GIB);
     assert_eq!(rig.node.expand(expand(&v, 3 * GIB)).await.unwrap(), 3 * GIB);
@@ -62,4 +64,24 @@ async fn a_volume_not_staged_here_is_not_found() {
     let v = rig.volume("pvc-1");
     let e = rig.node.expand(expand(&v, 2 * GIB)).await.unwrap_err();
     assert!(matches!(e, NodeError::NotStaged { .. }), "{}", kind(&e));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_path_where_the_volume_is_not_is_not_found() {
+    let rig = Rig::new();
+    let v = rig.volume("pvc-1");
+    rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
+    rig.world.grow_image(&v.nqn, 2 * GIB);
+    for path in ["some/path", "/var/lib/kubelet/pods/nowhere"] {
+        let e = rig
+            .node
+            .expand(ExpandRequest {
+                volume_path: path.into(),
+                ..expand(&v, 2 * GIB)
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, NodeError::NotAtPath { .. }), "{}", kind(&e));
+    }
+    assert_eq!(rig.world.grown(), 0);
 }
