@@ -228,3 +228,28 @@ async fn expanding_what_does_not_exist_is_not_found() {
     );
     assert_eq!(rig.expand("pvc-1", &path(&target), None).await, Ok(()));
 }
+
+/// csi-sanity's case: a SINGLE_NODE_SINGLE_WRITER volume published at one
+/// target path is FAILED_PRECONDITION at another; SINGLE_NODE_MULTI_WRITER
+/// (which the node advertises) and SINGLE_NODE_WRITER may be published at
+/// several.
+#[tokio::test(start_paused = true)]
+async fn a_single_writer_volume_published_elsewhere_is_a_failed_precondition() {
+    let rig = Rig::new();
+    let (staging, target) = rig.volume("pvc-1");
+    let other = target.with_file_name("other_target");
+    let single = mount(Mode::SingleNodeSingleWriter);
+    rig.stage("pvc-1", &staging, single.clone()).await.unwrap();
+    rig.publish("pvc-1", &staging, &target, single.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.publish("pvc-1", &staging, &other, single).await,
+        Err(Code::FailedPrecondition)
+    );
+    for mode in [Mode::SingleNodeMultiWriter, Mode::SingleNodeWriter] {
+        rig.publish("pvc-1", &staging, &other, mount(mode))
+            .await
+            .unwrap();
+    }
+}

@@ -256,6 +256,44 @@ async fn filesystem_publish_read_only_publish_and_unpublish() {
 }
 
 #[tokio::test]
+async fn a_single_writer_filesystem_volume_is_published_at_one_target_only() {
+    let mut rig = Rig::new(64 << 20);
+    let record = rig.stage_fs().await;
+    let node = rig.node();
+    let (first, second) = (rig.path("pods/a/mount"), rig.path("pods/b/mount"));
+    rig.track(&first);
+    rig.track(&second);
+    node.node_publish_volume(publish(
+        &record,
+        &first,
+        mount_cap(Mode::SingleNodeSingleWriter),
+        false,
+    ))
+    .await
+    .unwrap();
+    // The kernel's mount table shows the bind of the staging filesystem.
+    let status = node
+        .node_publish_volume(publish(
+            &record,
+            &second,
+            mount_cap(Mode::SingleNodeSingleWriter),
+            false,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(mounted(&second).is_none());
+    node.node_publish_volume(publish(
+        &record,
+        &second,
+        mount_cap(Mode::SingleNodeMultiWriter),
+        false,
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
 async fn block_publish_never_binds_a_device_the_nqn_does_not_own() {
     // The record names a device, but device names are reused after a
     // reconnect: only the device sysfs shows for the volume's NQN may be bound.

@@ -6,10 +6,17 @@
 //! devtmpfs). Before either, a volume whose NVMe/TCP connection is gone (the
 //! kernel gave up on it) is connected again and its new disk mounted in place
 //! of the dead one, so restarting the pod is enough to recover.
+//!
+//! A single-node-single-writer volume is published at one target path at a
+//! time; any other mode may be published at several (pods on one node share
+//! a ReadWriteOnce volume). Publications are found in the mount table, not
+//! remembered: binds of the staging mount's filesystem, or of the volume's
+//! device node.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use node_fs::mountinfo::MountInfo;
 use tracing::{info, warn};
 
 use crate::context::{FsType, VolumeContext};
@@ -37,6 +44,17 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         let record = self
             .reattach_if_gone(record, &req.context, &req.capability)
             .await?;
+        if req.capability.single_writer
+            && let Some(elsewhere) = self
+                .publications(&record)?
+                .into_iter()
+                .find(|p| *p != req.target_path)
+        {
+            return Err(NodeError::PublishedElsewhere {
+                volume: req.volume_id,
+                elsewhere,
+            });
+        }
         match req.capability.kind {
             VolumeKind::Block => {
                 self.publish_block(&record, &req.target_path, read_only)
@@ -103,6 +121,36 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         }
         self.fs.bind(source, target, read_only).await?;
         Ok(())
+    }
+
+    /// Where the volume is published now: the mounts of its staging mount's
+    /// filesystem other than the staging path (a filesystem volume), or the
+    /// binds of its device node (a block volume).
+    fn publications(&self, record: &StagingRecord) -> Result<Vec<PathBuf>> {
+        let mounts = self.fs.mounts()?;
+        let of = |keep: &dyn Fn(&MountInfo) -> bool| {
+            mounts
+                .iter()
+                .filter(|m| keep(m))
+                .map(|m| m.mount_point.clone())
+                .collect()
+        };
+        if record.fs_type.is_some() {
+            let Some(staging) = node_fs::mountinfo::find(&mounts, &record.staging_path) else {
+                return Ok(Vec::new());
+            };
+            let (major, minor, root) = (staging.major, staging.minor, staging.root.clone());
+            return Ok(of(&|m| {
+                (m.major, m.minor) == (major, minor)
+                    && m.root == root
+                    && m.mount_point != record.staging_path
+            }));
+        }
+        let Some(device) = self.host.block_device(&record.nqn)? else {
+            return Ok(Vec::new());
+        };
+        let node = Path::new("/").join(&device.name);
+        Ok(of(&|m| m.fs_type == "devtmpfs" && m.root == node))
     }
 
     /// Publish's recovery: when the staged volume's NQN has no block device

@@ -1,6 +1,6 @@
 //! `node_block_and_read_only`: a raw block volume is published as the device
-//! node bound onto a file (no devtmpfs mount), data written through it
-//! survives unstage and stage; a filesystem volume published read-only
+//! node bound onto a file (no devtmpfs mount), published once only as a
+//! single writer, data written through it survives unstage and stage; a filesystem volume published read-only
 //! refuses writes while its read-write publication beside it accepts them.
 
 use std::os::unix::fs::{FileExt, FileTypeExt};
@@ -58,6 +58,18 @@ async fn block_volume(cluster: &mut Cluster) -> Outcome {
         line.contains(" - devtmpfs "),
         format!("a bind of the device node: {line}"),
     )?;
+    // A single-node-single-writer publication elsewhere is refused: the
+    // node finds this bind of the device node in the mount table.
+    let elsewhere = target.with_file_name("other-pod-uid");
+    let refused = cluster
+        .publish(&volume, &staging, &elsewhere, single_writer_block(), false)
+        .await;
+    ensure(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("FailedPrecondition")),
+        format!("a second single-writer publication: {refused:?}"),
+    )?;
 
     let data = crate::fabrics::pattern(11, 64 << 10);
     {
@@ -90,6 +102,17 @@ async fn block_volume(cluster: &mut Cluster) -> Outcome {
     cluster.unpublish(&volume, &target).await?;
     cluster.unstage(&volume, &staging).await?;
     cluster.delete(&volume).await
+}
+
+/// A raw block capability for one writer on the node.
+fn single_writer_block() -> csi_proto::v1::VolumeCapability {
+    use csi_proto::v1::volume_capability::access_mode::Mode;
+    csi_proto::v1::VolumeCapability {
+        access_mode: Some(csi_proto::v1::volume_capability::AccessMode {
+            mode: Mode::SingleNodeSingleWriter as i32,
+        }),
+        ..block()
+    }
 }
 
 async fn read_only(cluster: &mut Cluster) -> Outcome {

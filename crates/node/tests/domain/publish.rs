@@ -166,3 +166,45 @@ async fn a_context_naming_another_volume_is_refused_on_reconnect() {
     assert!(matches!(e, NodeError::NqnMismatch { .. }), "{}", kind(&e));
     assert_eq!(rig.world.controllers(&w.nqn), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_single_writer_volume_is_published_at_one_target_at_a_time() {
+    for capability in [filesystem(None), block()] {
+        let rig = Rig::new();
+        let v = rig.volume("pvc-1");
+        let single = node::Capability {
+            single_writer: true,
+            ..capability.clone()
+        };
+        rig.node.stage(stage(&v, capability.clone())).await.unwrap();
+        rig.node
+            .publish(publish(&v, &v.target, single.clone()))
+            .await
+            .unwrap();
+        // The same target again: idempotent.
+        rig.node
+            .publish(publish(&v, &v.target, single.clone()))
+            .await
+            .unwrap();
+        let other = v.target.with_file_name("other");
+        let e = rig
+            .node
+            .publish(publish(&v, &other, single.clone()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, NodeError::PublishedElsewhere { elsewhere, .. } if *elsewhere == v.target),
+            "{e:?}"
+        );
+        assert!(rig.world.mounts_at(&other).is_empty());
+        // Several writers may share it: published there too.
+        rig.node
+            .publish(publish(&v, &other, capability.clone()))
+            .await
+            .unwrap();
+        // Once the first publication is gone, a single writer may go there.
+        rig.node.unpublish(&v.id, &v.target).await.unwrap();
+        rig.node.unpublish(&v.id, &other).await.unwrap();
+        rig.node.publish(publish(&v, &other, single)).await.unwrap();
+    }
+}
