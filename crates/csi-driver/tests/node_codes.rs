@@ -14,7 +14,7 @@ use csi_proto::v1::volume_capability::access_mode::Mode;
 use csi_proto::v1::volume_capability::{AccessMode, AccessType, MountVolume};
 use csi_proto::v1::{
     CapacityRange, NodeExpandVolumeRequest, NodeGetVolumeStatsRequest, NodePublishVolumeRequest,
-    NodeStageVolumeRequest, VolumeCapability,
+    NodeStageVolumeRequest, NodeUnstageVolumeRequest, VolumeCapability,
 };
 use node::testing::{FakeFilesystems, FakeNvme, FakeRecords, FakeWorld};
 use node::{FsType, Node, NodeConfig, NodeTimeouts};
@@ -130,6 +130,17 @@ impl Rig {
                 volume_path: volume_path.into(),
                 capacity_range: range,
                 ..Default::default()
+            }))
+            .await
+            .map(drop)
+            .map_err(|s| s.code())
+    }
+
+    async fn unstage(&self, id: &str, staging: &Path) -> Result<(), Code> {
+        self.node
+            .node_unstage_volume(Request::new(NodeUnstageVolumeRequest {
+                volume_id: id.into(),
+                staging_target_path: path(staging),
             }))
             .await
             .map(drop)
@@ -252,4 +263,22 @@ async fn a_single_writer_volume_published_elsewhere_is_a_failed_precondition() {
             .await
             .unwrap();
     }
+}
+
+/// NodeUnstageVolume of a volume whose stage failed after its connect (no
+/// staging record): the connection of the volume's NQN
+/// (`<prefix><volume ID>`) is gone before it reports success.
+#[tokio::test(start_paused = true)]
+async fn unstage_without_a_record_disconnects_the_volume_s_nqn() {
+    let rig = Rig::new();
+    let (staging, _) = rig.volume("pvc-1");
+    rig.world.fail("probe", 1);
+    assert_eq!(
+        rig.stage("pvc-1", &staging, mount(Mode::SingleNodeWriter))
+            .await,
+        Err(Code::Unavailable)
+    );
+    assert_eq!(rig.world.controllers(&format!("{PREFIX}pvc-1")), 1);
+    assert_eq!(rig.unstage("pvc-1", &staging).await, Ok(()));
+    assert!(rig.world.connected().is_empty());
 }

@@ -4,11 +4,18 @@
 //! Success is reported only when no controller of the NQN is left: saying
 //! "unstaged" while the kernel still holds the volume lets Kubernetes attach
 //! it on another node, and two writers corrupt the filesystem.
+//!
+//! Without a staging record the volume may still be connected: a stage that
+//! failed after its connect (the device never appeared, the probe could not
+//! tell, mkfs failed) writes no record. The volume's NQN is then the one
+//! this driver gives its volumes, `<NQN prefix><volume ID>`, and a
+//! connection of it is disconnected too — unless the volume is staged at
+//! another path, whose connection this is.
 
 use std::path::Path;
 
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::error::{NodeError, Result};
 use crate::fs::Filesystems;
@@ -24,13 +31,33 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         let record = self.records.load(volume_id, staging)?;
         self.unmount_all(staging).await?;
         let Some(record) = record else {
-            info!("no staging record: already unstaged");
-            return Ok(());
+            return self.unstage_unrecorded(volume_id, staging).await;
         };
         self.release(&record.nqn).await?;
         self.records.remove(volume_id, staging).await?;
         self.monitor.forget(volume_id);
         info!(nqn = %record.nqn, "unstaged and disconnected");
+        Ok(())
+    }
+
+    /// Unstage of a volume without a record at `staging`: disconnects a
+    /// connection its NQN would have, unless the volume is staged elsewhere.
+    async fn unstage_unrecorded(&self, volume_id: &str, staging: &Path) -> Result<()> {
+        if let Some(elsewhere) = self.records.load_indexed(volume_id)? {
+            info!(
+                staged_at = %elsewhere.staging_path.display(),
+                "no staging record at this path; the volume is staged elsewhere, its connection stays"
+            );
+            return Ok(());
+        }
+        let nqn = format!("{}{volume_id}", self.config.nqn_prefix);
+        if self.host.controller_state(&nqn)?.is_none() {
+            info!("no staging record and no connection: already unstaged");
+            return Ok(());
+        }
+        warn!(%nqn, staging = %staging.display(), "no staging record, but the volume is connected (a stage that failed after its connect); disconnecting");
+        self.release(&nqn).await?;
+        info!(%nqn, "disconnected");
         Ok(())
     }
 

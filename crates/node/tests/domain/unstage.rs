@@ -2,7 +2,7 @@
 //! the volume; until then the record stays, so a retry finishes the job.
 
 use node::NodeError;
-use node::testing::Disconnect;
+use node::testing::{DeviceAppears, Disconnect};
 use nvme_host::NvmeError;
 
 use crate::{Rig, block, filesystem, kind, stage};
@@ -71,4 +71,50 @@ async fn a_busy_staging_mount_keeps_the_volume_connected() {
     rig.world.set_busy(&v.staging, false);
     rig.node.unstage(&v.id, &v.staging).await.unwrap();
     rig.assert_nothing_held();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stage_that_failed_after_connecting_leaves_no_connection_once_unstaged() {
+    // Each way a stage can fail after its connect, before its record.
+    for fail in ["never appears", "probe", "mkfs", "mount", "record"] {
+        let rig = Rig::new();
+        let v = rig.volume("pvc-1");
+        match fail {
+            "never appears" => rig.world.set_device_appears(DeviceAppears::Never),
+            step => rig.world.fail(step, 1),
+        }
+        rig.node
+            .stage(stage(&v, filesystem(None)))
+            .await
+            .unwrap_err();
+        assert_eq!(rig.world.controllers(&v.nqn), 1, "{fail}: connected");
+        rig.node.unstage(&v.id, &v.staging).await.unwrap();
+        assert!(rig.world.connected().is_empty(), "{fail}: still connected");
+        assert!(rig.world.mount_points().is_empty(), "{fail}: still mounted");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unstage_at_another_path_keeps_the_connection_of_a_volume_staged_elsewhere() {
+    let rig = Rig::new();
+    let v = rig.volume("pvc-1");
+    rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
+    let elsewhere = v.staging.with_file_name("elsewhere");
+    rig.node.unstage(&v.id, &elsewhere).await.unwrap();
+    assert_eq!(rig.world.controllers(&v.nqn), 1);
+    assert_eq!(rig.world.mounts_at(&v.staging).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unrecorded_connection_that_will_not_go_fails_the_unstage() {
+    let rig = Rig::new();
+    let v = rig.volume("pvc-1");
+    rig.world.fail("wait-device", 1);
+    rig.node.stage(stage(&v, block())).await.unwrap_err();
+    rig.world.set_disconnect(Disconnect::Stuck);
+    let e = rig.node.unstage(&v.id, &v.staging).await.unwrap_err();
+    assert!(matches!(e, NodeError::Nvme(_)), "{}", kind(&e));
+    rig.world.set_disconnect(Disconnect::Prompt);
+    rig.node.unstage(&v.id, &v.staging).await.unwrap();
+    assert!(rig.world.connected().is_empty());
 }
