@@ -4,7 +4,9 @@
 //! crates/e2e). The volume is "staged" by hand: a filesystem mounted at the
 //! staging path and a staging record, exactly what NodeStageVolume leaves.
 //!
-//! Needs root and loop devices; fails (never skips) without them.
+//! The root tier: needs root and loop devices, so it runs only when selected
+//! with `RDS_CSI_TEST_ROOT=1` (`scripts/test` does), and then fails without
+//! them.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
 
 use std::path::{Path, PathBuf};
@@ -22,6 +24,11 @@ use csi_proto::v1::{
 use node::FsType;
 use node::record::{Records, StagingRecord};
 use tonic::{Code, Request};
+
+/// Whether the root tier was selected; if not, says so once, with the command.
+fn selected() -> bool {
+    test_support::tier::Tier::Root.selected("-p csi-driver --test node_on_loop_devices")
+}
 
 /// A loop device on a sparse image, and everything mounted for a test; all
 /// undone on drop, also when an assertion fails.
@@ -180,6 +187,9 @@ fn mounted(path: &Path) -> Option<node_fs::mountinfo::MountInfo> {
 
 #[tokio::test]
 async fn filesystem_publish_read_only_publish_and_unpublish() {
+    if !selected() {
+        return;
+    }
     let mut rig = Rig::new(256 << 20);
     let record = rig.stage_fs().await;
     let node = rig.node();
@@ -257,6 +267,9 @@ async fn filesystem_publish_read_only_publish_and_unpublish() {
 
 #[tokio::test]
 async fn a_single_writer_filesystem_volume_is_published_at_one_target_only() {
+    if !selected() {
+        return;
+    }
     let mut rig = Rig::new(64 << 20);
     let record = rig.stage_fs().await;
     let node = rig.node();
@@ -295,6 +308,9 @@ async fn a_single_writer_filesystem_volume_is_published_at_one_target_only() {
 
 #[tokio::test]
 async fn block_publish_never_binds_a_device_the_nqn_does_not_own() {
+    if !selected() {
+        return;
+    }
     // The record names a device, but device names are reused after a
     // reconnect: only the device sysfs shows for the volume's NQN may be bound.
     // This machine has no NVMe/TCP, so there is none, and publish refuses
@@ -319,6 +335,9 @@ async fn block_publish_never_binds_a_device_the_nqn_does_not_own() {
 
 #[tokio::test]
 async fn stats_report_usage_and_an_unhealthy_connection() {
+    if !selected() {
+        return;
+    }
     let mut rig = Rig::new(256 << 20);
     let record = rig.stage_fs().await;
     let node = rig.node();
@@ -370,6 +389,9 @@ async fn stats_report_usage_and_an_unhealthy_connection() {
 
 #[tokio::test]
 async fn unstage_without_a_connection_unmounts_and_then_reports_the_disconnect() {
+    if !selected() {
+        return;
+    }
     let mut rig = Rig::new(64 << 20);
     let record = rig.stage_fs().await;
     let node = rig.node();
@@ -394,6 +416,9 @@ async fn unstage_without_a_connection_unmounts_and_then_reports_the_disconnect()
 
 #[tokio::test]
 async fn bad_requests_are_refused() {
+    if !selected() {
+        return;
+    }
     let rig = Rig::new(16 << 20);
     let node = rig.node();
     let stage = |f: &dyn Fn(&mut NodeStageVolumeRequest)| {
@@ -464,6 +489,9 @@ async fn bad_requests_are_refused() {
 
 #[tokio::test]
 async fn info_and_capabilities() {
+    if !selected() {
+        return;
+    }
     let rig = Rig::new(16 << 20);
     let node = rig.node();
     let info = node

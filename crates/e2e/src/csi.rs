@@ -16,11 +16,9 @@ use csi_proto::v1::node_client::NodeClient;
 use csi_proto::v1::volume_capability::access_mode::Mode;
 use csi_proto::v1::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
 use csi_proto::v1::{self as csi, CapacityRange, VolumeCapability};
-use hyper_util::rt::TokioIo;
-use russh::keys::HashAlg;
-use russh::keys::ssh_key::LineEnding;
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use test_support::grpc;
+use test_support::sim::Login;
+use tonic::transport::Channel;
 
 use crate::rds::{self, Rds};
 use crate::support::{Context, Outcome, ensure, wait_for};
@@ -83,6 +81,21 @@ pub fn block() -> VolumeCapability {
 }
 
 impl Cluster {
+    /// A scenario's whole life: the simulator (with a pool of `capacity`
+    /// bytes) and the plugin started in `scratch`, `steps` run, and both
+    /// stopped afterwards whatever the steps did; the first failure is the
+    /// outcome.
+    pub async fn run(
+        scratch: &Path,
+        capacity: u64,
+        steps: impl AsyncFnOnce(&mut Cluster) -> Outcome,
+    ) -> Outcome {
+        let mut cluster = Cluster::start(scratch, capacity).await?;
+        let result = steps(&mut cluster).await;
+        let stopped = cluster.stop().await;
+        result.and(stopped)
+    }
+
     /// Starts the simulator (under `scratch/rds`) and the plugin.
     pub async fn start(scratch: &Path, capacity: u64) -> Outcome<Cluster> {
         Self::start_with(scratch, capacity, rds::Export::Nvmet).await
@@ -96,31 +109,16 @@ impl Cluster {
         export: rds::Export,
     ) -> Outcome<Cluster> {
         let rds = Rds::start_with(&scratch.join("rds"), capacity, export).await?;
-        let key = scratch.join("id_ed25519");
-        let key_text = rds
-            .sim
-            .client_key
-            .to_openssh(LineEnding::LF)
-            .context("cannot write the SSH key")?;
-        std::fs::write(&key, key_text.as_bytes()).context("cannot write the SSH key")?;
+        let login =
+            Login::write(&rds.sim, scratch).context("cannot write the simulator's SSH key")?;
         let socket = scratch.join("plugin/csi.sock");
-        let plugin_args = vec![
+        let mut plugin_args: Vec<String> = vec![
             "--mode".into(),
             "all".into(),
             "--node-id".into(),
             "guest".into(),
             "--endpoint".into(),
             format!("unix://{}", socket.display()),
-            "--rds-address".into(),
-            "127.0.0.1".into(),
-            "--rds-ssh-port".into(),
-            rds.sim.addr.port().to_string(),
-            "--rds-user".into(),
-            rds.sim.user.clone(),
-            "--rds-private-key".into(),
-            key.display().to_string(),
-            "--rds-host-key".into(),
-            rds.sim.host_key.fingerprint(HashAlg::Sha256).to_string(),
             "--rds-command-timeout".into(),
             "120".into(),
             "--volume-path".into(),
@@ -138,11 +136,12 @@ impl Cluster {
             "--log-level".into(),
             std::env::var("RDS_CSI_E2E_PLUGIN_LOG").unwrap_or_else(|_| "info".into()),
         ];
+        plugin_args.extend(login.flags());
         let mut cluster = Cluster {
             rds,
             scratch: scratch.to_path_buf(),
-            controller: ControllerClient::new(lazy_channel(&socket)?),
-            node: NodeClient::new(lazy_channel(&socket)?),
+            controller: ControllerClient::new(grpc::lazy(&socket)),
+            node: NodeClient::new(grpc::lazy(&socket)),
             socket,
             plugin_args,
             plugin: PluginProcess(None),
@@ -168,8 +167,8 @@ impl Cluster {
             .spawn()
             .context("cannot start the plugin")?;
         self.plugin = PluginProcess(Some(child));
-        self.controller = ControllerClient::new(lazy_channel(&self.socket)?);
-        self.node = NodeClient::new(lazy_channel(&self.socket)?);
+        self.controller = ControllerClient::new(grpc::lazy(&self.socket));
+        self.node = NodeClient::new(grpc::lazy(&self.socket));
         // Answering a call, not just a bound socket: the node's start-up
         // (orphan cleanup) is done then.
         let node = self.node.clone();
@@ -260,32 +259,9 @@ impl Cluster {
 
     /// GETs `path` from the plugin's HTTP endpoint: (status, body).
     pub async fn http_get(&self, path: &str) -> Outcome<(u16, String)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", HTTP_PORT))
+        test_support::http::get(([127, 0, 0, 1], HTTP_PORT).into(), path)
             .await
-            .context("connect to the plugin's HTTP endpoint")?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .context("send the HTTP request")?;
-        let mut reply = Vec::new();
-        stream
-            .read_to_end(&mut reply)
-            .await
-            .context("read the HTTP reply")?;
-        let reply = String::from_utf8_lossy(&reply).into_owned();
-        let status = reply
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .context(format!("not an HTTP reply: {reply:?}"))?;
-        let body = reply
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Ok((status, body))
+            .context(format!("GET {path} from the plugin's HTTP endpoint"))
     }
 
     /// The value of a metric line (`name{labels}`, exactly as printed) in
@@ -293,14 +269,7 @@ impl Cluster {
     pub async fn metric(&self, series: &str) -> Outcome<f64> {
         let (status, body) = self.http_get("/metrics").await?;
         ensure(status == 200, format!("/metrics answered {status}"))?;
-        body.lines()
-            .find_map(|l| {
-                l.strip_prefix(series)?
-                    .strip_prefix(' ')?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
+        test_support::http::metric(&body, series)
             .context(format!("no {series} in /metrics:\n{body}"))
     }
 
@@ -525,16 +494,4 @@ impl Drop for PluginProcess {
             let _ = child.wait();
         }
     }
-}
-
-/// A channel to the plugin's socket that connects on first use (and again
-/// after the plugin restarts).
-fn lazy_channel(socket: &Path) -> Outcome<Channel> {
-    let socket = socket.to_path_buf();
-    Ok(Endpoint::try_from("http://[::]:50051")
-        .context("endpoint")?
-        .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
-        })))
 }

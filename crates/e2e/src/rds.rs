@@ -2,9 +2,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use rds_client::{ClientKey, HostKeyPolicy, RdsClient, SshConfig};
+use rds_client::RdsClient;
 use rds_sim::testing::TestSim;
 use rds_sim::{NvmetConfig, SimConfig};
 use routeros::{Comment, NewDisk, Nqn, RdsPath, Slot};
@@ -53,7 +52,7 @@ impl Rds {
         let sim = TestSim::start(config)
             .await
             .context("cannot start the simulator")?;
-        let client = Arc::new(RdsClient::new(client_config(&sim)));
+        let client = Arc::new(RdsClient::new(test_support::sim::client_config(&sim)));
         Ok(Rds {
             sim,
             client,
@@ -85,22 +84,6 @@ impl Rds {
         self.sim.stop().await;
         cleaned
     }
-}
-
-/// How the driver's client would be set up against `sim`, with timeouts
-/// generous for an emulated machine.
-pub fn client_config(sim: &TestSim) -> SshConfig {
-    let mut config = SshConfig::new(
-        sim.addr.ip().to_string(),
-        sim.addr.port(),
-        sim.user.clone(),
-        ClientKey::from_key(sim.client_key.clone()),
-        HostKeyPolicy::Key(sim.host_key.clone()),
-    );
-    config.command_timeout = Duration::from_secs(60);
-    config.reconnect_initial = Duration::from_millis(50);
-    config.reconnect_max = Duration::from_millis(500);
-    config
 }
 
 /// A volume named `name` as the controller would ask for it: slot `name`,

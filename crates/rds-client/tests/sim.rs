@@ -11,6 +11,7 @@ use routeros::{
     CliErrorKind, Comment, FileType, NewDisk, Nqn, PoolName, RdsPath, Slot, SlotPrefix,
 };
 use tempfile::TempDir;
+use test_support::sim::client_config as config_for;
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -28,21 +29,6 @@ async fn env(capacity: u64) -> Env {
         .unwrap();
     let client = Arc::new(RdsClient::new(config_for(&sim)));
     Env { dir, sim, client }
-}
-
-fn config_for(sim: &TestSim) -> SshConfig {
-    let mut config = SshConfig::new(
-        sim.addr.ip().to_string(),
-        sim.addr.port(),
-        sim.user.clone(),
-        ClientKey::from_key(sim.client_key.clone()),
-        HostKeyPolicy::Key(sim.host_key.clone()),
-    );
-    // Generous for a loaded 2-core machine; tests of timeouts set their own.
-    config.command_timeout = Duration::from_secs(60);
-    config.reconnect_initial = Duration::from_millis(50);
-    config.reconnect_max = Duration::from_millis(200);
-    config
 }
 
 fn spec(name: &str, size: u64) -> NewDisk {

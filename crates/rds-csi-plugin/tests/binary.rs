@@ -10,13 +10,12 @@ use csi_proto::v1::identity_client::IdentityClient;
 use csi_proto::v1::volume_capability::access_mode::Mode;
 use csi_proto::v1::volume_capability::{AccessMode, AccessType, MountVolume};
 use csi_proto::v1::{CapacityRange, CreateVolumeRequest, GetPluginInfoRequest, VolumeCapability};
-use hyper_util::rt::TokioIo;
 use rds_sim::SimConfig;
 use rds_sim::testing::TestSim;
-use russh::keys::HashAlg;
-use russh::keys::ssh_key::LineEnding;
+use test_support::grpc;
+use test_support::sim::Login;
 use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rds-csi-plugin");
 
@@ -24,7 +23,7 @@ struct Setup {
     _dir: tempfile::TempDir,
     sim: TestSim,
     socket: PathBuf,
-    key: PathBuf,
+    login: Login,
 }
 
 async fn setup() -> Setup {
@@ -32,14 +31,13 @@ async fn setup() -> Setup {
     let mut config = SimConfig::single_pool(dir.path().join("rds"), "storage-pool", 1 << 40);
     config.pools[0].directories = vec!["metal-csi".into()];
     let sim = TestSim::start(config).await.unwrap();
-    let key = dir.path().join("id_ed25519");
-    std::fs::write(&key, sim.client_key.to_openssh(LineEnding::LF).unwrap()).unwrap();
+    let login = Login::write(&sim, dir.path()).unwrap();
     let socket = dir.path().join("plugin/csi.sock");
     Setup {
         _dir: dir,
         sim,
         socket,
-        key,
+        login,
     }
 }
 
@@ -48,16 +46,9 @@ impl Setup {
     fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.env_clear()
+            .envs(self.login.env())
             .env("CSI_ENDPOINT", format!("unix://{}", self.socket.display()))
             .env("RDS_CSI_MODE", "controller")
-            .env("RDS_ADDRESS", "127.0.0.1")
-            .env("RDS_SSH_PORT", self.sim.addr.port().to_string())
-            .env("RDS_USER", &self.sim.user)
-            .env("RDS_PRIVATE_KEY", &self.key)
-            .env(
-                "RDS_HOST_KEY",
-                self.sim.host_key.fingerprint(HashAlg::Sha256).to_string(),
-            )
             .env("LOG_FORMAT", "json")
             // Tests run side by side: any free port, not the default.
             .env("RDS_CSI_HTTP_ENDPOINT", "127.0.0.1:0")
@@ -68,15 +59,7 @@ impl Setup {
 }
 
 async fn channel(socket: &Path) -> Channel {
-    let socket = socket.to_path_buf();
-    Endpoint::try_from("http://[::]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
-        }))
-        .await
-        .unwrap()
+    grpc::connect(socket).await.unwrap()
 }
 
 /// Waits until the plugin answers on its socket.

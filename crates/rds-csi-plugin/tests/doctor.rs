@@ -3,13 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rds_sim::SimConfig;
 use rds_sim::testing::TestSim;
-use russh::keys::HashAlg;
-use russh::keys::ssh_key::LineEnding;
 use tempfile::TempDir;
+use test_support::sim::Login;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rds-csi-plugin");
 
@@ -35,7 +34,7 @@ const CHECKS: [&str; 9] = [
 struct Setup {
     dir: TempDir,
     sim: TestSim,
-    key: PathBuf,
+    login: Login,
     /// Stands in for the RDS's NVMe/TCP port: connections queue in its
     /// backlog, which is all a TCP connect test needs.
     nvme: TcpListener,
@@ -56,8 +55,7 @@ async fn setup_with_routeros(version: &str) -> Setup {
     config.pools[0].directories = vec!["metal-csi".into()];
     config.version = version.into();
     let sim = TestSim::start(config).await.unwrap();
-    let key = dir.path().join("id_ed25519");
-    std::fs::write(&key, sim.client_key.to_openssh(LineEnding::LF).unwrap()).unwrap();
+    let login = Login::write(&sim, dir.path()).unwrap();
 
     let root = dir.path().join("host");
     std::fs::create_dir_all(root.join("sys/module/nvme_tcp")).unwrap();
@@ -69,14 +67,14 @@ async fn setup_with_routeros(version: &str) -> Setup {
     Setup {
         dir,
         sim,
-        key,
+        login,
         nvme,
     }
 }
 
 impl Setup {
     fn fingerprint(&self) -> String {
-        self.sim.host_key.fingerprint(HashAlg::Sha256).to_string()
+        self.login.host_key.clone()
     }
 
     fn path(&self, name: &str) -> String {
@@ -86,33 +84,26 @@ impl Setup {
     /// The flags of a plugin in `all` mode set up for this simulator and
     /// fake host.
     fn flags(&self) -> Vec<String> {
-        [
-            "--mode",
-            "all",
-            "--node-id",
-            "node-1",
-            "--rds-address",
-            "127.0.0.1",
-            "--rds-ssh-port",
-            &self.sim.addr.port().to_string(),
-            "--rds-user",
-            &self.sim.user,
-            "--rds-private-key",
-            self.key.to_str().unwrap(),
-            "--rds-host-key",
-            &self.fingerprint(),
-            "--nvme-port",
-            &self.nvme.local_addr().unwrap().port().to_string(),
-            "--host-root",
-            &self.path("host"),
-            "--etc-nvme",
-            &self.path("etc-nvme"),
-            "--state-dir",
-            &self.path("state"),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        let mut flags = self.login.flags();
+        flags.extend(
+            [
+                "--mode",
+                "all",
+                "--node-id",
+                "node-1",
+                "--nvme-port",
+                &self.nvme.local_addr().unwrap().port().to_string(),
+                "--host-root",
+                &self.path("host"),
+                "--etc-nvme",
+                &self.path("etc-nvme"),
+                "--state-dir",
+                &self.path("state"),
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        flags
     }
 }
 

@@ -12,14 +12,11 @@ use crate::support::{Context, Outcome, ensure};
 const GIB: u64 = 1 << 30;
 
 pub async fn run(ctx: Ctx) -> Outcome {
-    let mut cluster = Cluster::start(&ctx.scratch, 20 * GIB).await?;
-    let result = async {
-        block_volume(&mut cluster).await?;
-        read_only(&mut cluster).await
-    }
-    .await;
-    let stopped = cluster.stop().await;
-    result.and(stopped)
+    Cluster::run(&ctx.scratch, 20 * GIB, async |cluster| {
+        block_volume(cluster).await?;
+        read_only(cluster).await
+    })
+    .await
 }
 
 async fn block_volume(cluster: &mut Cluster) -> Outcome {

@@ -20,10 +20,10 @@ pub async fn xfs(ctx: Ctx) -> Outcome {
 }
 
 async fn run(ctx: Ctx, fs: &str) -> Outcome {
-    let mut cluster = Cluster::start(&ctx.scratch, 20 * GIB).await?;
-    let result = steps(&mut cluster, fs).await;
-    let stopped = cluster.stop().await;
-    result.and(stopped)
+    Cluster::run(&ctx.scratch, 20 * GIB, async |cluster| {
+        steps(cluster, fs).await
+    })
+    .await
 }
 
 /// Writes `data` to `file` and makes sure it reached the device.

@@ -21,19 +21,21 @@ use crate::support::{Context, Outcome, ensure, wait_for};
 const GIB: u64 = 1 << 30;
 
 pub async fn shorter(ctx: Ctx) -> Outcome {
-    let mut cluster = Cluster::start(&ctx.scratch, 20 * GIB).await?;
-    let result = short_outage(&mut cluster).await;
-    let _ = cluster.rds.sim.engine.nvmet_port_up(rds::PORT);
-    let stopped = cluster.stop().await;
-    result.and(stopped)
+    Cluster::run(&ctx.scratch, 20 * GIB, async |cluster| {
+        let result = short_outage(cluster).await;
+        let _ = cluster.rds.sim.engine.nvmet_port_up(rds::PORT);
+        result
+    })
+    .await
 }
 
 pub async fn longer(ctx: Ctx) -> Outcome {
-    let mut cluster = Cluster::start(&ctx.scratch, 20 * GIB).await?;
-    let result = long_outage(&mut cluster).await;
-    let _ = cluster.rds.sim.engine.nvmet_port_up(rds::PORT);
-    let stopped = cluster.stop().await;
-    result.and(stopped)
+    Cluster::run(&ctx.scratch, 20 * GIB, async |cluster| {
+        let result = long_outage(cluster).await;
+        let _ = cluster.rds.sim.engine.nvmet_port_up(rds::PORT);
+        result
+    })
+    .await
 }
 
 /// The state of the volume's controller, or "gone".

@@ -17,11 +17,12 @@ use crate::support::{Context, Outcome, ensure, wait_for};
 const GIB: u64 = 1 << 30;
 
 pub async fn run(ctx: Ctx) -> Outcome {
-    let mut cluster = Cluster::start(&ctx.scratch, 20 * GIB).await?;
-    let result = steps(&mut cluster).await;
-    let _ = cluster.rds.sim.engine.nvmet_port_up(rds::PORT);
-    let stopped = cluster.stop().await;
-    result.and(stopped)
+    Cluster::run(&ctx.scratch, 20 * GIB, async |cluster| {
+        let result = steps(cluster).await;
+        let _ = cluster.rds.sim.engine.nvmet_port_up(rds::PORT);
+        result
+    })
+    .await
 }
 
 async fn steps(cluster: &mut Cluster) -> Outcome {

@@ -14,10 +14,7 @@ use crate::support::{Context, Outcome, ensure};
 const GIB: u64 = 1 << 30;
 
 pub async fn run(ctx: Ctx) -> Outcome {
-    let mut cluster = Cluster::start(&ctx.scratch, 20 * GIB).await?;
-    let result = steps(&mut cluster).await;
-    let stopped = cluster.stop().await;
-    result.and(stopped)
+    Cluster::run(&ctx.scratch, 20 * GIB, steps).await
 }
 
 async fn restart(cluster: &mut Cluster) -> Outcome {

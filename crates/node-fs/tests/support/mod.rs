@@ -8,8 +8,8 @@
 //! test has its own directory and device, so tests run in parallel.
 //!
 //! These tests need root (loop devices, mounts) and the tools listed in
-//! [`require_tools`]. Without them they fail, saying what is missing; they
-//! never pass by skipping.
+//! [`require_tools`]: they run when the root tier is selected
+//! ([`selected`]), and then fail without them, saying what is missing.
 
 use std::error::Error;
 use std::fmt;
@@ -49,12 +49,18 @@ impl fmt::Debug for Failure {
 /// What every test returns.
 pub type TestResult = Result<(), Failure>;
 
+/// Whether the root tier was selected (`RDS_CSI_TEST_ROOT=1`); if not, the
+/// tests say once that they were skipped, and how to run them.
+pub fn selected() -> bool {
+    test_support::tier::Tier::Root.selected("-p node-fs --test loop_devices")
+}
+
 /// Fails the test unless it runs as root.
 pub fn require_root() {
     assert!(
         rustix::process::geteuid().is_root(),
         "the loop-device tests need root (loop devices, mount(2)): run them as root, \
-         e.g. `sudo -E cargo test -p node-fs --test loop_devices`"
+         e.g. `sudo -E RDS_CSI_TEST_ROOT=1 cargo test -p node-fs --test loop_devices`"
     );
     assert!(
         Path::new("/dev/loop-control").exists(),

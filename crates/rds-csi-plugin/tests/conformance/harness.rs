@@ -8,18 +8,16 @@ use std::time::Duration;
 use clap::Parser;
 use csi_proto::v1::controller_client::ControllerClient;
 use csi_proto::v1::identity_client::IdentityClient;
-use hyper_util::rt::TokioIo;
 use rds_csi_plugin::{Args, PluginConfig, RunError};
 use rds_sim::SimConfig;
 use rds_sim::testing::TestSim;
-use russh::keys::HashAlg;
-use russh::keys::ssh_key::LineEnding;
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UnixStream};
+use test_support::sim::Login;
+use test_support::{grpc, http};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 pub const GIB: i64 = 1 << 30;
 pub const MIB: i64 = 1 << 20;
@@ -73,36 +71,21 @@ impl Plugin {
         sim_config.version = options.routeros_version.clone();
         let sim = TestSim::start(sim_config).await.unwrap();
 
-        let key_file = dir.path().join("id_ed25519");
-        std::fs::write(
-            &key_file,
-            sim.client_key.to_openssh(LineEnding::LF).unwrap(),
-        )
-        .unwrap();
+        let login = Login::write(&sim, dir.path()).unwrap();
         let socket = dir.path().join("csi/csi.sock");
-        let fingerprint = sim.host_key.fingerprint(HashAlg::Sha256).to_string();
         let mut argv: Vec<String> = [
             "rds-csi-plugin",
             "--mode",
             options.mode,
             "--node-id",
             "node-1",
-            "--rds-address",
-            "127.0.0.1",
-            "--rds-user",
-            &sim.user,
-            "--rds-private-key",
-            key_file.to_str().unwrap(),
-            "--rds-host-key",
-            &fingerprint,
             "--nvme-address",
             "10.0.0.9",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
-        argv.push("--rds-ssh-port".into());
-        argv.push(sim.addr.port().to_string());
+        argv.extend(login.flags());
         argv.push("--endpoint".into());
         argv.push(format!("unix://{}", socket.display()));
         // The node service's state stays in the test's folder.
@@ -137,7 +120,7 @@ impl Plugin {
 
     /// A gRPC channel over the plugin's unix socket.
     pub async fn channel(&self) -> Channel {
-        connect(self.socket.clone()).await
+        grpc::connect(&self.socket).await.unwrap()
     }
 
     pub async fn identity(&self) -> IdentityClient<Channel> {
@@ -171,7 +154,7 @@ impl Plugin {
 
     /// `GET path` on the plugin's HTTP endpoint: the status and the body.
     pub async fn http_get(&self, path: &str) -> (u16, String) {
-        http_get(self.http, path).await
+        http::get(self.http, path).await.unwrap()
     }
 
     /// The value of one series in `/metrics`, named with its labels exactly
@@ -194,70 +177,10 @@ impl Plugin {
     }
 }
 
-/// Connects to a unix socket as the sidecars do (gRPC over HTTP/2).
-pub async fn connect(socket: PathBuf) -> Channel {
-    Endpoint::try_from("http://[::]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
-        }))
-        .await
-        .unwrap()
-}
-
-/// The value of `series` in a scrape, 0 when absent.
+/// The value of `series` in a scrape, 0 when absent (a counter not yet
+/// counted).
 pub fn metric_in(scrape: &str, series: &str) -> f64 {
-    scrape
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |value| value.trim().parse().unwrap())
-}
-
-/// A plain HTTP/1.1 GET over TCP, as a scraper or the kubelet's probe makes
-/// it: the status code and the body.
-pub async fn http_get(address: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    (status, body)
-}
-
-/// Decodes a chunked body.
-fn dechunk(mut rest: &str) -> String {
-    let mut body = String::new();
-    loop {
-        let (size, after) = rest.split_once("\r\n").unwrap();
-        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-        if size == 0 {
-            return body;
-        }
-        body.push_str(&after[..size]);
-        rest = &after[size + 2..];
-    }
+    http::metric(scrape, series).unwrap_or(0.0)
 }
 
 /// Polls `check` until it gives a value, for at most two minutes: nothing
