@@ -291,7 +291,7 @@ mod tests {
         assert!(refs.contains(&r.nqn));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn orphans_are_disconnected_and_foreign_subsystems_left_alone() {
         let rig = Rig::new();
         // In use: staged, mounted, with a device.
@@ -346,7 +346,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_cleanup_that_cannot_finish_does_not_block_start_up() {
         let rig = Rig::new();
         let stray = format!("{PREFIX}pvc-stray");

@@ -15,8 +15,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use crate::fabrics::Fabrics;
 use crate::sysfs::{NvmeName, parse_nvme_name, parse_subsystem_name};
@@ -317,15 +316,43 @@ fn free_number(dir: &Path, number: impl Fn(&str) -> Option<u32>) -> io::Result<u
 enum Answer {
     Reply(String),
     Errno(i32),
+    /// Blocks until the latch opens, then fails with the errno.
+    Held(Latch, i32),
+}
+
+/// A gate a [`FakeFabrics`] answer waits at, as a connect waits in the
+/// kernel, until the test opens it. Clones share the gate.
+#[derive(Debug, Clone, Default)]
+pub struct Latch(Arc<(Mutex<bool>, Condvar)>);
+
+impl Latch {
+    /// A closed latch.
+    pub fn new() -> Latch {
+        Latch::default()
+    }
+
+    /// Opens the latch: waiting answers go on, later ones do not wait.
+    pub fn open(&self) {
+        *lock(&self.0.0) = true;
+        self.0.1.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut open = lock(&self.0.0);
+        while !*open {
+            open = self.0.1.wait(open).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
 }
 
 /// A scripted `/dev/nvme-fabrics`: answers each connect with the next scripted
-/// reply or errno (after an optional delay, as a slow kernel would), and
-/// records the option strings it was given. When the script is used up it
-/// fails without an errno.
+/// reply or errno (or holds it until a [`Latch`] opens, as a slow kernel
+/// would), and records the option strings it was given. When the script is
+/// used up it fails without an errno. Nothing in it depends on the clock, so
+/// tests run on tokio's paused one.
 #[derive(Default)]
 pub struct FakeFabrics {
-    script: Mutex<VecDeque<(Duration, Answer)>>,
+    script: Mutex<VecDeque<Answer>>,
     calls: Mutex<Vec<String>>,
 }
 
@@ -335,24 +362,24 @@ impl FakeFabrics {
         FakeFabrics::default()
     }
 
-    fn push(self, delay: Duration, answer: Answer) -> Self {
-        lock(&self.script).push_back((delay, answer));
+    fn push(self, answer: Answer) -> Self {
+        lock(&self.script).push_back(answer);
         self
     }
 
     /// Next, answer with `reply` (e.g. `instance=0,cntlid=1\n`).
     pub fn reply(self, reply: &str) -> Self {
-        self.push(Duration::ZERO, Answer::Reply(reply.to_owned()))
+        self.push(Answer::Reply(reply.to_owned()))
     }
 
     /// Next, fail with `errno`.
     pub fn errno(self, errno: i32) -> Self {
-        self.push(Duration::ZERO, Answer::Errno(errno))
+        self.push(Answer::Errno(errno))
     }
 
-    /// Next, block for `delay`, then fail with `errno`.
-    pub fn slow_errno(self, delay: Duration, errno: i32) -> Self {
-        self.push(delay, Answer::Errno(errno))
+    /// Next, block until `latch` opens, then fail with `errno`.
+    pub fn held_errno(self, latch: &Latch, errno: i32) -> Self {
+        self.push(Answer::Held(latch.clone(), errno))
     }
 
     /// The option strings written so far, in order.
@@ -365,13 +392,16 @@ impl Fabrics for FakeFabrics {
     fn submit(&self, options: &str) -> io::Result<String> {
         lock(&self.calls).push(options.to_owned());
         let next = lock(&self.script).pop_front();
-        let Some((delay, answer)) = next else {
+        let Some(answer) = next else {
             return Err(io::Error::other("FakeFabrics: the script is used up"));
         };
-        std::thread::sleep(delay);
         match answer {
             Answer::Reply(reply) => Ok(reply),
             Answer::Errno(errno) => Err(io::Error::from_raw_os_error(errno)),
+            Answer::Held(latch, errno) => {
+                latch.wait();
+                Err(io::Error::from_raw_os_error(errno))
+            }
         }
     }
 }

@@ -225,16 +225,9 @@ pub async fn serve_on(
         Some(result) => result.map_err(Into::into),
         None => {
             let _ = stop_tx.send(true);
-            match tokio::time::timeout(config.shutdown_grace, serve).await {
-                Ok(result) => result.map_err(Into::into),
-                Err(_) => {
-                    warn!(
-                        grace = ?config.shutdown_grace,
-                        "calls still in flight at the end of the grace period; stopping anyway"
-                    );
-                    Ok(())
-                }
-            }
+            within_grace(config.shutdown_grace, serve)
+                .await
+                .map_err(Into::into)
         }
     };
     drop(rds_monitor);
@@ -246,6 +239,27 @@ pub async fn serve_on(
         info!("stopped");
     }
     result
+}
+
+/// Waits up to `grace` for a server told to stop (`serving`) to finish the
+/// calls in flight, and returns how it ended; a server still busy then is
+/// left behind with a warning, so that a client that keeps its connection
+/// open, or a call stuck on an unreachable RDS, cannot keep the process alive
+/// past Kubernetes' termination grace period.
+async fn within_grace<E>(
+    grace: std::time::Duration,
+    serving: impl Future<Output = Result<(), E>>,
+) -> Result<(), E> {
+    match tokio::time::timeout(grace, serving).await {
+        Ok(result) => result,
+        Err(_) => {
+            warn!(
+                ?grace,
+                "calls still in flight at the end of the grace period; stopping anyway"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Keeps readiness component `rds` in step with the RDS client's status
@@ -404,5 +418,36 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             eprintln!("rds-csi-plugin: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::within_grace;
+
+    const GRACE: Duration = Duration::from_secs(25);
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_that_finish_within_the_grace_period_are_waited_for() {
+        let started = Instant::now();
+        let ended = within_grace(GRACE, async {
+            tokio::time::sleep(GRACE - Duration::from_millis(1)).await;
+            Err::<(), _>("the server's own error")
+        })
+        .await;
+        assert_eq!(ended, Err("the server's own error"));
+        assert_eq!(started.elapsed(), GRACE - Duration::from_millis(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_stuck_past_the_grace_period_are_left_at_its_end() {
+        let started = Instant::now();
+        let ended = within_grace(GRACE, std::future::pending::<Result<(), ()>>()).await;
+        assert_eq!(ended, Ok(()));
+        assert_eq!(started.elapsed(), GRACE);
     }
 }

@@ -1,11 +1,12 @@
 //! Connecting through a scripted fabrics device: the reply, EALREADY, and which
-//! errnos are retried.
+//! errnos are retried. The retries' backoff and deadlines run on tokio's
+//! paused clock: no test waits for real time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use nvme_host::options::parse_option_string;
-use nvme_host::testing::FakeFabrics;
+use nvme_host::testing::{FakeFabrics, Latch};
 use nvme_host::{Connected, ConnectionConfig, GaveUp, Host, HostIdentity, NvmeError, RetryPolicy};
 use rustix::io::Errno;
 use tokio::time::Instant;
@@ -113,7 +114,7 @@ fn without_the_device_the_error_says_to_load_the_module() {
     assert!(e.to_string().contains("modprobe nvme-tcp"), "{e}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn transient_errnos_are_retried() {
     let script = [
         Errno::CONNREFUSED,
@@ -148,7 +149,7 @@ async fn transient_errnos_are_retried() {
     assert_eq!(retried[0], Some(errno(Errno::CONNREFUSED)));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn ealready_after_a_retry_is_success() {
     let script = FakeFabrics::new()
         .errno(errno(Errno::CONNRESET))
@@ -162,7 +163,7 @@ async fn ealready_after_a_retry_is_success() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn permanent_errnos_stop_at_once() {
     for permanent in [
         Errno::INVAL,
@@ -201,7 +202,7 @@ async fn permanent_errnos_stop_at_once() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retries_end_at_the_deadline() {
     let script = (0..10_000).fold(FakeFabrics::new(), |f, _| {
         f.errno(errno(Errno::CONNREFUSED))
@@ -239,15 +240,22 @@ async fn retries_end_at_the_deadline() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_attempt_running_into_the_deadline_is_reported_as_such() {
-    let script = FakeFabrics::new().slow_errno(Duration::from_millis(1500), errno(Errno::TIMEDOUT));
+    // The kernel holds the write (a slow TCP handshake) past the deadline.
+    let kernel = Latch::new();
+    let script = FakeFabrics::new().held_errno(&kernel, errno(Errno::TIMEDOUT));
     let (host, _) = host(script);
     let deadline = Instant::now() + Duration::from_millis(100);
-    let e = host
-        .connect_with_retry(&cfg(), deadline, quick())
-        .await
-        .unwrap_err();
+    // A write in progress keeps tokio from moving its paused clock on by
+    // itself; the test moves it past the deadline.
+    let config = cfg();
+    let (result, ()) = tokio::join!(
+        host.connect_with_retry(&config, deadline, quick()),
+        tokio::time::advance(Duration::from_millis(200)),
+    );
+    kernel.open();
+    let e = result.unwrap_err();
     assert!(
         matches!(
             e,
@@ -261,7 +269,7 @@ async fn an_attempt_running_into_the_deadline_is_reported_as_such() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_past_deadline_makes_no_attempt() {
     let (host, fabrics) = host(FakeFabrics::new().reply("instance=1,cntlid=1\n"));
     let e = host

@@ -1,4 +1,5 @@
-//! Disconnect, rescan and the waits, with helper tasks playing the kernel.
+//! Disconnect, rescan and the waits, with helper tasks playing the kernel,
+//! on tokio's paused clock.
 
 use std::time::Duration;
 
@@ -53,7 +54,7 @@ fn disconnect_writes_to_ours_only() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn disconnect_and_wait_fails_while_the_controller_stays() {
     let (_d, sys) = fake(true);
     let root = live(&sys, FOREIGN);
@@ -74,7 +75,7 @@ async fn disconnect_and_wait_fails_while_the_controller_stays() {
     assert_eq!(sys.attr(&root, "delete_controller").unwrap(), "");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn disconnect_and_wait_succeeds_once_the_controllers_are_gone() {
     let (_d, sys) = fake(true);
     let root = live(&sys, FOREIGN);
@@ -93,7 +94,7 @@ async fn disconnect_and_wait_succeeds_once_the_controllers_are_gone() {
     assert_eq!(sys.attr(&root, "delete_controller").unwrap(), "");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_controller_already_deleting_is_waited_for_not_deleted_again() {
     let (_d, sys) = fake(true);
     let c = sys
@@ -123,7 +124,7 @@ async fn a_controller_already_deleting_is_waited_for_not_deleted_again() {
     assert_eq!(watcher.await.unwrap(), "");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unconnected_nqn_is_disconnected_at_once() {
     let (_d, sys) = fake(true);
     live(&sys, FOREIGN);
@@ -133,7 +134,7 @@ async fn an_unconnected_nqn_is_disconnected_at_once() {
         .unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn wait_for_block_device_times_out_cleanly() {
     let (_d, sys) = fake(true);
     live(&sys, OURS);
@@ -158,7 +159,7 @@ async fn wait_for_block_device_times_out_cleanly() {
     assert!(e.to_string().contains("no controller is connected"), "{e}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn wait_for_block_device_sees_a_late_namespace() {
     for multipath in [true, false] {
         let (_d, sys) = fake(multipath);
@@ -181,7 +182,7 @@ async fn wait_for_block_device_sees_a_late_namespace() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn wait_for_block_device_needs_the_device_node() {
     let (_d, sys) = fake(true);
     live(&sys, OURS);
