@@ -13,8 +13,7 @@
 //! second call fails, the bind is undone rather than left writable.
 //!
 //! A block volume is published by binding its device node onto a file (not
-//! by binding devtmpfs, which caused a mount storm in another driver; FIELD-NOTES
-//! §3, lesson 7). `MS_RDONLY` on such a bind does not stop writes to the
+//! by binding devtmpfs, which caused a mount storm in another driver). `MS_RDONLY` on such a bind does not stop writes to the
 //! device through the node: the device itself must be read-only for that.
 
 mod options;

@@ -1,8 +1,8 @@
 //! What a block device holds: nothing, a filesystem, or something else.
 //!
 //! Another driver took `blkid`'s "not ready" after a reconnect for "no
-//! filesystem" and formatted a live volume (FIELD-NOTES §3, lesson 2). So a
-//! device is [`Probe::Empty`] only on positive evidence, all of it:
+//! filesystem" and formatted a live volume. So a device is [`Probe::Empty`]
+//! only on positive evidence, all of it:
 //!
 //! 1. the path opens as a block device (`blkid` says "nothing found" for a
 //!    path that does not exist, too), and stays open until the end, so a

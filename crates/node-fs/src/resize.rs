@@ -1,7 +1,8 @@
 //! Growing a filesystem to fill its (grown) device.
 //!
 //! Called after the node has rescanned the controller and seen the new size
-//! (FIELD-NOTES §3, lesson 8). ext4 grows with `resize2fs <device>`, online
+//! (the target is not known to announce it; a filesystem grown before the
+//! device shows its new size stays small). ext4 grows with `resize2fs <device>`, online
 //! when mounted (this needs CAP_SYS_RESOURCE) or offline when not; XFS grows
 //! only while mounted, with `xfs_growfs -d <mount point>`. Both are no-ops
 //! when the filesystem already fills the device.

@@ -1,7 +1,7 @@
 //! Running external programs, always with a timeout.
 //!
-//! Another driver wrote timeouts for its commands and never applied them
-//! (FIELD-NOTES §3, lesson 9); here there is one way to run a program and it
+//! Another driver wrote timeouts for its commands and never applied them;
+//! here there is one way to run a program and it
 //! takes the timeout as a required argument. The tests below prove the timeout
 //! fires and the child is gone afterwards.
 //!

@@ -350,8 +350,8 @@ async fn xfs_grows_online() -> TestResult {
     Ok(())
 }
 
-/// Online `resize2fs` needs CAP_SYS_RESOURCE. This sandbox lacks it
-/// (FIELD-NOTES §4), so here the test checks that the online attempt fails
+/// Online `resize2fs` needs CAP_SYS_RESOURCE. The build machines run as
+/// root without it (online `resize2fs` fails there with EPERM), so here the test checks that the online attempt fails
 /// with advice naming the capability, then grows the filesystem offline; on a
 /// machine that has the capability it proves online growth instead. Online
 /// growth is also proved in the VM with real NVMe/TCP.

@@ -515,7 +515,8 @@ mod tests {
         assert_eq!(round_up_size(1), Some(1 << 20));
         assert_eq!(round_up_size(1 << 20), Some(1 << 20));
         assert_eq!(round_up_size((1 << 20) + 1), Some(2 << 20));
-        // 1.5 GiB stays 1.5 GiB (lesson 4 of FIELD-NOTES).
+        // 1.5 GiB stays 1.5 GiB: another driver rounded sizes down when it
+        // formatted them for RouterOS and made 1 GiB of 1.5 GiB asked.
         assert_eq!(round_up_size(3 << 29), Some(3 << 29));
         assert_eq!(round_up_size(100_000_000), Some(96 << 20));
         assert_eq!(round_up_size(0), None);

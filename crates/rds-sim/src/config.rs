@@ -20,9 +20,9 @@ pub struct SimConfig {
     /// What `/system resource print` reports as `version`, e.g.
     /// `7.21.1 (stable)`.
     pub version: String,
-    /// Longest slot `/disk add` and `set` accept: 32 on 7.24 (FIELD-NOTES
-    /// §1). Older releases took 40, which is how the Go driver's
-    /// `pvc-<uuid>` slots came to be; tests of those volumes raise it.
+    /// Longest slot `/disk add` and `set` accept: 32 on 7.24, as users of
+    /// that release report. Older releases took 40, which is how the Go
+    /// driver's `pvc-<uuid>` slots came to be; tests of those volumes raise it.
     pub max_slot_len: usize,
     /// Export the disks through the kernel's NVMe/TCP target (nvmet), for
     /// tests in a guest with a real initiator. None: nothing outside the

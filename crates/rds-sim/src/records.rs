@@ -154,8 +154,8 @@ fn w(text: &str) -> Prop {
     Prop::Word(text.to_string())
 }
 
-/// The `/disk` record of a file disk, with the properties and order of
-/// FIELD-NOTES §1 and docs/routeros-cli.md.
+/// The `/disk` record of a file disk, with the properties and order
+/// docs/routeros-cli.md shows.
 pub fn disk_record(d: &Disk) -> Record {
     let mut flags = String::from("B");
     if d.disabled {

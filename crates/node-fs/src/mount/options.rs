@@ -4,7 +4,7 @@
 //! and everything the filesystem itself understands (`discard`, `commit=17`,
 //! `nouuid`, an SELinux `context=`) as one comma-separated string. Only what the
 //! caller lists is applied: a driver that added `noexec` to every mount broke
-//! workloads (FIELD-NOTES §3, lesson 10).
+//! workloads.
 //!
 //! Each CSI mount flag may itself be a comma-separated list, as kubelet joins
 //! them that way; commas inside double quotes do not split, since SELinux

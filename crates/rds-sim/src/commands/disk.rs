@@ -144,7 +144,8 @@ fn grow(ctx: &mut Ctx<'_>, disk: &Disk, size: u64) -> Result<(), CmdError> {
 }
 
 /// `/disk remove <items>`: unregisters the disks and leaves their image
-/// files, as the device does (FIELD-NOTES §1).
+/// files, as the device does (which is why the driver removes the file too;
+/// see docs/routeros-cli.md).
 pub fn remove(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
     let ids = resolve(inv, ctx)?;
     if ids.iter().any(|id| ctx.state.pool_by_id(*id).is_some()) {

@@ -204,8 +204,9 @@ impl Layout {
         let namespace = self.namespace(nqn);
         vec![
             Step::Mkdir(subsystem.clone()),
-            // The real RDS's allow-list semantics are unverified (FIELD-NOTES
-            // §1); the simulator lets any host in.
+            // What the real RDS does with `nvme-tcp-server-allow-host-name`
+            // is not documented (every print seen shows it empty, and any
+            // host connects); the simulator lets any host in.
             Step::Write(subsystem.join("attr_allow_any_host"), "1".into()),
             Step::Mkdir(namespace.clone()),
             Step::Write(namespace.join("device_path"), device.into()),

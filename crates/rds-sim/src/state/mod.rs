@@ -65,8 +65,9 @@ pub struct Disk {
 
 impl Disk {
     /// A disk with RouterOS's defaults for the properties not given.
-    /// `mount-filesystem` defaults to yes, which is why FIELD-NOTES insists
-    /// on setting it to no for every volume.
+    /// `mount-filesystem` defaults to yes, which is why the driver sets it to
+    /// no on every volume: RouterOS would otherwise mount the filesystem a
+    /// node writes inside the image.
     pub fn new(id: u64, slot: String, file_path: String, file_size: u64) -> Disk {
         Disk {
             id,

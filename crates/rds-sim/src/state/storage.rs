@@ -171,7 +171,7 @@ impl Storage {
 
     /// Checks an image path given to `/disk add`: plain segments, the first
     /// naming a pool, and an existing parent folder. The leading slash is
-    /// optional (FIELD-NOTES shows both forms); the result has it.
+    /// optional (RouterOS's examples show both forms); the result has it.
     pub fn resolve_image(&self, file_path: &str) -> Result<ImagePath, CmdError> {
         let relative = file_path.strip_prefix('/').unwrap_or(file_path);
         let segments: Vec<&str> = relative.split('/').collect();
