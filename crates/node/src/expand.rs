@@ -1,8 +1,8 @@
 //! NodeExpandVolume: after the controller grew the image on the RDS, make the
 //! kernel see the new size (a rescan: the RDS's target is not known to
-//! announce a namespace's new size),
-//! wait until the device shows it, then grow a filesystem volume's
-//! filesystem. A block volume needs only the rescan.
+//! announce a namespace's new size), wait until the device shows it, then
+//! grow a filesystem volume's filesystem. A block volume needs only the
+//! rescan.
 
 use std::time::Duration;
 
