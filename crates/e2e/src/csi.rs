@@ -473,6 +473,24 @@ impl Cluster {
         Ok(node.capacity_bytes as u64)
     }
 
+    /// A 1 GiB filesystem volume of `fs` named `name`, made with
+    /// `parameters`, staged, and published read-write into pod `pod-a`, as a
+    /// pod that uses it has it: the volume, its staging path and the pod's
+    /// target path.
+    pub async fn in_use(
+        &mut self,
+        name: &str,
+        fs: &str,
+        parameters: &[(&str, &str)],
+    ) -> Outcome<(Volume, PathBuf, PathBuf)> {
+        let volume = self.create(name, 1 << 30, mount(fs), parameters).await?;
+        let (staging, target) = self.paths(&volume.id, "pod-a");
+        self.stage(&volume, &staging, mount(fs)).await?;
+        self.publish(&volume, &staging, &target, mount(fs), false)
+            .await?;
+        Ok((volume, staging, target))
+    }
+
     /// Kubelet-like paths for volume `name`: (staging, target).
     pub fn paths(&self, name: &str, pod: &str) -> (PathBuf, PathBuf) {
         let kubelet = self.scratch.join("kubelet");

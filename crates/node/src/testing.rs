@@ -39,11 +39,47 @@ use node_fs::mountinfo::MountInfo;
 use node_fs::probe::Probe;
 use node_fs::stats::FsStats;
 use node_fs::{FsError, FsType};
-use nvme_host::{BlockDevice, Connected, ConnectionConfig, CtrlState, GaveUp, NvmeError};
+use nvme_host::{
+    BlockDevice, Connected, ConnectionConfig, CtrlState, GaveUp, HostIdentity, NvmeError,
+};
+use telemetry::NodeMetrics;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::context::FsType as VolumeFs;
+use crate::error::NodeError;
+use crate::node::{Node, NodeConfig, NodeTimeouts};
 use crate::record::{RecordError, RecordStore, StagingRecord};
+
+/// This driver's NQN prefix, as the tests' nodes have it.
+pub const PREFIX: &str = "nqn.2024-01.io.srvlab.csi.rds:";
+
+/// The identity the tests' nodes connect as.
+pub fn identity() -> HostIdentity {
+    HostIdentity {
+        nqn: "nqn.2014-08.org.nvmexpress:uuid:6a1b2c3d-0000-4000-8000-0123456789ab".into(),
+        id: "6a1b2c3d-0000-4000-8000-0123456789ab".into(),
+    }
+}
+
+/// A node's configuration for tests: the production timeouts (tests run on
+/// tokio's paused clock), [`PREFIX`], ext4 by default.
+pub fn config() -> NodeConfig {
+    NodeConfig {
+        node_id: "node-1".into(),
+        max_volumes: 0,
+        host_root: "/".into(),
+        state_dir: "/var/lib/rds-csi".into(),
+        etc_nvme: "/etc/nvme".into(),
+        default_fs: VolumeFs::Ext4,
+        timeouts: NodeTimeouts::default(),
+        nqn_prefix: PREFIX.into(),
+        health_interval: Duration::from_secs(10),
+    }
+}
+
+/// A node over the fakes, as the tests drive it.
+pub type FakeNode = Node<FakeNvme, FakeFilesystems, FakeRecords>;
 
 /// How quickly a connected volume's block device appears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +264,19 @@ impl FakeWorld {
 
     fn world(&self) -> MutexGuard<'_, World> {
         lock(&self.shared.world)
+    }
+
+    /// A node of `config` over this world's views, connecting as
+    /// [`identity`], recording into `metrics`.
+    pub fn node(&self, config: NodeConfig, metrics: NodeMetrics) -> Result<FakeNode, NodeError> {
+        Node::new(
+            config,
+            self.nvme(),
+            self.filesystems(),
+            self.records(),
+            identity(),
+            metrics,
+        )
     }
 
     /// The NVMe host view.

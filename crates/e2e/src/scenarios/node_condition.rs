@@ -3,7 +3,7 @@
 //! abnormal with a message saying which, and healthy again once mended.
 
 use super::Ctx;
-use crate::csi::{Cluster, Volume, mount};
+use crate::csi::{Cluster, mount};
 use crate::support::{Context, Outcome, ensure};
 
 const GIB: u64 = 1 << 30;
@@ -12,34 +12,11 @@ pub async fn run(ctx: Ctx) -> Outcome {
     Cluster::run(&ctx.scratch, 20 * GIB, steps).await
 }
 
-async fn condition(
-    cluster: &mut Cluster,
-    volume: &Volume,
-    path: &std::path::Path,
-) -> Outcome<(bool, String)> {
-    let c = cluster
-        .stats(volume, path)
-        .await?
-        .volume_condition
-        .context("no condition")?;
-    Ok((c.abnormal, c.message))
-}
-
 async fn steps(cluster: &mut Cluster) -> Outcome {
-    let volume = cluster
-        .create(
-            "pvc-c0d1-aaaa-bbbb-cccc-dddd00000001",
-            GIB,
-            mount("ext4"),
-            &[],
-        )
+    let (volume, staging, target) = cluster
+        .in_use("pvc-c0d1-aaaa-bbbb-cccc-dddd00000001", "ext4", &[])
         .await?;
-    let (staging, target) = cluster.paths(&volume.id, "pod-a");
-    cluster.stage(&volume, &staging, mount("ext4")).await?;
-    cluster
-        .publish(&volume, &staging, &target, mount("ext4"), false)
-        .await?;
-    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    let (abnormal, message) = cluster.condition(&volume, &target).await?;
     ensure(
         !abnormal,
         format!("healthy volume reported abnormal: {message}"),
@@ -49,13 +26,13 @@ async fn steps(cluster: &mut Cluster) -> Outcome {
     // the filesystem itself goes read-only.
     use rustix::mount::{MountFlags, mount_remount};
     mount_remount(&staging, MountFlags::RDONLY, "").context("remount the filesystem read-only")?;
-    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    let (abnormal, message) = cluster.condition(&volume, &target).await?;
     ensure(
         abnormal && message.contains("read-only"),
         format!("read-only not reported: {message}"),
     )?;
     mount_remount(&staging, MountFlags::empty(), "").context("remount read-write")?;
-    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    let (abnormal, message) = cluster.condition(&volume, &target).await?;
     ensure(
         !abnormal,
         format!("still abnormal after remounting: {message}"),
@@ -64,7 +41,7 @@ async fn steps(cluster: &mut Cluster) -> Outcome {
     // The publication's mount disappears from under the pod.
     rustix::mount::unmount(&target, rustix::mount::UnmountFlags::empty())
         .context("unmount the target")?;
-    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    let (abnormal, message) = cluster.condition(&volume, &target).await?;
     ensure(
         abnormal && message.contains("nothing is mounted"),
         format!("lost mount not reported: {message}"),
@@ -72,7 +49,7 @@ async fn steps(cluster: &mut Cluster) -> Outcome {
     cluster
         .publish(&volume, &staging, &target, mount("ext4"), false)
         .await?;
-    let (abnormal, message) = condition(cluster, &volume, &target).await?;
+    let (abnormal, message) = cluster.condition(&volume, &target).await?;
     ensure(
         !abnormal,
         format!("abnormal after publishing again: {message}"),

@@ -3,7 +3,7 @@
 //! new size and grows the filesystem; the data stays.
 
 use super::Ctx;
-use crate::csi::{Cluster, mount};
+use crate::csi::Cluster;
 use crate::support::{Context, Outcome, ensure};
 
 const GIB: u64 = 1 << 30;
@@ -27,12 +27,7 @@ async fn run(ctx: Ctx, fs: &str) -> Outcome {
 
 async fn steps(cluster: &mut Cluster, fs: &str) -> Outcome {
     let name = format!("pvc-e{fs}000-aaaa-bbbb-cccc-000000000001");
-    let volume = cluster.create(&name, GIB, mount(fs), &[]).await?;
-    let (staging, target) = cluster.paths(&volume.id, "pod-a");
-    cluster.stage(&volume, &staging, mount(fs)).await?;
-    cluster
-        .publish(&volume, &staging, &target, mount(fs), false)
-        .await?;
+    let (volume, staging, target) = cluster.in_use(&name, fs, &[]).await?;
     let data = crate::fabrics::pattern(3, 256 << 10);
     super::node_lifecycle::write_synced(&target.join("keep"), &data)?;
     let before = rustix::fs::statvfs(&target).context("statvfs")?;

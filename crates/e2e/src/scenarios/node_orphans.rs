@@ -46,18 +46,8 @@ fn live(nqn: &str) -> bool {
 
 async fn steps(cluster: &mut Cluster, target: &ForeignTarget) -> Outcome {
     // In use: staged, published, written.
-    let used = cluster
-        .create(
-            "pvc-0e1a-aaaa-bbbb-cccc-dddd00000001",
-            GIB,
-            mount("ext4"),
-            &[],
-        )
-        .await?;
-    let (staging, pod) = cluster.paths(&used.id, "pod-a");
-    cluster.stage(&used, &staging, mount("ext4")).await?;
-    cluster
-        .publish(&used, &staging, &pod, mount("ext4"), false)
+    let (used, staging, pod) = cluster
+        .in_use("pvc-0e1a-aaaa-bbbb-cccc-dddd00000001", "ext4", &[])
         .await?;
     let data = fabrics::pattern(51, 256 << 10);
     write_synced(&pod.join("data"), &data)?;

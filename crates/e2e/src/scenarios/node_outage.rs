@@ -57,18 +57,12 @@ async fn wait_state(volume: &Volume, want: &str, within: Duration) -> Outcome {
 }
 
 async fn short_outage(cluster: &mut Cluster) -> Outcome {
-    let volume = cluster
-        .create(
+    let (volume, staging, target) = cluster
+        .in_use(
             "pvc-5407-aaaa-bbbb-cccc-dddd00000001",
-            GIB,
-            mount("ext4"),
+            "ext4",
             &[("ctrlLossTmo", "120"), ("reconnectDelay", "1")],
         )
-        .await?;
-    let (staging, target) = cluster.paths(&volume.id, "pod-a");
-    cluster.stage(&volume, &staging, mount("ext4")).await?;
-    cluster
-        .publish(&volume, &staging, &target, mount("ext4"), false)
         .await?;
     let before = fabrics::pattern(21, 512 << 10);
     write_synced(&target.join("before"), &before)?;
@@ -143,18 +137,12 @@ async fn short_outage(cluster: &mut Cluster) -> Outcome {
 }
 
 async fn long_outage(cluster: &mut Cluster) -> Outcome {
-    let volume = cluster
-        .create(
+    let (volume, staging, target) = cluster
+        .in_use(
             "pvc-1009-aaaa-bbbb-cccc-dddd00000001",
-            GIB,
-            mount("ext4"),
+            "ext4",
             &[("ctrlLossTmo", "4"), ("reconnectDelay", "1")],
         )
-        .await?;
-    let (staging, target) = cluster.paths(&volume.id, "pod-a");
-    cluster.stage(&volume, &staging, mount("ext4")).await?;
-    cluster
-        .publish(&volume, &staging, &target, mount("ext4"), false)
         .await?;
     let kept = fabrics::pattern(31, 512 << 10);
     write_synced(&target.join("kept"), &kept)?;

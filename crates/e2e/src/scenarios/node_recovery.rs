@@ -26,20 +26,14 @@ pub async fn run(ctx: Ctx) -> Outcome {
 }
 
 async fn steps(cluster: &mut Cluster) -> Outcome {
-    let volume = cluster
-        .create(
+    let (volume, staging, pod_a) = cluster
+        .in_use(
             "pvc-4ec0-aaaa-bbbb-cccc-dddd00000001",
-            GIB,
-            mount("ext4"),
+            "ext4",
             &[("ctrlLossTmo", "3"), ("reconnectDelay", "1")],
         )
         .await?;
-    let (staging, pod_a) = cluster.paths(&volume.id, "pod-a");
     let (_, pod_b) = cluster.paths(&volume.id, "pod-b");
-    cluster.stage(&volume, &staging, mount("ext4")).await?;
-    cluster
-        .publish(&volume, &staging, &pod_a, mount("ext4"), false)
-        .await?;
     let kept = fabrics::pattern(61, 512 << 10);
     write_synced(&pod_a.join("kept"), &kept)?;
 

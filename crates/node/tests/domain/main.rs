@@ -22,32 +22,18 @@ mod unstage;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use node::context::ConnectionParams;
-use node::testing::{FakeFilesystems, FakeNvme, FakeRecords, FakeWorld};
+use node::testing::FakeWorld;
 use node::{
-    Capability, FsType, Node, NodeConfig, NodeError, NodeTimeouts, PublishRequest, StageRequest,
-    VolumeContext, VolumeKind,
+    Capability, FsType, NodeError, PublishRequest, StageRequest, VolumeContext, VolumeKind,
 };
-use nvme_host::HostIdentity;
 use telemetry::NodeMetrics;
 
-/// This driver's NQN prefix.
-pub const PREFIX: &str = "nqn.2024-01.io.srvlab.csi.rds:";
+pub use node::testing::{FakeNode, PREFIX, config, identity};
+
 /// A volume's size.
 pub const GIB: u64 = 1 << 30;
-
-/// The node as the tests drive it.
-pub type FakeNode = Node<FakeNvme, FakeFilesystems, FakeRecords>;
-
-/// The identity the node connects with.
-pub fn identity() -> HostIdentity {
-    HostIdentity {
-        nqn: "nqn.2014-08.org.nvmexpress:uuid:6a1b2c3d-0000-4000-8000-0123456789ab".into(),
-        id: "6a1b2c3d-0000-4000-8000-0123456789ab".into(),
-    }
-}
 
 /// A fake world and a node over it.
 pub struct Rig {
@@ -111,6 +97,20 @@ impl Rig {
         }
     }
 
+    /// A volume staged and published into a pod, as a pod using it has it.
+    pub async fn in_use(&self, id: &str, capability: Capability) -> Volume {
+        let v = self.volume(id);
+        self.node
+            .stage(stage(&v, capability.clone()))
+            .await
+            .unwrap();
+        self.node
+            .publish(publish(&v, &v.target, capability))
+            .await
+            .unwrap();
+        v
+    }
+
     /// Everything the kernel and the state folder hold: controllers, mount
     /// points, records.
     pub fn held(&self) -> (Vec<String>, Vec<PathBuf>, usize) {
@@ -138,30 +138,7 @@ impl Rig {
 }
 
 fn node_over(world: &FakeWorld, metrics: NodeMetrics) -> FakeNode {
-    Node::new(
-        config(),
-        world.nvme(),
-        world.filesystems(),
-        world.records(),
-        identity(),
-        metrics,
-    )
-    .unwrap()
-}
-
-/// The node's configuration, with the production timeouts.
-pub fn config() -> NodeConfig {
-    NodeConfig {
-        node_id: "node-1".into(),
-        max_volumes: 0,
-        host_root: "/".into(),
-        state_dir: "/var/lib/rds-csi".into(),
-        etc_nvme: "/etc/nvme".into(),
-        default_fs: FsType::Ext4,
-        timeouts: NodeTimeouts::default(),
-        nqn_prefix: PREFIX.into(),
-        health_interval: Duration::from_secs(10),
-    }
+    world.node(config(), metrics).unwrap()
 }
 
 /// The volume context the controller hands over for `volume`.

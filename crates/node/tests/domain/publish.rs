@@ -8,12 +8,7 @@ use crate::{PublishRequest, Rig, block, filesystem, kind, no_context, publish, s
 #[tokio::test(start_paused = true)]
 async fn a_filesystem_volume_is_bound_into_each_pod_and_unbound() {
     let rig = Rig::new();
-    let v = rig.volume("pvc-1");
-    rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
-    rig.node
-        .publish(publish(&v, &v.target, filesystem(None)))
-        .await
-        .unwrap();
+    let v = rig.in_use("pvc-1", filesystem(None)).await;
     assert_eq!(rig.world.mounts_at(&v.target), ["/dev/nvme0n1"]);
     // Again: a no-op.
     rig.node

@@ -11,12 +11,7 @@ use crate::{GIB, Rig, block, filesystem, kind, publish, stage};
 #[tokio::test(start_paused = true)]
 async fn a_healthy_filesystem_volume_reports_its_usage() {
     let rig = Rig::new();
-    let v = rig.volume("pvc-1");
-    rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
-    rig.node
-        .publish(publish(&v, &v.target, filesystem(None)))
-        .await
-        .unwrap();
+    let v = rig.in_use("pvc-1", filesystem(None)).await;
     let stats = rig.node.stats(&v.id, &v.target).unwrap();
     assert!(!stats.abnormal(), "{stats:?}");
     assert_eq!(stats.message(&v.id), "healthy");
@@ -26,12 +21,7 @@ async fn a_healthy_filesystem_volume_reports_its_usage() {
 #[tokio::test(start_paused = true)]
 async fn a_block_volume_reports_its_size() {
     let rig = Rig::new();
-    let v = rig.volume("pvc-1");
-    rig.node.stage(stage(&v, block())).await.unwrap();
-    rig.node
-        .publish(publish(&v, &v.target, block()))
-        .await
-        .unwrap();
+    let v = rig.in_use("pvc-1", block()).await;
     let stats = rig.node.stats(&v.id, &v.target).unwrap();
     assert_eq!(stats.usage, Usage::Block { total_bytes: GIB });
     assert!(!stats.abnormal(), "{stats:?}");
@@ -40,12 +30,7 @@ async fn a_block_volume_reports_its_size() {
 #[tokio::test(start_paused = true)]
 async fn problems_are_typed_and_say_since_when() {
     let rig = Rig::new();
-    let v = rig.volume("pvc-1");
-    rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
-    rig.node
-        .publish(publish(&v, &v.target, filesystem(None)))
-        .await
-        .unwrap();
+    let v = rig.in_use("pvc-1", filesystem(None)).await;
 
     // The filesystem went read-only: reported once, though both the staging
     // mount and the publication show it.
