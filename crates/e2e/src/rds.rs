@@ -68,6 +68,23 @@ impl Rds {
             .join(format!("{name}.img"))
     }
 
+    /// Takes the NVMe/TCP port away, as a network outage would: connected
+    /// hosts' controllers go `connecting` until it is back.
+    pub fn port_down(&self) -> Outcome {
+        self.sim
+            .engine
+            .nvmet_port_down(PORT)
+            .context("take the port away")
+    }
+
+    /// Serves the NVMe/TCP port again.
+    pub fn port_up(&self) -> Outcome {
+        self.sim
+            .engine
+            .nvmet_port_up(PORT)
+            .context("bring the port back")
+    }
+
     /// Stops the simulator as a crash would: its exports stay in nvmet, for
     /// a simulator started later on the same root to reconcile.
     pub async fn stop_leaving_exports(mut self) {

@@ -15,7 +15,6 @@ use super::Ctx;
 use super::node_lifecycle::write_synced;
 use crate::csi::{Cluster, Volume, mount};
 use crate::fabrics;
-use crate::rds;
 use crate::support::{Context, Outcome, ensure, wait_for};
 
 const GIB: u64 = 1 << 30;
@@ -23,7 +22,7 @@ const GIB: u64 = 1 << 30;
 pub async fn shorter(ctx: Ctx) -> Outcome {
     Cluster::run(&ctx.scratch, 20 * GIB, async |cluster| {
         let result = short_outage(cluster).await;
-        let _ = cluster.rds.sim.engine.nvmet_port_up(rds::PORT);
+        let _ = cluster.rds.port_up();
         result
     })
     .await
@@ -32,7 +31,7 @@ pub async fn shorter(ctx: Ctx) -> Outcome {
 pub async fn longer(ctx: Ctx) -> Outcome {
     Cluster::run(&ctx.scratch, 20 * GIB, async |cluster| {
         let result = long_outage(cluster).await;
-        let _ = cluster.rds.sim.engine.nvmet_port_up(rds::PORT);
+        let _ = cluster.rds.port_up();
         result
     })
     .await
@@ -67,12 +66,7 @@ async fn short_outage(cluster: &mut Cluster) -> Outcome {
     let before = fabrics::pattern(21, 512 << 10);
     write_synced(&target.join("before"), &before)?;
 
-    cluster
-        .rds
-        .sim
-        .engine
-        .nvmet_port_down(rds::PORT)
-        .context("take the port away")?;
+    cluster.rds.port_down()?;
     wait_state(&volume, "connecting", Duration::from_secs(60)).await?;
     let (abnormal, message) = cluster.condition(&volume, &target).await?;
     ensure(abnormal, format!("the outage is not reported: {message}"))?;
@@ -89,12 +83,7 @@ async fn short_outage(cluster: &mut Cluster) -> Outcome {
         "a synced write finished while the target was away",
     )?;
     // ...and completes when the target is back.
-    cluster
-        .rds
-        .sim
-        .engine
-        .nvmet_port_up(rds::PORT)
-        .context("bring the port back")?;
+    cluster.rds.port_up()?;
     tokio::time::timeout(Duration::from_secs(120), writer)
         .await
         .context("the write did not complete after the target came back")?
@@ -147,12 +136,7 @@ async fn long_outage(cluster: &mut Cluster) -> Outcome {
     let kept = fabrics::pattern(31, 512 << 10);
     write_synced(&target.join("kept"), &kept)?;
 
-    cluster
-        .rds
-        .sim
-        .engine
-        .nvmet_port_down(rds::PORT)
-        .context("take the port away")?;
+    cluster.rds.port_down()?;
     // After ctrl_loss_tmo the kernel removes the controller for good.
     wait_state(&volume, "gone", Duration::from_secs(90)).await?;
     let (abnormal, message) = cluster.condition(&volume, &target).await?;
@@ -173,12 +157,7 @@ async fn long_outage(cluster: &mut Cluster) -> Outcome {
         "a synced write succeeded on a lost volume",
     )?;
 
-    cluster
-        .rds
-        .sim
-        .engine
-        .nvmet_port_up(rds::PORT)
-        .context("bring the port back")?;
+    cluster.rds.port_up()?;
     // Kubelet tears the pod down; both steps must converge on a dead volume.
     cluster.unpublish(&volume, &target).await?;
     cluster.unstage(&volume, &staging).await?;

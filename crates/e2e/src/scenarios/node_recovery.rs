@@ -11,7 +11,6 @@ use super::Ctx;
 use super::node_lifecycle::write_synced;
 use crate::csi::{Cluster, mount};
 use crate::fabrics;
-use crate::rds;
 use crate::support::{Context, Outcome, ensure, wait_for};
 
 const GIB: u64 = 1 << 30;
@@ -19,7 +18,7 @@ const GIB: u64 = 1 << 30;
 pub async fn run(ctx: Ctx) -> Outcome {
     Cluster::run(&ctx.scratch, 20 * GIB, async |cluster| {
         let result = steps(cluster).await;
-        let _ = cluster.rds.sim.engine.nvmet_port_up(rds::PORT);
+        let _ = cluster.rds.port_up();
         result
     })
     .await
@@ -37,12 +36,7 @@ async fn steps(cluster: &mut Cluster) -> Outcome {
     let kept = fabrics::pattern(61, 512 << 10);
     write_synced(&pod_a.join("kept"), &kept)?;
 
-    cluster
-        .rds
-        .sim
-        .engine
-        .nvmet_port_down(rds::PORT)
-        .context("take the port away")?;
+    cluster.rds.port_down()?;
     let nqn = volume.nqn.clone();
     wait_for(
         "the kernel to give up on the controller",
@@ -55,12 +49,7 @@ async fn steps(cluster: &mut Cluster) -> Outcome {
         || "still there".into(),
     )
     .await?;
-    cluster
-        .rds
-        .sim
-        .engine
-        .nvmet_port_up(rds::PORT)
-        .context("bring the port back")?;
+    cluster.rds.port_up()?;
 
     // The pod is torn down; the staging mount (of a dead disk) stays.
     cluster.unpublish(&volume, &pod_a).await?;

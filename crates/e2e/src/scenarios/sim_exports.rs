@@ -26,7 +26,7 @@ pub async fn run(ctx: Ctx) -> Outcome {
     let result = steps(&rds).await;
     let nqn = rds::nqn(NAME);
     if !fabrics::controllers(&nqn).is_empty() {
-        let _ = rds.sim.engine.nvmet_port_up(rds::PORT);
+        let _ = rds.port_up();
         let _ = fabrics::disconnect(&nqn).await;
     }
     let stopped = rds.stop().await;
@@ -126,10 +126,7 @@ async fn steps(rds: &Rds) -> Outcome {
     write_and_check(&dev, &image, 2 * GIB - MIB, 3)?;
 
     // The target goes away for a while, and comes back.
-    rds.sim
-        .engine
-        .nvmet_port_down(rds::PORT)
-        .context("take the port away")?;
+    rds.port_down()?;
     wait_for(
         "the controller to be connecting",
         Duration::from_secs(30),
@@ -147,10 +144,7 @@ async fn steps(rds: &Rds) -> Outcome {
             fabrics::state(&controller)
         ),
     )?;
-    rds.sim
-        .engine
-        .nvmet_port_up(rds::PORT)
-        .context("bring the port back")?;
+    rds.port_up()?;
     wait_for(
         "the controller to be live again",
         Duration::from_secs(30),
