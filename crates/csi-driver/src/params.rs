@@ -140,13 +140,6 @@ impl VolumeParams {
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     fn defaults() -> Defaults {
         Defaults {
             volume_path: RdsPath::new("/storage-pool/metal-csi").unwrap(),
@@ -157,7 +150,11 @@ mod tests {
     }
 
     fn parse(pairs: &[(&str, &str)]) -> Result<VolumeParams, ParamError> {
-        VolumeParams::parse(&map(pairs), &defaults())
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        VolumeParams::parse(&map, &defaults())
     }
 
     #[test]

@@ -276,34 +276,23 @@ async fn a_single_writer_filesystem_volume_is_published_at_one_target_only() {
     let (first, second) = (rig.path("pods/a/mount"), rig.path("pods/b/mount"));
     rig.track(&first);
     rig.track(&second);
-    node.node_publish_volume(publish(
-        &record,
-        &first,
-        mount_cap(Mode::SingleNodeSingleWriter),
-        false,
-    ))
-    .await
-    .unwrap();
+    let publish_at = async |target: &Path, mode: Mode| {
+        node.node_publish_volume(publish(&record, target, mount_cap(mode), false))
+            .await
+            .map(drop)
+    };
+    publish_at(&first, Mode::SingleNodeSingleWriter)
+        .await
+        .unwrap();
     // The kernel's mount table shows the bind of the staging filesystem.
-    let status = node
-        .node_publish_volume(publish(
-            &record,
-            &second,
-            mount_cap(Mode::SingleNodeSingleWriter),
-            false,
-        ))
+    let status = publish_at(&second, Mode::SingleNodeSingleWriter)
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(mounted(&second).is_none());
-    node.node_publish_volume(publish(
-        &record,
-        &second,
-        mount_cap(Mode::SingleNodeMultiWriter),
-        false,
-    ))
-    .await
-    .unwrap();
+    publish_at(&second, Mode::SingleNodeMultiWriter)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

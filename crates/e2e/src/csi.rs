@@ -80,6 +80,14 @@ pub fn block() -> VolumeCapability {
     }
 }
 
+/// `cap` with the access mode `mode`.
+pub fn with_mode(cap: VolumeCapability, mode: Mode) -> VolumeCapability {
+    VolumeCapability {
+        access_mode: Some(AccessMode { mode: mode as i32 }),
+        ..cap
+    }
+}
+
 impl Cluster {
     /// A scenario's whole life: the simulator (with a pool of `capacity`
     /// bytes) and the plugin started in `scratch`, `steps` run, and both

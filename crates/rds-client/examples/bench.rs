@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use rds_client::{ClientKey, HostKeyPolicy, RdsClient, SshConfig};
+use rds_client::RdsClient;
 use rds_sim::SimConfig;
 use rds_sim::testing::TestSim;
 use routeros::{Comment, NewDisk, Nqn, RdsPath, Slot};
@@ -129,13 +129,7 @@ async fn main() {
     sim.engine
         .faults()
         .set_latency(Duration::from_millis(args.latency_ms));
-    let mut config = SshConfig::new(
-        sim.addr.ip().to_string(),
-        sim.addr.port(),
-        sim.user.clone(),
-        ClientKey::from_key(sim.client_key.clone()),
-        HostKeyPolicy::Key(sim.host_key.clone()),
-    );
+    let mut config = test_support::sim::client_config(&sim);
     config.command_timeout = Duration::from_secs(120);
     let client = Arc::new(RdsClient::new(config));
     client.system_resource().await.unwrap(); // connect outside the measurements

@@ -6,7 +6,9 @@
 use std::os::unix::fs::{FileExt, FileTypeExt};
 
 use super::Ctx;
-use crate::csi::{Cluster, block, mount};
+use csi_proto::v1::volume_capability::access_mode::Mode;
+
+use crate::csi::{Cluster, block, mount, with_mode};
 use crate::support::{Context, Outcome, ensure};
 
 const GIB: u64 = 1 << 30;
@@ -59,7 +61,13 @@ async fn block_volume(cluster: &mut Cluster) -> Outcome {
     // node finds this bind of the device node in the mount table.
     let elsewhere = target.with_file_name("other-pod-uid");
     let refused = cluster
-        .publish(&volume, &staging, &elsewhere, single_writer_block(), false)
+        .publish(
+            &volume,
+            &staging,
+            &elsewhere,
+            with_mode(block(), Mode::SingleNodeSingleWriter),
+            false,
+        )
         .await;
     ensure(
         refused
@@ -99,17 +107,6 @@ async fn block_volume(cluster: &mut Cluster) -> Outcome {
     cluster.unpublish(&volume, &target).await?;
     cluster.unstage(&volume, &staging).await?;
     cluster.delete(&volume).await
-}
-
-/// A raw block capability for one writer on the node.
-fn single_writer_block() -> csi_proto::v1::VolumeCapability {
-    use csi_proto::v1::volume_capability::access_mode::Mode;
-    csi_proto::v1::VolumeCapability {
-        access_mode: Some(csi_proto::v1::volume_capability::AccessMode {
-            mode: Mode::SingleNodeSingleWriter as i32,
-        }),
-        ..block()
-    }
 }
 
 async fn read_only(cluster: &mut Cluster) -> Outcome {

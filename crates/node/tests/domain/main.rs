@@ -111,6 +111,14 @@ impl Rig {
         v
     }
 
+    /// Stages `v`, which must fail: the error.
+    pub async fn stage_fails(&self, v: &Volume, capability: Capability) -> NodeError {
+        match self.node.stage(stage(v, capability)).await {
+            Ok(()) => panic!("staging {} succeeded", v.id),
+            Err(e) => e,
+        }
+    }
+
     /// Everything the kernel and the state folder hold: controllers, mount
     /// points, records.
     pub fn held(&self) -> (Vec<String>, Vec<PathBuf>, usize) {

@@ -61,11 +61,7 @@ async fn stage_never_formats_on_a_probe_error() {
     // blkid cannot tell (a device not ready after a reconnect looks empty).
     rig.world.fail("probe", 3);
     for _ in 0..3 {
-        let e = rig
-            .node
-            .stage(stage(&v, filesystem(None)))
-            .await
-            .unwrap_err();
+        let e = rig.stage_fails(&v, filesystem(None)).await;
         assert!(
             matches!(&e, NodeError::Fs(fs) if matches!(**fs, node_fs::FsError::Probe { .. })),
             "{e:?}"
@@ -109,11 +105,7 @@ async fn what_is_not_a_filesystem_of_ours_is_never_formatted_over() {
         let rig = Rig::new();
         let v = rig.volume("pvc-1");
         rig.world.set_contents(&v.nqn, contents.clone());
-        let e = rig
-            .node
-            .stage(stage(&v, filesystem(None)))
-            .await
-            .unwrap_err();
+        let e = rig.stage_fails(&v, filesystem(None)).await;
         assert!(
             matches!(&e, NodeError::RefusedToFormat { found, .. } if *found != Probe::Empty),
             "{e:?}"
@@ -151,7 +143,7 @@ async fn a_late_device_is_waited_for_and_a_missing_one_fails_at_the_deadline() {
     let w = rig.volume("pvc-2");
     rig.world.set_device_appears(DeviceAppears::Never);
     let started = tokio::time::Instant::now();
-    let e = rig.node.stage(stage(&w, block())).await.unwrap_err();
+    let e = rig.stage_fails(&w, block()).await;
     assert!(
         matches!(&e, NodeError::Nvme(n) if matches!(**n, NvmeError::NoBlockDevice { .. })),
         "{e:?}"
@@ -170,11 +162,7 @@ async fn an_unreachable_target_fails_at_the_connect_deadline() {
     let rig = Rig::new();
     let v = rig.volume("pvc-1");
     rig.world.set_reachable(&v.nqn, false);
-    let e = rig
-        .node
-        .stage(stage(&v, filesystem(None)))
-        .await
-        .unwrap_err();
+    let e = rig.stage_fails(&v, filesystem(None)).await;
     assert!(
         matches!(&e, NodeError::Nvme(n) if n.is_transient()),
         "{e:?}"
@@ -188,11 +176,7 @@ async fn a_staging_path_holding_another_mount_is_refused() {
     let rig = Rig::new();
     let v = rig.volume("pvc-1");
     rig.world.mount_foreign("/dev/sdb1", &v.staging);
-    let e = rig
-        .node
-        .stage(stage(&v, filesystem(None)))
-        .await
-        .unwrap_err();
+    let e = rig.stage_fails(&v, filesystem(None)).await;
     assert!(
         matches!(e, NodeError::StagingOccupied { .. }),
         "{}",
@@ -222,7 +206,7 @@ async fn a_record_that_cannot_be_written_fails_the_stage() {
     let rig = Rig::new();
     let v = rig.volume("pvc-1");
     rig.world.fail("record", 1);
-    let e = rig.node.stage(stage(&v, block())).await.unwrap_err();
+    let e = rig.stage_fails(&v, block()).await;
     assert!(matches!(e, NodeError::Record(_)), "{}", kind(&e));
     // Repeated, it completes.
     rig.node.stage(stage(&v, block())).await.unwrap();
