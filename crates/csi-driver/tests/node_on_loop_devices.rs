@@ -39,7 +39,12 @@ struct Rig {
 }
 
 impl Rig {
-    fn new(size: u64) -> Rig {
+    /// A rig with a loop device of `size` bytes; `None` (and a line saying
+    /// so) when the root tier was not selected.
+    fn new(size: u64) -> Option<Rig> {
+        if !selected() {
+            return None;
+        }
         assert!(
             rustix::process::geteuid().is_root(),
             "these tests need root (loop devices, mount(2))"
@@ -61,11 +66,11 @@ impl Rig {
             String::from_utf8_lossy(&out.stderr)
         );
         let device = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        Rig {
+        Some(Rig {
             dir,
             device,
             mounts: Vec::new(),
-        }
+        })
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -187,10 +192,9 @@ fn mounted(path: &Path) -> Option<node_fs::mountinfo::MountInfo> {
 
 #[tokio::test]
 async fn filesystem_publish_read_only_publish_and_unpublish() {
-    if !selected() {
+    let Some(mut rig) = Rig::new(256 << 20) else {
         return;
-    }
-    let mut rig = Rig::new(256 << 20);
+    };
     let record = rig.stage_fs().await;
     let node = rig.node();
     let target = rig.path("pods/a/volumes/vol-1/mount");
@@ -267,10 +271,9 @@ async fn filesystem_publish_read_only_publish_and_unpublish() {
 
 #[tokio::test]
 async fn a_single_writer_filesystem_volume_is_published_at_one_target_only() {
-    if !selected() {
+    let Some(mut rig) = Rig::new(64 << 20) else {
         return;
-    }
-    let mut rig = Rig::new(64 << 20);
+    };
     let record = rig.stage_fs().await;
     let node = rig.node();
     let (first, second) = (rig.path("pods/a/mount"), rig.path("pods/b/mount"));
@@ -297,15 +300,14 @@ async fn a_single_writer_filesystem_volume_is_published_at_one_target_only() {
 
 #[tokio::test]
 async fn block_publish_never_binds_a_device_the_nqn_does_not_own() {
-    if !selected() {
-        return;
-    }
     // The record names a device, but device names are reused after a
     // reconnect: only the device sysfs shows for the volume's NQN may be bound.
     // This machine has no NVMe/TCP, so there is none, and publish refuses
     // instead of binding the recorded (possibly foreign) device. The binding
     // itself is proved in the guest (crates/e2e).
-    let rig = Rig::new(16 << 20);
+    let Some(rig) = Rig::new(16 << 20) else {
+        return;
+    };
     let record = rig.stage_block();
     let node = rig.node();
     let target = rig.path("plugins/volumeDevices/publish/vol-1/pod-uid");
@@ -324,10 +326,9 @@ async fn block_publish_never_binds_a_device_the_nqn_does_not_own() {
 
 #[tokio::test]
 async fn stats_report_usage_and_an_unhealthy_connection() {
-    if !selected() {
+    let Some(mut rig) = Rig::new(256 << 20) else {
         return;
-    }
-    let mut rig = Rig::new(256 << 20);
+    };
     let record = rig.stage_fs().await;
     let node = rig.node();
     std::fs::write(record.staging_path.join("data"), vec![7u8; 8 << 20]).unwrap();
@@ -378,10 +379,9 @@ async fn stats_report_usage_and_an_unhealthy_connection() {
 
 #[tokio::test]
 async fn unstage_without_a_connection_unmounts_and_then_reports_the_disconnect() {
-    if !selected() {
+    let Some(mut rig) = Rig::new(64 << 20) else {
         return;
-    }
-    let mut rig = Rig::new(64 << 20);
+    };
     let record = rig.stage_fs().await;
     let node = rig.node();
     let unstage = || {
@@ -405,10 +405,9 @@ async fn unstage_without_a_connection_unmounts_and_then_reports_the_disconnect()
 
 #[tokio::test]
 async fn bad_requests_are_refused() {
-    if !selected() {
+    let Some(rig) = Rig::new(16 << 20) else {
         return;
-    }
-    let rig = Rig::new(16 << 20);
+    };
     let node = rig.node();
     let stage = |f: &dyn Fn(&mut NodeStageVolumeRequest)| {
         let mut r = NodeStageVolumeRequest {
@@ -478,10 +477,9 @@ async fn bad_requests_are_refused() {
 
 #[tokio::test]
 async fn info_and_capabilities() {
-    if !selected() {
+    let Some(rig) = Rig::new(16 << 20) else {
         return;
-    }
-    let rig = Rig::new(16 << 20);
+    };
     let node = rig.node();
     let info = node
         .node_get_info(Request::new(NodeGetInfoRequest {}))
