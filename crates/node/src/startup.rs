@@ -12,6 +12,10 @@
 //! without the prefix (a host's own NVMe-oF disks, another driver's volumes,
 //! the Go driver's `nqn.2000-02.com.mikrotik:` ones) are never touched.
 //!
+//! A connection whose block device is mounted is never an orphan, record or
+//! not: a plugin killed between the mount and the record of a stage leaves
+//! one, and its filesystem must not lose its disk.
+//!
 //! Cleanup is best-effort: each orphan is disconnected and waited for within
 //! what is left of the deadline; a failure is logged and counted, and
 //! start-up goes on.
@@ -70,6 +74,27 @@ pub fn referenced_nqns(
         .collect()
 }
 
+/// Whether the block device of `nqn` is mounted somewhere although no staging
+/// record names it: a stage killed after its mount and before its record
+/// leaves that. Its connection stays (a disconnect under a mounted
+/// filesystem is what must never happen); the repeated stage records it.
+fn mounted_unrecorded(host: &impl NvmeHost, nqn: &str, mounts: &[MountInfo]) -> bool {
+    let Ok(Some(device)) = host.block_device(nqn) else {
+        return false;
+    };
+    match mounts
+        .iter()
+        .find(|m| std::path::Path::new(&m.source) == device.path)
+    {
+        Some(mount) => {
+            warn!(%nqn, device = %device.path.display(), mounted_at = %mount.mount_point.display(),
+                "connection kept: its device is mounted though no staging record names it (a stage that stopped before its record)");
+            true
+        }
+        None => false,
+    }
+}
+
 /// Reads the records, judges every staged volume, and disconnects orphans
 /// of `our_prefix` within `budget`.
 pub async fn start_up(
@@ -116,7 +141,9 @@ pub async fn start_up(
         }
     };
     for nqn in connected {
-        let verdict = match host.check_orphan(&nqn, our_prefix, referenced.contains(&nqn)) {
+        let in_use = referenced.contains(&nqn)
+            || (nqn.starts_with(our_prefix) && mounted_unrecorded(host, &nqn, readable));
+        let verdict = match host.check_orphan(&nqn, our_prefix, in_use) {
             Ok(v) => v,
             Err(e) => {
                 warn!(%nqn, error = %e, "cannot judge a connected subsystem; left alone");
@@ -343,6 +370,32 @@ mod tests {
         assert_eq!(
             sorted(&left),
             sorted(&[used.nqn.clone(), foreign.to_owned(), go_driver.to_owned()])
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_whose_device_is_mounted_is_kept_without_a_record() {
+        let rig = Rig::new();
+        // A stage killed after its mount, before its record.
+        let nqn = format!("{PREFIX}pvc-unrecorded");
+        rig.sys.add_controller(&FakeController::new(&nqn)).unwrap();
+        let device = rig.sys.add_namespace(&nqn, 1, 1 << 30).unwrap();
+        let staging = rig.dir.path().join("staging/pvc-unrecorded");
+        let line = format!(
+            "1 0 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+             10 1 259:0 / {} rw,relatime shared:2 - ext4 /dev/{device} rw\n",
+            staging.display()
+        );
+        std::fs::write(rig.proc_root().join("self/mountinfo"), line).unwrap();
+        let reaper = rig.reap_deleted_controllers();
+        let (report, _) = rig.start_up().await;
+        reaper.abort();
+        assert!(report.cleaned.is_empty(), "{report:?}");
+        assert_eq!(
+            Host::new(rig.sys.root())
+                .list_connected_subsystems()
+                .unwrap(),
+            [nqn]
         );
     }
 

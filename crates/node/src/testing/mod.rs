@@ -565,7 +565,9 @@ fn next_mount_id(w: &mut World) -> u32 {
 }
 
 /// Adds a live controller of `nqn` and, unless it never shows, its disk;
-/// names are the lowest free numbers, as the kernel's are.
+/// names are the lowest free numbers, as the kernel's are. Like the kernel,
+/// a disk's name is not given out again while a mount still holds the disk
+/// it named (a dead filesystem keeps it), so the next disk gets another.
 fn add_controller(w: &mut World, nqn: &str, hostnqn: &str, visible_at: Option<Instant>) -> u32 {
     let instance = (0..)
         .find(|i| !w.controllers.iter().any(|c| c.instance == *i))
@@ -579,8 +581,16 @@ fn add_controller(w: &mut World, nqn: &str, hostnqn: &str, visible_at: Option<In
     if let Some(size) = w.images.get(nqn).map(|i| i.size) {
         w.next_diskseq += 1;
         let diskseq = w.next_diskseq;
+        let taken = |name: &str| {
+            let node = format!("/dev/{name}");
+            w.disks.iter().any(|d| d.name == name) || w.mounts.iter().any(|m| m.source == node)
+        };
+        let name = (1..)
+            .map(|n| format!("nvme{instance}n{n}"))
+            .find(|name| !taken(name))
+            .unwrap_or_default();
         w.disks.push(Disk {
-            name: format!("nvme{instance}n1"),
+            name,
             nqn: nqn.to_owned(),
             size,
             diskseq,

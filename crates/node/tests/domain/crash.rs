@@ -181,3 +181,30 @@ async fn a_publish_and_an_unpublish_crashed_after_any_step_converge() {
         }
     }
 }
+
+/// A plugin killed after the mount of a stage and before its record: the
+/// restarted plugin's start-up keeps the connection, whose device is
+/// mounted, and the repeated stage finds it all in place.
+#[tokio::test(start_paused = true)]
+async fn start_up_keeps_the_connection_of_a_stage_killed_before_its_record() {
+    let mut rig = Rig::new();
+    let v = rig.volume("pvc-1");
+    let mounted = ["connect", "mkfs", "mkdir", "mount"].len();
+    assert!(
+        until_crash(
+            &rig.world,
+            mounted,
+            rig.node.stage(stage(&v, filesystem(None)))
+        )
+        .await
+        .is_none()
+    );
+    assert_eq!(rig.world.trace().last(), Some(&"mount"));
+    let report = rig.restart().await;
+    assert!(report.cleaned.is_empty(), "{report:?}");
+    assert_eq!(rig.world.controllers(&v.nqn), 1);
+    rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
+    assert_eq!(rig.connects("already"), 1, "the same connection");
+    assert_eq!(rig.world.mounts_at(&v.staging), [rig.device(&v)]);
+    assert_staged_once(&rig, &v, true, "after the restart");
+}

@@ -23,6 +23,7 @@ mod unstage;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use node::NvmeHost as _;
 use node::context::ConnectionParams;
 use node::testing::FakeWorld;
 use node::{
@@ -109,6 +110,12 @@ impl Rig {
             .await
             .unwrap();
         v
+    }
+
+    /// The device node of `v`'s block device now.
+    pub fn device(&self, v: &Volume) -> String {
+        let device = self.node.host().block_device(&v.nqn).unwrap().unwrap();
+        device.path.display().to_string()
     }
 
     /// Stages `v`, which must fail: the error.

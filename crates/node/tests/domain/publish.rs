@@ -137,7 +137,7 @@ async fn publish_reconnects_a_volume_the_kernel_gave_up_on() {
         .await
         .unwrap();
     assert_eq!(rig.world.controllers(&v.nqn), 1);
-    assert_eq!(rig.world.mounts_at(&v.staging), ["/dev/nvme0n1"]);
+    assert_eq!(rig.world.mounts_at(&v.staging), [rig.device(&v)]);
     let record = &rig.world.saved_records()[0];
     assert_ne!(record.diskseq, before, "the record follows the new disk");
     assert_eq!(rig.world.formatted().len(), 1, "the data was kept");

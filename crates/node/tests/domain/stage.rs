@@ -194,8 +194,8 @@ async fn a_dead_staging_mount_is_replaced_by_the_volume_s_current_disk() {
     // The kernel gave up on the controller (ctrl_loss_tmo); its mount stays.
     rig.world.lose_connection(&v.nqn);
     rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
-    // The new disk got the old name back; only its sequence number differs.
-    assert_eq!(rig.world.mounts_at(&v.staging), ["/dev/nvme0n1"]);
+    // The dead filesystem kept the old disk's name: the new one has another.
+    assert_eq!(rig.world.mounts_at(&v.staging), [rig.device(&v)]);
     let after = rig.world.saved_records()[0].diskseq;
     assert_ne!(before, after);
     assert_eq!(rig.world.formatted().len(), 1, "the data was kept");
