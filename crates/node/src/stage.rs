@@ -164,10 +164,10 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
     }
 
     /// Mounts `device` at `staging` unless it is mounted there already. A
-    /// mount there of the device this volume had before (`earlier` names it)
-    /// is a dead filesystem left by a connection the kernel gave up on: it is
-    /// unmounted and the volume's current device mounted instead. Any other
-    /// mount there is refused.
+    /// mount there of the device this volume had before (`earlier` names it;
+    /// without a record, of a disk that is gone) is a dead filesystem left by
+    /// a connection the kernel gave up on: it is unmounted and the volume's
+    /// current device mounted instead. Any other mount there is refused.
     pub(crate) async fn ensure_mounted(
         &self,
         device: &BlockDevice,
@@ -189,7 +189,13 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
                     loaded.as_ref()
                 }
             };
-            let stale = earlier.is_some_and(|r| health::is_stale_mount(&mount.source, device, r));
+            let stale = match earlier {
+                Some(r) => health::is_stale_mount(&mount.source, device, r),
+                // No record at this path (a stage that stopped before
+                // writing it): a mount there of a disk that no longer exists
+                // is a dead one of this volume's, since the path is its own.
+                None => Path::new(&mount.source) != device.path && self.is_gone(&mount.source),
+            };
             if !stale && Path::new(&mount.source) == device.path {
                 return Ok(());
             }
@@ -218,6 +224,12 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             .mount(&device.path, staging, fs.into(), &options, read_only)
             .await?;
         Ok(())
+    }
+
+    /// Whether a mount's `source` is a device node whose block device no
+    /// longer exists.
+    fn is_gone(&self, source: &str) -> bool {
+        source.starts_with("/dev/") && !self.fs.block_device_exists(Path::new(source))
     }
 
     /// Writes the staging record: what unstage, publish, stats and start-up

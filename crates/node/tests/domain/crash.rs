@@ -208,3 +208,40 @@ async fn start_up_keeps_the_connection_of_a_stage_killed_before_its_record() {
     assert_eq!(rig.world.mounts_at(&v.staging), [rig.device(&v)]);
     assert_staged_once(&rig, &v, true, "after the restart");
 }
+
+/// A stage stopped after its mount, before its record, whose connection the
+/// kernel then gave up on (ctrl_loss_tmo): the repeated stage connects again
+/// and mounts the new disk in place of the dead one, with no record to say
+/// what the dead mount was.
+#[tokio::test(start_paused = true)]
+async fn a_dead_mount_left_by_a_stage_stopped_before_its_record_is_replaced() {
+    let rig = Rig::new();
+    let v = rig.volume("pvc-1");
+    let mounted = ["connect", "mkfs", "mkdir", "mount"].len();
+    let op = rig.node.stage(stage(&v, filesystem(None)));
+    assert!(until_crash(&rig.world, mounted, op).await.is_none());
+    let dead = rig.world.mounts_at(&v.staging);
+    rig.world.lose_connection(&v.nqn);
+    rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
+    assert_ne!(rig.world.mounts_at(&v.staging), dead);
+    assert_eq!(rig.world.mounts_at(&v.staging), [rig.device(&v)]);
+    assert_eq!(rig.world.formatted().len(), 1, "the data was kept");
+}
+
+/// The same, but the staging path holds a mount of a device that exists and
+/// is not the volume's: refused, never unmounted.
+#[tokio::test(start_paused = true)]
+async fn a_live_foreign_mount_at_the_staging_path_is_never_replaced() {
+    let rig = Rig::new();
+    let v = rig.volume("pvc-1");
+    let other = rig.volume("pvc-2");
+    rig.node.stage(stage(&other, block())).await.unwrap();
+    let foreign = rig.device(&other);
+    rig.world.mount_foreign(&foreign, &v.staging);
+    let e = rig.stage_fails(&v, filesystem(None)).await;
+    assert!(
+        matches!(e, node::NodeError::StagingOccupied { .. }),
+        "{e:?}"
+    );
+    assert_eq!(rig.world.mounts_at(&v.staging), [foreign]);
+}

@@ -175,14 +175,15 @@ async fn an_unreachable_target_fails_at_the_connect_deadline() {
 async fn a_staging_path_holding_another_mount_is_refused() {
     let rig = Rig::new();
     let v = rig.volume("pvc-1");
-    rig.world.mount_foreign("/dev/sdb1", &v.staging);
+    // Not a device of ours, nor a disk that is gone: someone else's.
+    rig.world.mount_foreign("tmpfs", &v.staging);
     let e = rig.stage_fails(&v, filesystem(None)).await;
     assert!(
         matches!(e, NodeError::StagingOccupied { .. }),
         "{}",
         kind(&e)
     );
-    assert_eq!(rig.world.mounts_at(&v.staging), ["/dev/sdb1"]);
+    assert_eq!(rig.world.mounts_at(&v.staging), ["tmpfs"]);
 }
 
 #[tokio::test(start_paused = true)]
