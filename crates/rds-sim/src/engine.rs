@@ -32,6 +32,12 @@ use crate::parser::parse_script;
 use crate::state::storage::{EntryKind, Storage};
 use crate::state::{State, persist};
 
+/// The terminal width RouterOS assumes when the login does not set one.
+pub const DEFAULT_WIDTH: usize = 80;
+
+/// The narrowest and widest terminal the simulator accepts.
+pub const WIDTH_RANGE: std::ops::RangeInclusive<usize> = 20..=4096;
+
 /// Options of one execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecOptions {
@@ -41,7 +47,9 @@ pub struct ExecOptions {
 
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions { width: 80 }
+        ExecOptions {
+            width: DEFAULT_WIDTH,
+        }
     }
 }
 
@@ -97,6 +105,8 @@ struct Inner {
     /// Exec requests being handled now, and the most there ever were.
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// The terminal width of a login that does not ask for one.
+    terminal_width: AtomicUsize,
     /// The nvmet exporter, when configured. Locked after `state`, never
     /// before.
     nvmet: Option<Mutex<Exporter>>,
@@ -171,6 +181,7 @@ impl Engine {
                 commands: AtomicU64::new(0),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
+                terminal_width: AtomicUsize::new(DEFAULT_WIDTH),
                 nvmet,
             }),
         })
@@ -205,6 +216,20 @@ impl Engine {
             failed: finished.failed,
             drop_connection: finished.dropped,
         }
+    }
+
+    /// The terminal width `print` wraps at for a login that does not ask
+    /// for one (`admin+ct`); a login such as `admin+cet120w` sets its own.
+    pub fn terminal_width(&self) -> usize {
+        self.inner.terminal_width.load(Ordering::Relaxed)
+    }
+
+    /// Sets [`Engine::terminal_width`], clamped to [`WIDTH_RANGE`], for
+    /// the commands that start from now on; tests choose the width their
+    /// output wraps at.
+    pub fn set_terminal_width(&self, width: usize) {
+        let width = width.clamp(*WIDTH_RANGE.start(), *WIDTH_RANGE.end());
+        self.inner.terminal_width.store(width, Ordering::Relaxed);
     }
 
     /// The shared fault plan.
