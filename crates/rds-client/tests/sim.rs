@@ -1048,7 +1048,7 @@ async fn a_narrow_terminal_wraps_records_and_they_read_back() {
         .list_volumes(&SlotPrefix::new("pvc-").unwrap())
         .await
         .unwrap();
-    assert_eq!(listed, [made.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&made));
     let pools = env.client.pools().await.unwrap();
     assert_eq!(pools[0].mount_point, "raid10");
     assert_eq!(

@@ -75,8 +75,7 @@ struct Args {
     stats_file: Option<PathBuf>,
     /// Terminal width output wraps at, for logins that do not set one
     /// (`admin+ct`; `admin+cet120w` sets 120).
-    #[arg(long, env = "RDS_SIM_WIDTH", default_value_t = rds_sim::DEFAULT_WIDTH,
-          value_parser = clap::value_parser!(u64).range(20..=4096).map(|w| w as usize))]
+    #[arg(long, env = "RDS_SIM_WIDTH", default_value_t = rds_sim::DEFAULT_WIDTH, value_parser = parse_width)]
     width: usize,
 }
 
@@ -95,6 +94,19 @@ fn parse_capacity(text: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(1 << shift))
         .filter(|&n| n > 0)
         .ok_or_else(|| format!("{text:?} is not a size such as 1099511627776 or 1T"))
+}
+
+fn parse_width(text: &str) -> Result<usize, String> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|w| rds_sim::WIDTH_RANGE.contains(w))
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a terminal width from {} to {}",
+                rds_sim::WIDTH_RANGE.start(),
+                rds_sim::WIDTH_RANGE.end()
+            )
+        })
 }
 
 fn load_or_create_host_key(path: &Path) -> Result<PrivateKey, String> {
@@ -242,5 +254,13 @@ mod tests {
         assert!(parse_capacity("0").is_err());
         assert!(parse_capacity("1.5G").is_err());
         assert!(parse_capacity("G").is_err());
+    }
+
+    #[test]
+    fn widths() {
+        assert_eq!(parse_width("40"), Ok(40));
+        assert!(parse_width("19").is_err());
+        assert!(parse_width("4097").is_err());
+        assert!(parse_width("wide").is_err());
     }
 }
