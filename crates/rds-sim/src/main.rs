@@ -5,7 +5,7 @@
 //! ```
 //!
 //! For benchmarks of any client: `--latency-ms 5` adds a delay like a real
-//! appliance's before every command, and `--stats-file stats.json` keeps
+//! appliance's before every exec request, and `--stats-file stats.json` keeps
 //! `{"commands":M,"execs":N}` up to date after every exec (the same counts
 //! are printed on stderr when the simulator exits). `--width` sets the
 //! terminal width output wraps at, for logins that do not set one.
@@ -65,8 +65,8 @@ struct Args {
     /// this address; needs configfs and the nvmet modules (e.g. in guest/run).
     #[arg(long = "nvmet-traddr", env = "RDS_SIM_NVMET_TRADDR")]
     nvmet_traddr: Option<String>,
-    /// Delay added before every command, in milliseconds, like a real
-    /// appliance's round trip.
+    /// Delay added before the script of every exec request runs, in
+    /// milliseconds, like a real appliance's round trip.
     #[arg(long = "latency-ms", env = "RDS_SIM_LATENCY_MS", default_value_t = 0)]
     latency_ms: u64,
     /// Keep a JSON file with the execs and commands served so far,
