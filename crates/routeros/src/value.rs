@@ -71,7 +71,16 @@ mod sealed {
 /// Implemented only by this module's types, whose every instance is safe to
 /// send: the trait is sealed (its supertrait is private), so no other crate
 /// can add an implementation, for `str` or anything else, and unchecked text
-/// cannot reach a command.
+/// cannot reach a command:
+///
+/// ```compile_fail,E0277
+/// struct Raw(&'static str);
+/// impl routeros::CliValue for Raw {
+///     fn write_cli(&self, out: &mut String) {
+///         out.push_str(self.0);
+///     }
+/// }
+/// ```
 pub trait CliValue: sealed::Sealed {
     /// Appends the value, quoted as needed, to `out`.
     fn write_cli(&self, out: &mut String);

@@ -154,6 +154,15 @@ impl SshTransport {
     /// While the RDS is down and the next connection attempt is not due (or
     /// another caller is making it), fails at once with
     /// [`Error::Unavailable`]: nothing is sent and nothing is waited for.
+    ///
+    /// Only a script built by the `routeros` command builder can be sent;
+    /// text cannot:
+    ///
+    /// ```compile_fail,E0308
+    /// # async fn f(transport: &rds_client::SshTransport) {
+    /// transport.exec("/system reboot").await;
+    /// # }
+    /// ```
     pub async fn exec(&self, script: &Script) -> Result<ExecOutput> {
         if let Some(refused) = lock(&self.reconnect).refusal(Instant::now()) {
             return Err(refused);

@@ -500,4 +500,3 @@ fn execs_and_commands_are_counted_and_written_to_the_stats_file() {
         "{\"commands\":3,\"execs\":2}\n"
     );
 }
-
