@@ -16,8 +16,11 @@ pub const MIN_VOLUME_SIZE: u64 = 1 << 30;
 /// Size of a volume whose request gives no capacity.
 pub const DEFAULT_VOLUME_SIZE: u64 = MIN_VOLUME_SIZE;
 
-/// The largest size the CSI API can report (`int64`), in whole MiB.
-const MAX_VOLUME_SIZE: u64 = (i64::MAX as u64) / SIZE_GRANULARITY * SIZE_GRANULARITY;
+/// The largest volume the driver asks for: [`routeros::MAX_SIZE`], the
+/// largest whole MiB in RouterOS's signed 64-bit numbers (which is also the
+/// largest the CSI API's `int64` can report). Anything larger is refused with
+/// OUT_OF_RANGE before the RDS is asked.
+pub const MAX_VOLUME_SIZE: u64 = routeros::MAX_SIZE;
 
 /// The bounds of a request, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +157,13 @@ mod tests {
             Err(DriverError::OutOfRange(_))
         ));
         assert!(matches!(size(i64::MAX, 0), Err(DriverError::OutOfRange(_))));
+        assert_eq!(size(MAX_VOLUME_SIZE as i64, 0).unwrap(), MAX_VOLUME_SIZE);
+        assert!(matches!(
+            size(MAX_VOLUME_SIZE as i64 + 1, 0),
+            Err(DriverError::OutOfRange(_))
+        ));
+        assert_eq!(MAX_VOLUME_SIZE % SIZE_GRANULARITY, 0);
+        assert!(i64::try_from(MAX_VOLUME_SIZE).is_ok());
     }
 
     #[test]

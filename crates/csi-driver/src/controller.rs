@@ -65,11 +65,7 @@ impl ControllerService {
         let params = VolumeParams::parse(&req.parameters, &self.defaults)?;
         let slot = naming::slot_for(name);
         let pvc = params.pvc.as_ref().map(|(ns, n)| (ns.as_str(), n.as_str()));
-        let comment = naming::comment_for(name, pvc).map_err(|e| {
-            invalid(format!(
-                "volume name {name:?} cannot be recorded on the RDS: {e}"
-            ))
-        })?;
+        let comment = naming::comment_for(name, pvc);
         let nqn = naming::nqn_for(&self.nqn_prefix, &slot)
             .map_err(|e| DriverError::Internal(format!("NQN for {slot}: {e}")))?;
         let file_path = naming::image_path(&params.volume_path, &slot)
@@ -90,7 +86,7 @@ impl ControllerService {
                 comment,
             })
             .await?;
-        if naming::name_in_comment(disk.comment.as_deref().unwrap_or("")) != Some(name) {
+        if !naming::records(disk.comment.as_deref(), name) {
             return Err(DriverError::AlreadyExists(format!(
                 "slot {slot} on the RDS holds another volume ({}); not reusing it for {name}",
                 disk.comment.as_deref().unwrap_or("no comment")
@@ -140,9 +136,7 @@ impl ControllerService {
     /// The disk of volume `id`, if it exists and is this driver's to manage.
     async fn own_disk(&self, slot: &Slot) -> Result<Option<Disk>> {
         match self.rds.get_volume(slot).await? {
-            Some(disk) if !is_ours(&disk) => Err(DriverError::FailedPrecondition(format!(
-                "disk {slot} on the RDS was not made by this driver; refusing to change it"
-            ))),
+            Some(disk) if !is_ours(&disk) => Err(not_ours(slot)),
             other => Ok(other),
         }
     }
@@ -157,15 +151,29 @@ impl ControllerService {
             return Ok(csi::DeleteVolumeResponse {});
         };
         let _guard = self.locks.try_lock(id)?;
-        let exists = self.own_disk(&slot).await?.is_some();
-        // With the disk gone, only a slot of this driver's shape gets its stray
-        // image looked for; nothing is removed for an ID it never made.
-        if exists || naming::is_managed_slot(id) {
-            self.rds.delete_volume(&slot).await?;
+        // One exec: the RDS removes the disk and its image only if it passes
+        // the ownership tests, checked in the same script. With the disk gone,
+        // only a slot of this driver's shape gets its stray image looked for.
+        let tests = naming::owner_tests(&slot);
+        let sweep = naming::is_managed_slot(id);
+        let Some(shown) = self.rds.delete_volume(&slot, &tests, sweep).await? else {
+            return Ok(csi::DeleteVolumeResponse {});
+        };
+        // Shown, not removed: ours only if its comment names the volume in a
+        // form the RDS cannot check (a full name, from before digests); then
+        // removed on exactly that comment.
+        let exact = naming::exact_owner(&shown).ok_or_else(|| not_ours(&slot))?;
+        if self
+            .rds
+            .delete_volume(&slot, &exact, false)
+            .await?
+            .is_some()
+        {
+            return Err(DriverError::Aborted(format!(
+                "disk {slot} on the RDS changed while it was being deleted; try again"
+            )));
         }
-        if exists {
-            info!("volume deleted");
-        }
+        info!("volume deleted");
         Ok(csi::DeleteVolumeResponse {})
     }
 
@@ -180,7 +188,8 @@ impl ControllerService {
         let Some(range) = req.capacity_range.as_ref() else {
             return Err(invalid("capacity range is required"));
         };
-        let size = Bounds::of(Some(range))?.expanded_size()?;
+        let bounds = Bounds::of(Some(range))?;
+        let size = bounds.expanded_size()?;
         let block = match req.volume_capability.as_ref() {
             Some(cap) => capability::check(cap)
                 .map_err(DriverError::InvalidArgument)?
@@ -189,15 +198,41 @@ impl ControllerService {
         };
         let slot = Slot::new(id).map_err(|_| DriverError::VolumeNotFound(id.to_owned()))?;
         let _guard = self.locks.try_lock(id)?;
-        let disk = self
-            .own_disk(&slot)
-            .await?
-            .ok_or_else(|| DriverError::VolumeNotFound(id.to_owned()))?;
-        let disk = if disk.size >= size {
-            disk
-        } else {
-            self.rds.grow_volume(&slot, size).await?
+        // One exec: the RDS grows the disk only if it passes the ownership
+        // tests, and prints it either way.
+        let mut disk = match self
+            .rds
+            .grow_volume(&slot, size, &naming::owner_tests(&slot))
+            .await
+        {
+            Err(rds_client::Error::VolumeNotFound { .. }) => {
+                return Err(DriverError::VolumeNotFound(id.to_owned()));
+            }
+            other => other?,
         };
+        if !is_ours(&disk) {
+            return Err(not_ours(&slot));
+        }
+        if disk.size < size
+            && let Some(exact) = naming::exact_owner(&disk)
+        {
+            // Ours in a form the RDS cannot check: grown on exactly its comment.
+            disk = self.rds.grow_volume(&slot, size, &exact).await?;
+        }
+        if disk.size < size {
+            return Err(DriverError::Internal(format!(
+                "asked the RDS to grow {slot} to {size} bytes, but it is {} bytes afterwards",
+                disk.size
+            )));
+        }
+        if let Some(limit) = bounds.limit
+            && disk.size > limit
+        {
+            return Err(DriverError::OutOfRange(format!(
+                "volume {slot} is already {} bytes, more than the limit of {limit} bytes; volumes never shrink",
+                disk.size
+            )));
+        }
         Ok(csi::ControllerExpandVolumeResponse {
             capacity_bytes: size_i64(disk.size),
             // A filesystem must be grown by the node; a block device need not.
@@ -343,6 +378,12 @@ impl ControllerService {
 
 fn invalid(message: impl Into<String>) -> DriverError {
     DriverError::InvalidArgument(message.into())
+}
+
+fn not_ours(slot: &Slot) -> DriverError {
+    DriverError::FailedPrecondition(format!(
+        "disk {slot} on the RDS was not made by this driver; refusing to change it"
+    ))
 }
 
 /// Sizes on the RDS fit `int64` (they are at most the pool's size).

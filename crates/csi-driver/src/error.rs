@@ -155,6 +155,8 @@ fn rds_code(e: &RdsError) -> Code {
         RdsError::VolumeNotFound { .. } => Code::NotFound,
         RdsError::PoolNotFound { .. } => Code::FailedPrecondition,
         RdsError::Conflict { .. } => Code::AlreadyExists,
+        RdsError::SizeOutOfRange { .. } => Code::OutOfRange,
+        RdsError::NotAFile { .. } => Code::FailedPrecondition,
         RdsError::UnexpectedOutput { .. } => Code::Internal,
         RdsError::RouterOs(cli) => match cli.kind {
             CliErrorKind::NotFound => Code::NotFound,

@@ -157,7 +157,7 @@ async fn stage_by_hand(
     cluster
         .rds
         .client
-        .delete_volume(&rds::slot(&name)?)
+        .delete_volume(&rds::slot(&name)?, &rds::owner(&name)?, true)
         .await
         .context("delete the by-hand volume")?;
     Ok(took)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rds_client::RdsClient;
 use rds_sim::testing::TestSim;
 use rds_sim::{NvmetConfig, SimConfig};
-use routeros::{Comment, NewDisk, Nqn, RdsPath, Slot};
+use routeros::{Comment, NewDisk, Nqn, OwnerTest, RdsPath, Slot};
 
 use crate::support::{Context, Outcome};
 
@@ -114,6 +114,14 @@ pub fn volume(name: &str, size: u64) -> Outcome<NewDisk> {
         nqn: Nqn::new(&nqn(name)).context("NQN")?,
         comment: Comment::new(&format!("rds-csi:{name}")).context("comment")?,
     })
+}
+
+/// What the RDS checks before it deletes or grows volume `name`: its comment
+/// is exactly the one [`volume`] gives it.
+pub fn owner(name: &str) -> Outcome<Vec<OwnerTest>> {
+    Ok(vec![OwnerTest::CommentIs(
+        Comment::new(&format!("rds-csi:{name}")).context("comment")?,
+    )])
 }
 
 /// The slot of volume `name`.

@@ -17,10 +17,11 @@
 use std::time::{Duration, Instant};
 
 use routeros::error::from_messages;
+use routeros::script::{NOT_A_FILE_ERROR, OwnerTest};
 use routeros::{
-    CliError, CliErrorKind, Disk, FileType, MAX_NEW_SLOT_LEN, MountedPool, NewDisk, Pool, PoolName,
-    PrintOutput, RdsPath, Script, Slot, SlotPrefix, SystemResource, ValueError, parse_file_type,
-    parse_print_detail, parse_system_resource, script,
+    CliError, CliErrorKind, Disk, FileType, MAX_NEW_SLOT_LEN, MAX_SIZE, MountedPool, NewDisk, Pool,
+    PoolName, PrintOutput, RdsPath, Script, Slot, SlotPrefix, SystemResource, ValueError,
+    parse_file_type, parse_print_detail, parse_system_resource, script,
 };
 use telemetry::RdsMetrics;
 use tokio::sync::watch;
@@ -54,6 +55,21 @@ pub fn round_up_size(bytes: u64) -> Option<u64> {
         return None;
     }
     bytes.checked_next_multiple_of(SIZE_GRANULARITY)
+}
+
+/// The size to send for a request of `bytes`: rounded up to
+/// [`SIZE_GRANULARITY`], and refused when that is 0 or more than
+/// [`MAX_SIZE`], the largest size RouterOS's signed 64-bit numbers hold in
+/// whole MiB. Nothing larger is ever sent: RouterOS could not compare it.
+fn checked_size(slot: &Slot, bytes: u64) -> Result<u64> {
+    match round_up_size(bytes) {
+        Some(size) if size <= MAX_SIZE => Ok(size),
+        _ => Err(Error::SizeOutOfRange {
+            slot: slot.to_string(),
+            size: bytes,
+            max: MAX_SIZE,
+        }),
+    }
 }
 
 /// Client of one RDS.
@@ -123,12 +139,13 @@ impl RdsClient {
     ///
     /// The returned disk is whatever the slot holds: the caller compares it with
     /// what it asked for (an existing disk of another size is not changed here).
+    ///
+    /// A stray image at the path is replaced only if it is a regular file;
+    /// anything else there (a folder) is left and reported as
+    /// [`Error::NotAFile`].
     #[instrument(skip_all, fields(volume = %spec.slot))]
     pub async fn create_volume(&self, spec: &NewDisk) -> Result<Disk> {
-        let size = round_up_size(spec.size).ok_or_else(|| Error::Conflict {
-            slot: spec.slot.to_string(),
-            reason: format!("cannot make a volume of {} bytes", spec.size),
-        })?;
+        let size = checked_size(&spec.slot, spec.size)?;
         if spec.slot.as_str().len() > MAX_NEW_SLOT_LEN {
             return Err(Error::InvalidValue(ValueError::TooLong {
                 what: "slot of a new disk",
@@ -145,6 +162,9 @@ impl RdsClient {
         let created = reply.read(|out| {
             let printed = parse_print(out, "create")?;
             if let Some(err) = error_in(&printed, out) {
+                if let Some(path) = not_a_file(&printed.messages) {
+                    return Err(Error::NotAFile { path });
+                }
                 return Err(err.into());
             }
             single_disk(&printed, &spec.slot, out, "create")?.ok_or_else(|| {
@@ -206,15 +226,16 @@ impl RdsClient {
         })
     }
 
-    /// Grows the disk in `slot` to at least `size` bytes (rounded up); never
-    /// shrinks. Returns the disk as it is afterwards.
+    /// Grows the disk in `slot` to at least `size` bytes (rounded up), if
+    /// it passes one of `owner` (checked on the RDS, in the same exec);
+    /// never shrinks. Returns the disk as it is afterwards, grown or not:
+    /// the caller judges a disk that passed no test. One round trip.
     #[instrument(skip_all, fields(volume = %slot))]
-    pub async fn grow_volume(&self, slot: &Slot, size: u64) -> Result<Disk> {
-        let size = round_up_size(size).ok_or_else(|| Error::Conflict {
-            slot: slot.to_string(),
-            reason: format!("cannot grow to {size} bytes"),
-        })?;
-        let reply = self.run(op::GROW, script::grow_disk(slot, size)).await?;
+    pub async fn grow_volume(&self, slot: &Slot, size: u64, owner: &[OwnerTest]) -> Result<Disk> {
+        let size = checked_size(slot, size)?;
+        let reply = self
+            .run(op::GROW, script::grow_disk(slot, size, owner))
+            .await?;
         let disk = reply.read(|out| {
             let printed = parse_print(out, "grow")?;
             if let Some(err) = error_in(&printed, out) {
@@ -224,36 +245,41 @@ impl RdsClient {
                 slot: slot.to_string(),
             })
         })?;
-        if disk.size < size {
-            return Err(Error::Conflict {
-                slot: slot.to_string(),
-                reason: format!(
-                    "asked to grow to {size} bytes, but the disk is {} bytes afterwards",
-                    disk.size
-                ),
-            });
+        if disk.size >= size {
+            info!(size = disk.size, "volume grown");
         }
-        info!(size = disk.size, "volume grown");
         Ok(disk)
     }
 
-    /// Removes the disk in `slot` and its image file; succeeds if neither exists.
+    /// Removes the disk in `slot` and its image file, if the disk passes one
+    /// of `owner` (checked on the RDS, in the same exec). One round trip.
     ///
-    /// When the disk is already gone, any image named `<slot>.img` that no disk
-    /// uses is removed too: what an earlier delete, cut off between the two
-    /// removals, left behind.
+    /// `Ok(None)`: the disk is gone (removed now, or before). `Ok(Some)`: a
+    /// disk is there but passes no test; it is left alone, for the caller to
+    /// judge. With `sweep` and the disk gone, any regular file named
+    /// `<slot>.img` that no disk uses is removed too: what an earlier delete,
+    /// cut off between the two removals, left behind.
     #[instrument(skip_all, fields(volume = %slot))]
-    pub async fn delete_volume(&self, slot: &Slot) -> Result<()> {
-        let reply = self.run(op::DELETE, script::delete_disk(slot)).await?;
-        reply.read(|out| {
-            let messages: Vec<String> = output_lines(out).map(str::to_owned).collect();
-            if let Some(err) = from_messages(&messages) {
+    pub async fn delete_volume(
+        &self,
+        slot: &Slot,
+        owner: &[OwnerTest],
+        sweep: bool,
+    ) -> Result<Option<Disk>> {
+        let reply = self
+            .run(op::DELETE, script::delete_disk(slot, owner, sweep))
+            .await?;
+        let kept = reply.read(|out| {
+            let printed = parse_print(out, "delete")?;
+            if let Some(err) = error_in(&printed, out) {
                 return Err(err.into());
             }
-            Ok(check_status(out)?)
+            single_disk(&printed, slot, out, "delete")
         })?;
-        info!("volume deleted");
-        Ok(())
+        if kept.is_none() {
+            info!("volume deleted");
+        }
+        Ok(kept)
     }
 
     /// Size and free space of the pool mounted at `pool`.
@@ -343,12 +369,11 @@ impl RdsClient {
     /// attempt that was sent and got no answer is recorded as a failed
     /// `operation` here; the answer is recorded by [`Reply::read`].
     async fn run(&self, operation: &'static str, script: Script) -> Result<Reply<'_>> {
-        let text = script.into_text();
         let metrics = self.transport.metrics();
         let mut attempt = 0;
         loop {
             let started = Instant::now();
-            let result = self.transport.exec(&text).await;
+            let result = self.transport.exec(&script).await;
             let elapsed = started.elapsed();
             let error = match result {
                 Ok(out) => {
@@ -451,6 +476,15 @@ fn check_status(out: &ExecOutput) -> Result<(), CliError> {
     }
 }
 
+/// The path named by a create's "not a regular file" error, if that is the
+/// error printed.
+fn not_a_file(messages: &[String]) -> Option<String> {
+    messages
+        .iter()
+        .find_map(|m| m.split_once(NOT_A_FILE_ERROR))
+        .map(|(_, path)| format!("/{}", path.trim()))
+}
+
 /// The one disk printed for `slot`, if any.
 fn single_disk(
     printed: &PrintOutput,
@@ -508,6 +542,33 @@ mod tests {
             address: "a:22".into(),
             reason: "refused".into()
         }));
+    }
+
+    #[test]
+    fn sizes_above_what_routeros_holds_are_refused_before_sending() {
+        let slot = Slot::new("pvc-1").unwrap();
+        assert_eq!(checked_size(&slot, MAX_SIZE).unwrap(), MAX_SIZE);
+        assert_eq!(checked_size(&slot, MAX_SIZE - 1).unwrap(), MAX_SIZE);
+        for too_big in [MAX_SIZE + 1, i64::MAX as u64, 1 << 63, u64::MAX] {
+            assert!(
+                matches!(
+                    checked_size(&slot, too_big),
+                    Err(Error::SizeOutOfRange { max: MAX_SIZE, .. })
+                ),
+                "{too_big}"
+            );
+        }
+        assert!(checked_size(&slot, 0).is_err());
+    }
+
+    #[test]
+    fn the_not_a_file_error_names_the_path() {
+        let messages = vec![format!("{NOT_A_FILE_ERROR}raid10/volumes/pvc-1.img")];
+        assert_eq!(
+            not_a_file(&messages).as_deref(),
+            Some("/raid10/volumes/pvc-1.img")
+        );
+        assert_eq!(not_a_file(&["no such item".to_owned()]), None);
     }
 
     #[test]

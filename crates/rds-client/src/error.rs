@@ -124,6 +124,29 @@ pub enum Error {
         pool: String,
     },
 
+    /// A size above what RouterOS can hold was asked for; nothing was sent.
+    #[error(
+        "volume {slot}: {size} bytes is more than the largest size RouterOS takes ({max} bytes, the largest whole MiB in a signed 64-bit number)"
+    )]
+    SizeOutOfRange {
+        /// The slot.
+        slot: String,
+        /// The size asked for.
+        size: u64,
+        /// [`routeros::MAX_SIZE`].
+        max: u64,
+    },
+
+    /// The image path of a new volume holds something that is not a regular
+    /// file (a folder, say); it was left in place.
+    #[error(
+        "the image path {path} on the RDS holds something that is not a regular file; it was left in place: remove or rename it, or use another volumePath"
+    )]
+    NotAFile {
+        /// The image path.
+        path: String,
+    },
+
     /// A volume operation found the disk but not as asked.
     #[error("volume {slot}: {reason}")]
     Conflict {

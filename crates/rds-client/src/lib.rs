@@ -3,6 +3,7 @@
 //! - [`config`]: address, identity, host-key pinning, timeouts.
 //! - [`transport`]: one persistent SSH connection carrying many concurrent
 //!   commands, with reconnects and backoff; fails fast while the RDS is down.
+//!   It sends only scripts built by the `routeros` command builder.
 //! - [`client`]: the volume operations (create, get, list, grow, delete, pool
 //!   capacity, version), each one idempotent RouterOS script.
 //! - [`status`]: what is known about the RDS (up or down, since when, the
@@ -12,7 +13,8 @@
 //!
 //! Command text comes only from the `routeros` crate's builder; this crate adds
 //! I/O and nothing else. Commands and connections are recorded in a
-//! [`telemetry::RdsMetrics`] ([`RdsClient::with_metrics`]).
+//! [`telemetry::RdsMetrics`] ([`RdsClient::with_metrics`]), the client's only
+//! statistics.
 
 pub mod backoff;
 pub mod client;
@@ -27,4 +29,4 @@ pub use config::{ClientKey, HostKeyPolicy, SshConfig};
 pub use error::{Error, Result};
 pub use monitor::{ConnectionMonitor, DEFAULT_CHECK_INTERVAL};
 pub use status::{RdsStatus, Reachability};
-pub use transport::{ExecOutput, SshTransport, Stats, StatsSnapshot};
+pub use transport::{ExecOutput, REGAIN_AFTER, SshTransport};

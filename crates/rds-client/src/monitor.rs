@@ -57,18 +57,38 @@ impl Drop for ConnectionMonitor {
     }
 }
 
-async fn watch(client: Weak<RdsClient>, interval: Duration) {
+/// What the monitor watches: something it can check, and that knows when
+/// its next connection attempt is due. The client in production; a fake in
+/// the tests of the monitor's timing.
+pub(crate) trait Watched: Send + Sync + 'static {
+    /// Checks once; the outcome only matters to the status it records.
+    fn check_once(&self) -> impl std::future::Future<Output = ()> + Send;
+    /// See [`crate::transport::SshTransport::backoff_remaining`].
+    fn backoff_remaining(&self) -> Option<Duration>;
+}
+
+impl Watched for RdsClient {
+    async fn check_once(&self) {
+        match self.check().await {
+            Ok(r) => debug!(version = %r.version_text, "RDS check: answers"),
+            Err(e) => debug!(error = %e, "RDS check: no answer"),
+        }
+    }
+
+    fn backoff_remaining(&self) -> Option<Duration> {
+        self.transport().backoff_remaining()
+    }
+}
+
+async fn watch<W: Watched>(watched: Weak<W>, interval: Duration) {
     loop {
         let wait = {
-            let Some(client) = client.upgrade() else {
+            let Some(watched) = watched.upgrade() else {
                 debug!("the RDS client is gone; monitor stops");
                 return;
             };
-            match client.check().await {
-                Ok(r) => debug!(version = %r.version_text, "RDS check: answers"),
-                Err(e) => debug!(error = %e, "RDS check: no answer"),
-            }
-            next_wait(client.transport().backoff_remaining(), interval)
+            watched.check_once().await;
+            next_wait(watched.backoff_remaining(), interval)
         };
         tokio::time::sleep(wait).await;
     }
@@ -86,9 +106,60 @@ pub fn next_wait(backoff: Option<Duration>, interval: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use tokio::time::Instant;
+
     use super::*;
 
     const S: Duration = Duration::from_secs(1);
+
+    /// A watched RDS whose backoff the test sets, recording when it was
+    /// checked.
+    #[derive(Default)]
+    struct FakeRds {
+        checks: Mutex<Vec<Instant>>,
+        backoff: Mutex<Option<Duration>>,
+    }
+
+    impl Watched for FakeRds {
+        async fn check_once(&self) {
+            self.checks.lock().unwrap().push(Instant::now());
+        }
+
+        fn backoff_remaining(&self) -> Option<Duration> {
+            *self.backoff.lock().unwrap()
+        }
+    }
+
+    impl FakeRds {
+        /// Seconds after `start` of each check so far.
+        fn check_times(&self, start: Instant) -> Vec<u64> {
+            let checks = self.checks.lock().unwrap();
+            checks.iter().map(|t| (*t - start).as_secs()).collect()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checks_every_interval_while_up_then_when_each_reconnect_is_due() {
+        let start = Instant::now();
+        let rds = Arc::new(FakeRds::default());
+        let task = tokio::spawn(watch(Arc::downgrade(&rds), 10 * S));
+        tokio::time::sleep(25 * S).await;
+        assert_eq!(rds.check_times(start), [0, 10, 20]);
+        // Down: the transport's next attempt is due in 3 s each time.
+        *rds.backoff.lock().unwrap() = Some(3 * S);
+        tokio::time::sleep(10 * S).await;
+        assert_eq!(rds.check_times(start), [0, 10, 20, 30, 33]);
+        // A long backoff is followed only up to the interval.
+        *rds.backoff.lock().unwrap() = Some(60 * S);
+        tokio::time::sleep(30 * S).await;
+        assert_eq!(rds.check_times(start), [0, 10, 20, 30, 33, 36, 46, 56]);
+        // The client is gone: the monitor ends at its next wake-up.
+        drop(rds);
+        tokio::time::sleep(10 * S).await;
+        assert!(task.is_finished());
+    }
 
     #[test]
     fn checks_every_interval_while_up_and_follow_the_backoff_while_down() {

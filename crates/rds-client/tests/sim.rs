@@ -8,7 +8,8 @@ use rds_client::{ClientKey, Error, HostKeyPolicy, RdsClient, SshConfig};
 use rds_sim::SimConfig;
 use rds_sim::testing::TestSim;
 use routeros::{
-    CliErrorKind, Comment, FileType, NewDisk, Nqn, PoolName, RdsPath, Slot, SlotPrefix,
+    CliErrorKind, Comment, CommentPattern, FileType, NewDisk, Nqn, OwnerTest, PoolName, RdsPath,
+    Slot, SlotPrefix,
 };
 use tempfile::TempDir;
 use test_support::sim::client_config as config_for;
@@ -48,6 +49,15 @@ fn path(name: &str) -> RdsPath {
 
 fn slot(name: &str) -> Slot {
     Slot::new(name).unwrap()
+}
+
+/// The owner test the volumes made here pass (their comments start with
+/// `rds-csi:`), and the Go driver's shape.
+fn ours() -> Vec<OwnerTest> {
+    vec![
+        OwnerTest::CommentMatches(CommentPattern::new("^rds-csi:").unwrap()),
+        OwnerTest::NoCommentImageOfSlot,
+    ]
 }
 
 impl Env {
@@ -136,23 +146,30 @@ async fn volume_lifecycle() {
     assert_eq!(slots, ["pvc-1", "pvc-2"]);
     assert_eq!(listed[1].size, MIB, "1 byte rounds up to 1 MiB");
 
-    let grown = c.grow_volume(&slot("pvc-1"), 2 * GIB).await.unwrap();
+    let grown = c
+        .grow_volume(&slot("pvc-1"), 2 * GIB, &ours())
+        .await
+        .unwrap();
     assert_eq!(grown.size, 2 * GIB);
     assert_eq!(
         std::fs::metadata(env.image("pvc-1")).unwrap().len(),
         2 * GIB
     );
-    let unchanged = c.grow_volume(&slot("pvc-1"), GIB).await.unwrap();
+    let unchanged = c.grow_volume(&slot("pvc-1"), GIB, &ours()).await.unwrap();
     assert_eq!(unchanged.size, 2 * GIB, "grow never shrinks");
     assert!(matches!(
-        c.grow_volume(&slot("pvc-none"), GIB).await,
+        c.grow_volume(&slot("pvc-none"), GIB, &ours()).await,
         Err(Error::VolumeNotFound { .. })
     ));
 
-    c.delete_volume(&slot("pvc-1")).await.unwrap();
+    c.delete_volume(&slot("pvc-1"), &ours(), true)
+        .await
+        .unwrap();
     assert_eq!(c.get_volume(&slot("pvc-1")).await.unwrap(), None);
     assert!(!env.image("pvc-1").exists());
-    c.delete_volume(&slot("pvc-1")).await.unwrap();
+    c.delete_volume(&slot("pvc-1"), &ours(), true)
+        .await
+        .unwrap();
     assert_eq!(env.disk_count(), 2);
 }
 
@@ -295,8 +312,8 @@ async fn fifty_volumes_at_once() {
     let overlap = env.sim.engine.max_execs_in_flight();
     assert!(overlap > 1, "commands ran one at a time ({overlap})");
     assert_eq!(
-        env.client.transport().stats().snapshot().connects,
-        1,
+        env.client.transport().metrics().ssh_reconnects.get(),
+        0,
         "one connection carries them all"
     );
     let listed = env
@@ -309,7 +326,7 @@ async fn fifty_volumes_at_once() {
     let deleted = env
         .all_at_once(50, |c, i| async move {
             let name = format!("pvc-{i}");
-            c.delete_volume(&slot(&name)).await
+            c.delete_volume(&slot(&name), &ours(), true).await
         })
         .await;
     assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
@@ -339,9 +356,9 @@ async fn create_cut_off_after_the_disk_was_added_converges() {
     env.sim.engine.faults().drop_after("/disk add");
     let disk = env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
     assert_eq!(disk.size, GIB);
-    let stats = env.client.transport().stats().snapshot();
-    assert_eq!(stats.connection_losses, 1, "{stats:?}");
-    assert_eq!(stats.connects, 2, "{stats:?}");
+    let metrics = env.client.transport().metrics();
+    assert_eq!(metrics.ssh_connection_losses.get(), 1);
+    assert_eq!(metrics.ssh_reconnects.get(), 1);
     assert_eq!(env.disk_count(), 1);
     assert_eq!(env.file_names(), ["raid10/volumes/pvc-1.img"]);
 }
@@ -360,9 +377,12 @@ async fn delete_cut_off_between_disk_and_file_converges() {
     let env = env(100 * GIB).await;
     env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
     env.sim.engine.faults().drop_after("/disk remove");
-    env.client.delete_volume(&slot("pvc-1")).await.unwrap();
+    env.client
+        .delete_volume(&slot("pvc-1"), &ours(), true)
+        .await
+        .unwrap();
     assert_eq!(
-        env.client.transport().stats().snapshot().connection_losses,
+        env.client.transport().metrics().ssh_connection_losses.get(),
         1
     );
     assert_eq!(env.disk_count(), 0);
@@ -381,7 +401,10 @@ async fn delete_cut_off_reported_to_the_caller_converges_on_its_retry() {
     let faults = env.sim.engine.faults();
     faults.drop_after("/disk remove");
     let strict = RdsClient::new(config_for(&env.sim)).with_retries(0);
-    let err = strict.delete_volume(&slot("pvc-1")).await.unwrap_err();
+    let err = strict
+        .delete_volume(&slot("pvc-1"), &ours(), true)
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -399,7 +422,10 @@ async fn delete_cut_off_reported_to_the_caller_converges_on_its_retry() {
         "the cut left the image"
     );
     // The caller (the CSI sidecar) retries; the image is found by its name.
-    strict.delete_volume(&slot("pvc-1")).await.unwrap();
+    strict
+        .delete_volume(&slot("pvc-1"), &ours(), true)
+        .await
+        .unwrap();
     assert!(env.file_names().is_empty());
 }
 
@@ -414,11 +440,18 @@ async fn errors_are_judged_by_text_even_with_exit_status_zero() {
         .unwrap_err();
     assert_eq!(err.cli_kind(), Some(CliErrorKind::OutOfSpace), "{err}");
     env.sim.engine.faults().fail_after(0);
-    let err = env.client.delete_volume(&slot("pvc-1")).await.unwrap_err();
+    let err = env
+        .client
+        .delete_volume(&slot("pvc-1"), &ours(), true)
+        .await
+        .unwrap_err();
     assert_eq!(err.cli_kind(), Some(CliErrorKind::Other), "{err}");
     assert!(err.to_string().contains("simulated fault"), "{err}");
     env.sim.engine.faults().clear_fail_after();
-    env.client.delete_volume(&slot("pvc-1")).await.unwrap();
+    env.client
+        .delete_volume(&slot("pvc-1"), &ours(), true)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -538,7 +571,7 @@ async fn reconnects_after_the_rds_restarts() {
     assert!(err.is_transport(), "{err}");
     let err = client.get_volume(&slot("pvc-1")).await.unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err}");
-    let failures = client.transport().stats().snapshot().connect_failures;
+    let failures = client.transport().metrics().ssh_connect_failures.get();
     assert_eq!(failures, 1, "backing off, not hammering the RDS");
 
     // Up again on the same port, with the same state and keys.
@@ -556,7 +589,7 @@ async fn reconnects_after_the_rds_restarts() {
         Some(GIB),
         "state survived the restart"
     );
-    assert_eq!(client.transport().stats().snapshot().connects, 2);
+    assert_eq!(client.transport().metrics().ssh_reconnects.get(), 1);
 }
 
 #[tokio::test]
@@ -571,7 +604,8 @@ async fn commands_time_out_and_the_connection_stays_usable() {
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     env.sim.engine.faults().set_latency(Duration::ZERO);
     client.system_resource().await.unwrap();
-    assert_eq!(client.transport().stats().snapshot().connects, 1);
+    assert_eq!(client.transport().metrics().ssh_reconnects.get(), 0);
+    assert_eq!(client.transport().metrics().command_timeouts.get(), 1);
 }
 
 #[tokio::test]
@@ -598,7 +632,7 @@ async fn a_cancelled_command_does_not_disturb_the_others() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(env.client.transport().stats().snapshot().connects, 1);
+    assert_eq!(env.client.transport().metrics().ssh_reconnects.get(), 0);
 }
 
 #[tokio::test]
@@ -608,10 +642,11 @@ async fn a_session_limit_on_the_rds_is_learned_not_fatal() {
     env.create_many(40).await;
     assert_eq!(env.disk_count(), 40);
     let transport = env.client.transport();
-    let stats = transport.stats().snapshot();
-    assert!(stats.channel_refusals > 0, "{stats:?}");
+    let metrics = transport.metrics();
+    assert!(metrics.ssh_channel_refusals.get() > 0);
     assert_eq!(
-        stats.connects, 1,
+        metrics.ssh_reconnects.get(),
+        0,
         "a refused channel is not a broken connection"
     );
     assert!(
@@ -623,7 +658,7 @@ async fn a_session_limit_on_the_rds_is_learned_not_fatal() {
     // Once the limit is lifted, a run of successes raises the bound again.
     env.sim.engine.faults().set_max_channels(None);
     let before = transport.concurrency_limit();
-    for _ in 0..rds_client::transport::REGAIN_AFTER {
+    for _ in 0..rds_client::REGAIN_AFTER {
         env.client
             .get_volume(&slot("pvc-0"))
             .await
@@ -650,8 +685,14 @@ async fn a_stray_image_is_found_in_any_folder_but_a_used_one_is_kept() {
     std::fs::write(env.dir.path().join("raid10/fast/xpvc-1.img"), b"x").unwrap();
     std::fs::write(env.dir.path().join("raid10/fast/pvc-1ximg"), b"x").unwrap();
 
-    env.client.delete_volume(&slot("pvc-1")).await.unwrap();
-    env.client.delete_volume(&slot("pvc-2")).await.unwrap();
+    env.client
+        .delete_volume(&slot("pvc-1"), &ours(), true)
+        .await
+        .unwrap();
+    env.client
+        .delete_volume(&slot("pvc-2"), &ours(), true)
+        .await
+        .unwrap();
     assert_eq!(
         env.file_names(),
         [
@@ -688,10 +729,14 @@ async fn new_slots_are_at_most_32_characters_but_longer_ones_stay_manageable() {
     let disk = client.get_volume(&slot).await.unwrap().unwrap();
     assert_eq!(disk.comment, None);
     assert_eq!(
-        client.grow_volume(&slot, 2 * GIB).await.unwrap().size,
+        client
+            .grow_volume(&slot, 2 * GIB, &ours())
+            .await
+            .unwrap()
+            .size,
         2 * GIB
     );
-    client.delete_volume(&slot).await.unwrap();
+    client.delete_volume(&slot, &ours(), true).await.unwrap();
     assert!(sim.engine.disks().is_empty());
     assert!(sim.engine.files().is_empty());
 }
@@ -732,7 +777,10 @@ async fn commands_and_reconnects_are_counted() {
     env.sim.engine.faults().drop_after("/disk add");
     client.create_volume(&spec("pvc-3", GIB)).await.unwrap();
     client.get_volume(&slot("pvc-1")).await.unwrap().unwrap();
-    client.delete_volume(&slot("pvc-1")).await.unwrap();
+    client
+        .delete_volume(&slot("pvc-1"), &ours(), true)
+        .await
+        .unwrap();
 
     assert_eq!(command_count(&metrics, "create", "ok"), 2);
     assert_eq!(
@@ -853,4 +901,148 @@ async fn a_routeros_too_old_shows_in_the_status() {
     let status = client.status();
     assert!(status.too_old && !status.is_usable(), "{status:?}");
     assert!(status.problem().unwrap().contains("7.20.2"));
+}
+
+#[tokio::test]
+async fn create_leaves_a_folder_at_the_image_path_and_names_it() {
+    let env = env(100 * GIB).await;
+    // Not a stray image: a folder someone made with the image's name.
+    std::fs::create_dir(env.image("pvc-1")).unwrap();
+    let err = env
+        .client
+        .create_volume(&spec("pvc-1", GIB))
+        .await
+        .unwrap_err();
+    match &err {
+        Error::NotAFile { path } => assert_eq!(path, "/raid10/volumes/pvc-1.img"),
+        other => panic!("{other}"),
+    }
+    assert!(
+        err.to_string().contains("/raid10/volumes/pvc-1.img"),
+        "{err}"
+    );
+    assert!(env.image("pvc-1").is_dir(), "the folder was left in place");
+    assert_eq!(env.disk_count(), 0);
+}
+
+#[tokio::test]
+async fn the_stray_sweep_removes_regular_files_only() {
+    let env = env(100 * GIB).await;
+    std::fs::create_dir_all(env.dir.path().join("raid10/fast/pvc-1.img")).unwrap();
+    std::fs::write(env.image("pvc-1"), b"stray").unwrap();
+    assert_eq!(
+        env.client
+            .delete_volume(&slot("pvc-1"), &ours(), true)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(env.file_names(), Vec::<String>::new());
+    assert!(
+        env.dir.path().join("raid10/fast/pvc-1.img").is_dir(),
+        "a folder named like an image is not an image"
+    );
+}
+
+#[tokio::test]
+async fn a_disk_that_passes_no_owner_test_is_left_alone_and_shown() {
+    let env = env(100 * GIB).await;
+    let foreign = NewDisk {
+        comment: Comment::new("made by hand").unwrap(),
+        ..spec("pvc-1", GIB)
+    };
+    env.client.create_volume(&foreign).await.unwrap();
+    let kept = env
+        .client
+        .delete_volume(&slot("pvc-1"), &ours(), true)
+        .await
+        .unwrap()
+        .expect("the disk is shown, not deleted");
+    assert_eq!(kept.comment.as_deref(), Some("made by hand"));
+    let not_grown = env
+        .client
+        .grow_volume(&slot("pvc-1"), 2 * GIB, &ours())
+        .await
+        .unwrap();
+    assert_eq!(not_grown.size, GIB);
+    assert_eq!(env.disk_count(), 1);
+    assert!(env.image("pvc-1").exists());
+
+    // Compare and delete: exactly the comment read, then gone.
+    let exact = [OwnerTest::CommentIs(Comment::new("made by hand").unwrap())];
+    let wrong = [OwnerTest::CommentIs(Comment::new("made by hand!").unwrap())];
+    assert!(
+        env.client
+            .delete_volume(&slot("pvc-1"), &wrong, false)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        env.client
+            .delete_volume(&slot("pvc-1"), &exact, false)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(env.disk_count(), 0);
+    assert!(env.file_names().is_empty());
+}
+
+#[tokio::test]
+async fn sizes_above_what_routeros_holds_are_refused_before_sending() {
+    let env = env(100 * GIB).await;
+    env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+    let sent = env.sim.engine.commands_executed();
+    for size in [routeros::MAX_SIZE + 1, 1 << 63, u64::MAX - 1] {
+        let err = env
+            .client
+            .grow_volume(&slot("pvc-1"), size, &ours())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::SizeOutOfRange { .. }), "{err}");
+        let err = env
+            .client
+            .create_volume(&spec("pvc-2", size))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::SizeOutOfRange { .. }), "{err}");
+    }
+    assert_eq!(env.sim.engine.commands_executed(), sent, "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_narrow_terminal_wraps_records_and_they_read_back() {
+    let env = env(100 * GIB).await;
+    env.sim.engine.set_terminal_width(40);
+    std::fs::create_dir_all(
+        env.dir
+            .path()
+            .join("raid10/a-rather-long-folder-name-for-volumes"),
+    )
+    .unwrap();
+    let long = NewDisk {
+        file_path: RdsPath::new("/raid10/a-rather-long-folder-name-for-volumes/pvc-1.img").unwrap(),
+        comment: Comment::new(&format!("rds-csi:{} pvc=namespace/claim", "x".repeat(100))).unwrap(),
+        ..spec("pvc-1", GIB)
+    };
+    let made = env.client.create_volume(&long).await.unwrap();
+    assert_eq!(made.comment.as_deref(), Some(long.comment.as_str()));
+    assert_eq!(made.file_path.as_deref(), Some(long.file_path.as_str()));
+    let listed = env
+        .client
+        .list_volumes(&SlotPrefix::new("pvc-").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(listed, std::slice::from_ref(&made));
+    let pools = env.client.pools().await.unwrap();
+    assert_eq!(pools[0].mount_point, "raid10");
+    assert_eq!(
+        env.client
+            .delete_volume(&slot("pvc-1"), &ours(), true)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(env.disk_count(), 0);
 }

@@ -32,6 +32,12 @@ use crate::parser::parse_script;
 use crate::state::storage::{EntryKind, Storage};
 use crate::state::{State, persist};
 
+/// The terminal width RouterOS assumes when the login does not set one.
+pub const DEFAULT_WIDTH: usize = 80;
+
+/// The narrowest and widest terminal the simulator accepts.
+pub const WIDTH_RANGE: std::ops::RangeInclusive<usize> = 20..=4096;
+
 /// Options of one execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecOptions {
@@ -41,7 +47,9 @@ pub struct ExecOptions {
 
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions { width: 80 }
+        ExecOptions {
+            width: DEFAULT_WIDTH,
+        }
     }
 }
 
@@ -94,9 +102,15 @@ struct Inner {
     faults: Faults,
     system: SystemInfo,
     commands: AtomicU64,
+    /// Scripts run (one per exec request).
+    execs: AtomicU64,
+    /// Where the counters are written after every script, if anywhere.
+    stats_file: Mutex<Option<std::path::PathBuf>>,
     /// Exec requests being handled now, and the most there ever were.
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// The terminal width of a login that does not ask for one.
+    terminal_width: AtomicUsize,
     /// The nvmet exporter, when configured. Locked after `state`, never
     /// before.
     nvmet: Option<Mutex<Exporter>>,
@@ -169,15 +183,29 @@ impl Engine {
                     max_slot_len: config.max_slot_len,
                 },
                 commands: AtomicU64::new(0),
+                execs: AtomicU64::new(0),
+                stats_file: Mutex::new(None),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
+                terminal_width: AtomicUsize::new(DEFAULT_WIDTH),
                 nvmet,
             }),
         })
     }
 
     /// Runs a script and returns what the device would print.
+    ///
+    /// Counted in [`Engine::execs_served`] (and written to the stats file)
+    /// before it returns, so that a client that has its reply finds it
+    /// counted.
     pub fn execute(&self, script: &str, opts: &ExecOptions) -> Execution {
+        self.inner.execs.fetch_add(1, Ordering::Relaxed);
+        let execution = self.run_script(script, opts);
+        self.write_stats();
+        execution
+    }
+
+    fn run_script(&self, script: &str, opts: &ExecOptions) -> Execution {
         let block = match parse_script(script) {
             Ok(block) => block,
             Err(e) => {
@@ -205,6 +233,20 @@ impl Engine {
             failed: finished.failed,
             drop_connection: finished.dropped,
         }
+    }
+
+    /// The terminal width `print` wraps at for a login that does not ask
+    /// for one (`admin+ct`); a login such as `admin+cet120w` sets its own.
+    pub fn terminal_width(&self) -> usize {
+        self.inner.terminal_width.load(Ordering::Relaxed)
+    }
+
+    /// Sets [`Engine::terminal_width`], clamped to [`WIDTH_RANGE`], for
+    /// the commands that start from now on; tests choose the width their
+    /// output wraps at.
+    pub fn set_terminal_width(&self, width: usize) {
+        let width = width.clamp(*WIDTH_RANGE.start(), *WIDTH_RANGE.end());
+        self.inner.terminal_width.store(width, Ordering::Relaxed);
     }
 
     /// The shared fault plan.
@@ -312,6 +354,56 @@ impl Engine {
     pub fn commands_executed(&self) -> u64 {
         self.inner.commands.load(Ordering::Relaxed)
     }
+
+    /// How many scripts have run: one per exec request served (including
+    /// scripts that failed, or whose connection a fault dropped).
+    pub fn execs_served(&self) -> u64 {
+        self.inner.execs.load(Ordering::Relaxed)
+    }
+
+    /// The counters, as the stats file holds them: one JSON object,
+    /// `{"execs":N,"commands":M}`.
+    pub fn stats_json(&self) -> String {
+        serde_json::json!({
+            "execs": self.execs_served(),
+            "commands": self.commands_executed(),
+        })
+        .to_string()
+    }
+
+    /// Writes [`Engine::stats_json`] to `path` now and after every script
+    /// from now on (replacing the file whole, so a reader never sees half
+    /// of it), for clients that count what they cost without writing code.
+    pub fn set_stats_file(&self, path: std::path::PathBuf) -> std::io::Result<()> {
+        write_atomically(&path, &self.stats_json())?;
+        *self
+            .inner
+            .stats_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(path);
+        Ok(())
+    }
+
+    fn write_stats(&self) {
+        let file = self
+            .inner
+            .stats_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(path) = file.as_ref()
+            && let Err(e) = write_atomically(path, &self.stats_json())
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the stats file");
+        }
+    }
+}
+
+/// Replaces `path` with `text` through a temporary sibling and a rename.
+fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{text}\n"))?;
+    std::fs::rename(&tmp, path)
 }
 
 /// See [`Engine::track_exec`].

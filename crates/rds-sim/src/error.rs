@@ -80,6 +80,11 @@ pub enum CmdError {
     /// The folder that should hold the image does not exist. *Assumed* text.
     #[error("failure: no such directory")]
     NoSuchDirectory,
+    /// A folder on the way to `file-path` is a regular file (a path below an
+    /// existing image, say). *Assumed* text: the error the Linux underneath
+    /// meets (`ENOTDIR`), in RouterOS's words.
+    #[error("failure: not a directory")]
+    NotADirectory,
     /// `file-path` names a folder or something else that is not a plain file.
     /// *Assumed* text.
     #[error("failure: file-path is not a file")]

@@ -1,22 +1,42 @@
 //! Output formatting: `print detail`, `print terse` and the key/value block
-//! of `/system resource print`, as the device writes them.
+//! of `/system resource print`, as the device writes them to a terminal of
+//! a given width.
 //!
 //! A detail record looks like this (flag columns B, M, X, t):
 //!
 //! ```text
-//! Flags: B - BLOCK-DEVICE; M - MOUNTED; t - NVME-TCP-EXPORT
-//!  0 B  t ;;; rds-csi:pvc-1
+//! Flags: B - BLOCK-DEVICE; M - MOUNTED;
+//! t - NVME-TCP-EXPORT
+//!  0 B  t ;;; rds-csi:pvc-0b0e8b8e-3c43-4c2f-9d2e-53f0d3b1a7a1 pvc=default/da
+//!             ta
 //!         type=file slot="pvc-1" slot-default="" parent="" fs=-
-//!         …
+//!         model="/raid10/volumes/a-very-long-folder-name/and-a-very-long-im
+//!         age-name.img" size=1 073 741 824 …
 //! ```
 //!
-//! The index is right-aligned, each flag has a column of its own (a space
-//! when the flag is off), an optional `;;; comment` runs to the end of the
-//! first line, and `key=value` pairs wrap at the terminal width, never
-//! splitting a pair; continuation lines are indented to the first pair's
-//! column. The flag columns are ordered B, M, X, t so that a record without
-//! `X` reads exactly like the example in docs/routeros-cli.md; `X` (disabled)
-//! is listed in the header only when a shown record has it.
+//! The rules (`docs/routeros-cli.md`, "Output formats", says which of them are
+//! observed on devices and which are assumed):
+//!
+//! - The `Flags:` legend wraps between entries; a line that continues ends
+//!   with `;`, and the next one starts at the left margin.
+//! - The index is right-aligned, each flag has a column of its own (a space
+//!   when the flag is off), then either `;;; comment` or the pairs.
+//! - A comment longer than the line wraps, continuing on lines indented to
+//!   the column where its text began. It is cut anywhere except inside an
+//!   escape and right after a space (a space at the end of a line would be
+//!   lost as layout).
+//! - `key=value` pairs wrap at the terminal width, never splitting a pair
+//!   that fits on a line of its own; continuation lines are indented to the
+//!   first pair's column. A pair longer than a whole line is cut inside its
+//!   quotes (never next to a space, never inside an escape) if its value is
+//!   quoted, and otherwise stands alone on a line that overflows.
+//! - Strings (and comments) show `\` as `\\` and bytes outside printable
+//!   ASCII as `\XX` (upper-case hex), one escape per byte of the UTF-8
+//!   encoding, so every printed line is ASCII and its length is its width.
+//!
+//! The flag columns are ordered B, M, X, t so that a record without `X` reads
+//! exactly like the example in docs/routeros-cli.md; `X` (disabled) is listed
+//! in the legend only when a shown record has it.
 //!
 //! Lines are returned without line endings; the engine adds `\r\n`.
 
@@ -24,12 +44,12 @@ use crate::records::{Prop, Record, yes_no};
 use crate::size::{group_thousands, human_size};
 use crate::value::format_id;
 
-/// A flag letter with its column in the flag area and its header name.
+/// A flag letter with its column in the flag area and its legend name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlagColumn {
     /// The letter.
     pub letter: char,
-    /// Its name in the `Flags:` header.
+    /// Its name in the `Flags:` legend.
     pub name: &'static str,
 }
 
@@ -75,14 +95,13 @@ fn needs_quotes(text: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-._:/@%+,*^".contains(c))
 }
 
-/// `text` in double quotes with `"` and `\` escaped, and control or
-/// non-ASCII bytes written as `\XX`.
-pub fn quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
+/// `text` with `\` (and `"` when `quotes`) escaped by a backslash, and every
+/// byte outside printable ASCII written as `\XX`.
+fn escape(text: &str, quotes: bool) -> String {
+    let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
-            '"' => out.push_str("\\\""),
+            '"' if quotes => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             ' '..='~' => out.push(c),
             _ => {
@@ -93,8 +112,12 @@ pub fn quote(text: &str) -> String {
             }
         }
     }
-    out.push('"');
     out
+}
+
+/// `text` in double quotes, escaped.
+pub fn quote(text: &str) -> String {
+    format!("\"{}\"", escape(text, true))
 }
 
 /// A property's value as printed.
@@ -111,40 +134,115 @@ pub fn prop_text(value: &Prop) -> String {
     }
 }
 
-/// A comment for the `;;;` line: kept as written, except that control
-/// characters are escaped so that a comment can never start a line of its
-/// own.
+/// A comment for the `;;;` line: escaped like a string, without quotes, so
+/// that it is ASCII and can never start a line of its own.
 fn comment_text(comment: &str) -> String {
-    comment
-        .chars()
-        .map(|c| match c {
-            c if c.is_control() => format!("\\{:02X}", u32::from(c)),
-            c => c.to_string(),
-        })
-        .collect()
+    escape(comment, false)
 }
 
-/// The `Flags:` header for `records`, or none for a menu without flags.
-pub fn flags_header(columns: &[FlagColumn], records: &[Record]) -> Option<String> {
-    if columns.is_empty() {
-        return None;
-    }
-    let listed: Vec<String> = columns
+/// The `Flags:` legend for `records`, wrapped at `width`; none for a menu
+/// without flags.
+pub fn flags_header(columns: &[FlagColumn], records: &[Record], width: usize) -> Vec<String> {
+    let entries: Vec<String> = columns
         .iter()
         .filter(|c| c.letter != 'X' || records.iter().any(|r| r.flags.contains('X')))
         .map(|c| format!("{} - {}", c.letter, c.name))
         .collect();
-    Some(format!("Flags: {}", listed.join("; ")))
+    let mut lines = Vec::new();
+    let mut line = String::from("Flags:");
+    for (i, entry) in entries.iter().enumerate() {
+        let last = i + 1 == entries.len();
+        // "; " before the entry, and room for the ";" that would end the line
+        // if another entry followed on the next one.
+        let needed = 2 + entry.len() + usize::from(!last);
+        if i > 0 && line.len() + needed > width {
+            line.push(';');
+            lines.push(std::mem::take(&mut line));
+        } else if i > 0 {
+            line.push_str("; ");
+        } else {
+            line.push(' ');
+        }
+        line.push_str(entry);
+    }
+    lines.push(line);
+    lines
 }
 
-/// `print` output for `records`: the header, then each record.
+/// The positions where `text` (ASCII, escaped) may be cut: not inside an
+/// escape, not right after a space, and with `strict`, not right before one
+/// either. Index `i` allows a cut between `text[i - 1]` and `text[i]`.
+fn cut_points(text: &str, strict: bool) -> Vec<bool> {
+    let bytes = text.as_bytes();
+    let mut ok = vec![true; bytes.len() + 1];
+    ok[0] = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            let hex = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_hexdigit);
+            let len = if hex(i + 1) && hex(i + 2) { 3 } else { 2 };
+            for inside in ok.iter_mut().skip(i + 1).take(len - 1) {
+                *inside = false;
+            }
+            i += len;
+            continue;
+        }
+        if bytes[i] == b' ' {
+            ok[i + 1] = false;
+            if strict {
+                ok[i] = false;
+            }
+        }
+        i += 1;
+    }
+    ok[bytes.len()] = false;
+    ok
+}
+
+/// Cuts `text` into pieces: the first at most `first_room` long and at least
+/// `min_first`, the others at most `room`, each cut at an allowed point. When
+/// no allowed point lies within the room, the piece runs on to the next one
+/// (the line overflows rather than breaking a rule).
+fn cut<'t>(
+    text: &'t str,
+    ok: &[bool],
+    first_room: usize,
+    room: usize,
+    min_first: usize,
+) -> Vec<&'t str> {
+    let mut pieces = Vec::new();
+    let (mut start, mut avail, mut min) = (0, first_room, min_first.max(1));
+    while text.len() - start > avail {
+        let lo = start + min;
+        let hi = start + avail;
+        let Some(at) = (lo..=hi.min(text.len()))
+            .rev()
+            .find(|&p| ok[p])
+            .or_else(|| (lo.max(hi + 1)..text.len()).find(|&p| ok[p]))
+        else {
+            break;
+        };
+        pieces.push(&text[start..at]);
+        start = at;
+        avail = room;
+        min = 1;
+    }
+    pieces.push(&text[start..]);
+    pieces
+}
+
+/// `print` output for `records`: the legend, then each record.
 pub fn print_records(
     records: &[Record],
     columns: &[FlagColumn],
     style: Style,
     width: usize,
 ) -> Vec<String> {
-    let mut lines: Vec<String> = flags_header(columns, records).into_iter().collect();
+    let mut lines = if columns.is_empty() {
+        Vec::new()
+    } else {
+        flags_header(columns, records, width)
+    };
     let index_width = records.len().saturating_sub(1).to_string().len().max(2);
     for (index, record) in records.iter().enumerate() {
         let mut prefix = format!("{index:>index_width$} ");
@@ -176,36 +274,79 @@ pub fn print_records(
                 if index > 0 {
                     lines.push(String::new());
                 }
-                let indent = " ".repeat(prefix.len());
-                let mut line = match &record.comment {
-                    Some(comment) => {
-                        lines.push(format!("{prefix};;; {}", comment_text(comment)));
-                        indent.clone()
-                    }
-                    None => prefix,
-                };
-                let mut line_has_pair = false;
-                for pair in pairs {
-                    if line_has_pair && line.len() + 1 + pair.len() > width {
-                        lines.push(std::mem::replace(&mut line, indent.clone()));
-                        line_has_pair = false;
-                    }
-                    if line_has_pair {
-                        line.push(' ');
-                    }
-                    line.push_str(&pair);
-                    line_has_pair = true;
-                }
-                if line_has_pair {
-                    lines.push(line);
-                } else if record.comment.is_none() {
-                    // A record with nothing to show still shows its index.
-                    lines.push(line.trim_end().to_string());
-                }
+                detail_record(&mut lines, record, &prefix, pairs, width);
             }
         }
     }
     lines
+}
+
+/// One record of `print detail`, wrapped at `width`.
+fn detail_record(
+    lines: &mut Vec<String>,
+    record: &Record,
+    prefix: &str,
+    pairs: impl Iterator<Item = String>,
+    width: usize,
+) {
+    let indent = " ".repeat(prefix.len());
+    let mut line = prefix.to_string();
+    if let Some(comment) = &record.comment {
+        line.push_str(";;; ");
+        let column = line.len();
+        let text = comment_text(comment);
+        let ok = cut_points(&text, false);
+        let room = width.saturating_sub(column);
+        for (i, piece) in cut(&text, &ok, room, room, 1).into_iter().enumerate() {
+            if i > 0 {
+                lines.push(std::mem::replace(&mut line, " ".repeat(column)));
+            }
+            line.push_str(piece);
+        }
+        lines.push(std::mem::replace(&mut line, indent.clone()));
+    }
+    let mut line_has_pair = false;
+    for pair in pairs {
+        let sep = usize::from(line_has_pair);
+        if line.len() + sep + pair.len() <= width {
+            if line_has_pair {
+                line.push(' ');
+            }
+            line.push_str(&pair);
+            line_has_pair = true;
+            continue;
+        }
+        if line_has_pair {
+            lines.push(std::mem::replace(&mut line, indent.clone()));
+        }
+        line_has_pair = true;
+        let open_quote = pair.find('"').filter(|_| pair.ends_with('"'));
+        let (Some(open_quote), false) = (open_quote, line.len() + pair.len() <= width) else {
+            line.push_str(&pair);
+            continue;
+        };
+        // A quoted value longer than a line: cut inside the quotes, never
+        // next to a space, so the reader can take indentation as layout.
+        let mut ok = vec![false; open_quote + 2];
+        ok.extend_from_slice(&cut_points(&pair[open_quote + 1..], true)[1..]);
+        let room = width.saturating_sub(indent.len());
+        let first_room = width.saturating_sub(line.len());
+        for (i, piece) in cut(&pair, &ok, first_room, room, open_quote + 2)
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                lines.push(std::mem::replace(&mut line, indent.clone()));
+            }
+            line.push_str(piece);
+        }
+    }
+    if line_has_pair {
+        lines.push(line);
+    } else if record.comment.is_none() {
+        // A record with nothing to show still shows its index.
+        lines.push(line.trim_end().to_string());
+    }
 }
 
 /// The `key: value` block of `/system resource print`.
@@ -288,9 +429,10 @@ mod tests {
                 })
                 .collect(),
         };
+        // The legend takes the first three lines at this width.
         let lines = print_records(std::slice::from_ref(&record), DISK_FLAGS, Style::Detail, 31);
         assert_eq!(
-            lines[1..],
+            lines[3..],
             [
                 " 0 B    aaaa=xxxxxx bbbb=xxxxxx".to_string(),
                 "        cccc=xxxxxx".to_string()
@@ -299,11 +441,83 @@ mod tests {
         let lines = print_records(&[record], DISK_FLAGS, Style::Detail, 30);
         assert_eq!(
             lines.len(),
-            4,
+            6,
             "one column less and each pair needs its own line"
         );
+        // An unquoted value longer than a line stands alone and overflows.
         let lines = print_records(&[doc_disk()], DISK_FLAGS, Style::Detail, 20);
-        assert!(lines.iter().any(|l| l == "        nvme-tcp-server-nqn=\"nqn.2000-02.com.mikrotik:pvc-0b0e8b8e-3c43-4c2f-9d2e-53f0d3b1a7a1\""));
+        assert!(lines.iter().any(|l| l
+            == "        file-path=/raid10/volumes/pvc-0b0e8b8e-3c43-4c2f-9d2e-53f0d3b1a7a1.img"));
+    }
+
+    #[test]
+    fn long_quoted_values_are_cut_inside_the_quotes() {
+        let lines = print_records(&[doc_disk()], DISK_FLAGS, Style::Detail, 40);
+        let at = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with("nvme-tcp-server-nqn="))
+            .unwrap();
+        assert_eq!(
+            lines[at..at + 3],
+            [
+                "        nvme-tcp-server-nqn=\"nqn.2000-02",
+                "        .com.mikrotik:pvc-0b0e8b8e-3c43-",
+                "        4c2f-9d2e-53f0d3b1a7a1\"",
+            ]
+        );
+        // Never next to a space, never inside an escape, and the pieces
+        // joined are the pair.
+        let model = format!("{} é {}", "a".repeat(12), "b".repeat(30));
+        let record = Record {
+            id: 1,
+            flags: String::new(),
+            comment: None,
+            fields: vec![Field {
+                name: "model",
+                value: Prop::Str(model.clone()),
+                shown: true,
+            }],
+        };
+        for width in 20..70 {
+            let lines = print_records(std::slice::from_ref(&record), &[], Style::Detail, width);
+            let joined: String = lines.iter().map(|l| l.trim_start()).collect();
+            assert_eq!(joined, format!("0 model={}", quote(&model)), "{lines:?}");
+            for pair in lines.windows(2) {
+                assert!(!pair[0].ends_with(' '), "{lines:?}");
+                assert!(!pair[1].trim_start().starts_with(' '), "{lines:?}");
+                for inside in ["\\", "\\C", "\\A"] {
+                    assert!(!pair[0].ends_with(inside), "{lines:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_legend_wraps_between_entries() {
+        let lines = print_records(&[doc_disk()], DISK_FLAGS, Style::Detail, 40);
+        assert_eq!(
+            lines[..2],
+            [
+                "Flags: B - BLOCK-DEVICE; M - MOUNTED;",
+                "t - NVME-TCP-EXPORT"
+            ]
+        );
+        assert!(lines[2].starts_with(" 0 B  t ;;; "));
+    }
+
+    #[test]
+    fn long_comments_continue_at_their_own_column() {
+        let mut r = doc_disk();
+        r.comment = Some(format!("{} 7 é{}", "x".repeat(26), "y".repeat(30)));
+        let lines = print_records(&[r], DISK_FLAGS, Style::Detail, 40);
+        let column = " ".repeat(12);
+        // After the two lines of the legend:
+        assert_eq!(lines[2], format!(" 0 B  t ;;; {} 7", "x".repeat(26)));
+        // A cut may fall before a space (kept, after the indentation), but
+        // not after one, nor inside the two escapes of "é".
+        assert_eq!(lines[3], format!("{column} \\C3\\A9{}", "y".repeat(21)));
+        assert_eq!(lines[4], format!("{column}{}", "y".repeat(9)));
+        assert_eq!(lines[5], "        type=file");
     }
 
     #[test]

@@ -46,7 +46,9 @@ pub mod testing;
 mod value;
 
 pub use config::{DEFAULT_MAX_SLOT_LEN, PoolConfig, SimConfig};
-pub use engine::{DiskView, Engine, ExecGuard, ExecOptions, Execution, FileView};
+pub use engine::{
+    DEFAULT_WIDTH, DiskView, Engine, ExecGuard, ExecOptions, Execution, FileView, WIDTH_RANGE,
+};
 pub use error::{ParseError, Pos, SimError};
 pub use faults::Faults;
 pub use nvmet::{NvmetConfig, NvmetError};

@@ -3,6 +3,12 @@
 //! ```text
 //! rds-sim --root /tmp/rds --authorized-keys ~/.ssh/id_ed25519.pub --listen 127.0.0.1:2222
 //! ```
+//!
+//! For benchmarks of any client: `--latency-ms 5` adds a delay like a real
+//! appliance's before every exec request, and `--stats-file stats.json` keeps
+//! `{"commands":M,"execs":N}` up to date after every exec (the same counts
+//! are printed on stderr when the simulator exits). `--width` sets the
+//! terminal width output wraps at, for logins that do not set one.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,6 +65,18 @@ struct Args {
     /// this address; needs configfs and the nvmet modules (e.g. in guest/run).
     #[arg(long = "nvmet-traddr", env = "RDS_SIM_NVMET_TRADDR")]
     nvmet_traddr: Option<String>,
+    /// Delay added before the script of every exec request runs, in
+    /// milliseconds, like a real appliance's round trip.
+    #[arg(long = "latency-ms", env = "RDS_SIM_LATENCY_MS", default_value_t = 0)]
+    latency_ms: u64,
+    /// Keep a JSON file with the execs and commands served so far,
+    /// rewritten after every exec.
+    #[arg(long = "stats-file", env = "RDS_SIM_STATS_FILE")]
+    stats_file: Option<PathBuf>,
+    /// Terminal width output wraps at, for logins that do not set one
+    /// (`admin+ct`; `admin+cet120w` sets 120).
+    #[arg(long, env = "RDS_SIM_WIDTH", default_value_t = rds_sim::DEFAULT_WIDTH, value_parser = parse_width)]
+    width: usize,
 }
 
 fn parse_capacity(text: &str) -> Result<u64, String> {
@@ -76,6 +94,19 @@ fn parse_capacity(text: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(1 << shift))
         .filter(|&n| n > 0)
         .ok_or_else(|| format!("{text:?} is not a size such as 1099511627776 or 1T"))
+}
+
+fn parse_width(text: &str) -> Result<usize, String> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|w| rds_sim::WIDTH_RANGE.contains(w))
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a terminal width from {} to {}",
+                rds_sim::WIDTH_RANGE.start(),
+                rds_sim::WIDTH_RANGE.end()
+            )
+        })
 }
 
 fn load_or_create_host_key(path: &Path) -> Result<PrivateKey, String> {
@@ -139,6 +170,15 @@ async fn run(args: Args) -> Result<(), String> {
         }),
     })
     .map_err(|e| e.to_string())?;
+    engine
+        .faults()
+        .set_latency(std::time::Duration::from_millis(args.latency_ms));
+    engine.set_terminal_width(args.width);
+    if let Some(path) = &args.stats_file {
+        engine
+            .set_stats_file(path.clone())
+            .map_err(|e| format!("cannot write the stats file {}: {e}", path.display()))?;
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -164,9 +204,17 @@ async fn run(args: Args) -> Result<(), String> {
             _ = term.recv() => {}
         }
     };
-    serve(listener, engine, config, shutdown)
+    let served = engine.clone();
+    let result = serve(listener, engine, config, shutdown)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    // One plain line, for anyone who ran the simulator by hand.
+    eprintln!(
+        "rds-sim: served {} execs ({} commands)",
+        served.execs_served(),
+        served.commands_executed()
+    );
+    result
 }
 
 fn main() -> ExitCode {
@@ -206,5 +254,13 @@ mod tests {
         assert!(parse_capacity("0").is_err());
         assert!(parse_capacity("1.5G").is_err());
         assert!(parse_capacity("G").is_err());
+    }
+
+    #[test]
+    fn widths() {
+        assert_eq!(parse_width("40"), Ok(40));
+        assert!(parse_width("19").is_err());
+        assert!(parse_width("4097").is_err());
+        assert!(parse_width("wide").is_err());
     }
 }

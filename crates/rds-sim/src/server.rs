@@ -3,7 +3,8 @@
 //!
 //! - Public-key authentication against a list of authorized keys; the login name
 //!   may carry RouterOS's terminal suffix (`admin+ct`, `admin+cet1024w`), whose
-//!   width (`…1024w`) sets the wrap width of the output.
+//!   width (`…1024w`) sets the wrap width of the output; without one, the
+//!   engine's [`Engine::terminal_width`] applies.
 //! - Each exec request runs in its own task, so one connection carries many
 //!   commands at once, as on the real device.
 //! - Connection-level faults from [`Faults`]: latency before each command, error
@@ -21,6 +22,7 @@ use russh::{Channel, ChannelId, ChannelOpenFailure};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
+use crate::engine::WIDTH_RANGE;
 use crate::{Engine, ExecOptions};
 
 /// Who may log in, and as what.
@@ -80,7 +82,7 @@ pub async fn serve(
         let handler = Connection {
             engine: engine.clone(),
             auth: Arc::clone(&auth),
-            width: 80,
+            width: None,
             cutter,
             peer,
             open_channels: Arc::default(),
@@ -103,7 +105,8 @@ pub async fn serve(
 struct Connection {
     engine: Engine,
     auth: Arc<ServerConfig>,
-    width: usize,
+    /// The width the login asked for, if any.
+    width: Option<usize>,
     cutter: Arc<std::net::TcpStream>,
     peer: SocketAddr,
     /// Channels open, for the channel limit fault. A channel leaves the set
@@ -140,7 +143,7 @@ impl server::Handler for Connection {
             .any(|k| k.key_data() == key.public_key.key_data());
         if user == self.auth.user && known {
             if let Some(w) = width {
-                self.width = w.clamp(20, 4096);
+                self.width = Some(w.clamp(*WIDTH_RANGE.start(), *WIDTH_RANGE.end()));
             }
             info!(peer = %self.peer, user, "login");
             Ok(Auth::Accept)
@@ -204,7 +207,9 @@ impl server::Handler for Connection {
         let engine = self.engine.clone();
         let cutter = Arc::clone(&self.cutter);
         let open_channels = Arc::clone(&self.open_channels);
-        let opts = ExecOptions { width: self.width };
+        let opts = ExecOptions {
+            width: self.width.unwrap_or_else(|| self.engine.terminal_width()),
+        };
         tokio::spawn(async move {
             let _in_flight = engine.track_exec();
             let faults = engine.faults();

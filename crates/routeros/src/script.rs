@@ -6,7 +6,9 @@
 //! become syntax. The scripts the driver sends are built by the functions at the
 //! bottom of this file; `docs/routeros-cli.md` shows each of them.
 
-use crate::value::{CliValue, Comment, ImagePattern, Nqn, PoolName, RdsPath, Slot, SlotPrefix};
+use crate::value::{
+    CliValue, Comment, CommentPattern, ImagePattern, Nqn, PoolName, RdsPath, Slot, SlotPrefix,
+};
 
 /// A RouterOS script under construction.
 #[derive(Debug, Default, Clone)]
@@ -65,17 +67,28 @@ fn print_slot(script: Script, slot: &Slot) -> Script {
     script.syntax("/disk print detail where slot=").value(slot)
 }
 
+/// The start of the error a create prints when the image path holds
+/// something that is not a regular file (a folder, say); the path follows.
+pub const NOT_A_FILE_ERROR: &str = "rds-csi: not a regular file, left in place: ";
+
+/// A `/file` entry that is a regular file: RouterOS shows `file`, or the
+/// extension and `file` (`.img file`), as its type.
+const REGULAR_FILE: &str = "(type=file or type~\" file\\$\")";
+
 /// Creates the disk unless a disk with its slot exists, then prints the disk.
 ///
 /// A stray image at the path (left by a create or delete that was cut off) is
 /// removed first, so a new volume never starts with old data; a path used by
-/// another disk stops the script with an error instead. The removal re-checks,
-/// in its own condition, that no disk uses the file: RouterOS scripts are not
-/// atomic, and a create of the same volume racing on the appliance could have
-/// added the disk in between. The controller serialises operations on one
-/// volume, which keeps that race to a create whose earlier attempt timed out
-/// while still running.
+/// another disk stops the script with an error instead, and so does a path
+/// that holds something other than a regular file (a folder, say): that is
+/// left in place and named in the error ([`NOT_A_FILE_ERROR`]). The removal
+/// re-checks, in its own condition, that no disk uses the file: RouterOS
+/// scripts are not atomic, and a create of the same volume racing on the
+/// appliance could have added the disk in between. The controller serialises
+/// operations on one volume, which keeps that race to a create whose earlier
+/// attempt timed out while still running.
 pub fn create_disk(disk: &NewDisk) -> Script {
+    let file = disk.file_path.file_name();
     let script = Script::new()
         .syntax(":if ([:len [/disk find where slot=")
         .value(&disk.slot)
@@ -83,14 +96,20 @@ pub fn create_disk(disk: &NewDisk) -> Script {
         .value(&disk.file_path)
         .syntax(
             "]] > 0) do={:error \"file-path already in use by another disk\"}; \
-             :if ([:len [/file find where name=",
+             :local f [/file find where name=",
         )
-        .value(&disk.file_path.file_name())
-        .syntax("]] > 0 && [:len [/disk find where file-path=")
+        .value(&file)
+        .syntax("]; :if ([:len $f] > 0 && [:len [/disk find where file-path=")
         .value(&disk.file_path)
-        .syntax("]] = 0) do={/file remove [/file find where name=")
-        .value(&disk.file_path.file_name())
-        .syntax("]}; /disk add type=file file-path=")
+        .syntax("]] = 0) do={:if ([:len [/file find where name=")
+        .value(&file)
+        .syntax(" and ")
+        .syntax(REGULAR_FILE)
+        .syntax("]] = 0) do={:error (\"")
+        .syntax(NOT_A_FILE_ERROR)
+        .syntax("\" . ")
+        .value(&file)
+        .syntax(")}; /file remove $f}; /disk add type=file file-path=")
         .value(&disk.file_path)
         .syntax(" file-size=")
         .value(&disk.size)
@@ -106,6 +125,44 @@ pub fn create_disk(disk: &NewDisk) -> Script {
     print_slot(script, &disk.slot)
 }
 
+/// One sign by which a disk shows that it is the driver's to change. A script
+/// that changes a disk checks these itself, on the appliance, in the same
+/// exec: the disk changed is the disk checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerTest {
+    /// Its comment matches the pattern.
+    CommentMatches(CommentPattern),
+    /// It has no comment, and its image is `<slot>.img` in some folder: the
+    /// shape of the disks of the Go driver this one replaces.
+    NoCommentImageOfSlot,
+    /// Its comment is exactly this text, as read beforehand (a compare and
+    /// set: nothing changed the disk in between).
+    CommentIs(Comment),
+}
+
+/// `/disk find where slot=S and type=file and (T or T …)`: the disk in `slot`
+/// if it passes one of `tests`.
+fn find_owned(script: Script, slot: &Slot, tests: &[OwnerTest]) -> Script {
+    let mut script = script
+        .syntax("[/disk find where slot=")
+        .value(slot)
+        .syntax(" and type=file and (");
+    for (i, test) in tests.iter().enumerate() {
+        if i > 0 {
+            script = script.syntax(" or ");
+        }
+        script = match test {
+            OwnerTest::CommentMatches(pattern) => script.syntax("comment~").value(pattern),
+            OwnerTest::NoCommentImageOfSlot => script
+                .syntax("(comment=\"\" and file-path~")
+                .value(&ImagePattern::of(slot))
+                .syntax(")"),
+            OwnerTest::CommentIs(comment) => script.syntax("comment=").value(comment),
+        };
+    }
+    script.syntax(")]")
+}
+
 /// Prints the disk in `slot` (nothing but the header when there is none).
 pub fn get_disk(slot: &Slot) -> Script {
     print_slot(Script::new(), slot)
@@ -118,13 +175,15 @@ pub fn list_disks(prefix: &SlotPrefix) -> Script {
         .value(prefix)
 }
 
-/// Grows the disk in `slot` to `size` bytes if it is smaller, then prints it.
-/// Never shrinks: the comparison runs on the appliance, against the current size.
-pub fn grow_disk(slot: &Slot, size: u64) -> Script {
-    let script = Script::new()
-        .syntax(":local d [/disk find where slot=")
-        .value(slot)
-        .syntax("]; :if ([:len $d] = 1) do={:if ([/disk get $d size] < ")
+/// Grows the disk in `slot` to `size` bytes if it is smaller and passes one
+/// of `tests`, then prints the disk. Never shrinks: the comparison runs on the
+/// appliance, against the current size. With no tests, only prints.
+pub fn grow_disk(slot: &Slot, size: u64, tests: &[OwnerTest]) -> Script {
+    if tests.is_empty() {
+        return get_disk(slot);
+    }
+    let script = find_owned(Script::new().syntax(":local d "), slot, tests)
+        .syntax("; :if ([:len $d] = 1) do={:if ([/disk get $d size] < ")
         .value(&size)
         .syntax(") do={/disk set $d file-size=")
         .value(&size)
@@ -132,29 +191,44 @@ pub fn grow_disk(slot: &Slot, size: u64) -> Script {
     print_slot(script, slot)
 }
 
-/// Removes the disk in `slot` and its image file. Prints nothing on success.
+/// Removes the disk in `slot` and its image file, if the disk passes one of
+/// `tests`; prints nothing then. A disk that is there but passes none is
+/// left alone and printed, for the caller to judge.
 ///
-/// The image is the disk's own `file-path`. When the disk is already gone, an
-/// earlier delete may have been cut off between removing the disk and removing
-/// the image: then every file named `<slot>.img`, in any folder, that no disk
-/// uses is removed. Image names are unique because slots are, so this needs no
-/// knowledge of where the volume was made, and a file some disk still uses is
-/// never touched.
-pub fn delete_disk(slot: &Slot) -> Script {
-    Script::new()
+/// The image is the disk's own `file-path`. With `sweep`, and the disk
+/// already gone, an earlier delete may have been cut off between removing
+/// the disk and removing the image: then every regular file named
+/// `<slot>.img`, in any folder, that no disk uses is removed. Image names are
+/// unique because slots are, so this needs no knowledge of where the volume
+/// was made, and a file some disk still uses is never touched.
+pub fn delete_disk(slot: &Slot, tests: &[OwnerTest], sweep: bool) -> Script {
+    let mut script = Script::new()
         .syntax(":local d [/disk find where slot=")
         .value(slot)
-        .syntax(
-            "]; :if ([:len $d] > 0) do={:local p [/disk get $d file-path]; /disk remove $d; \
-             :local f [/file find where name=[:pick $p 1 [:len $p]]]; \
-             :if ([:len $f] > 0) do={/file remove $f}} \
-             else={:foreach f in=[/file find where name~",
-        )
-        .value(&ImagePattern::of(slot))
-        .syntax(
-            "] do={:if ([:len [/disk find where file-path=(\"/\" . [/file get $f name])]] = 0) \
-             do={/file remove $f}}}",
-        )
+        .syntax("]; :if ([:len $d] > 0) do={");
+    if tests.is_empty() {
+        script = print_slot(script, slot);
+    } else {
+        script = find_owned(script.syntax(":if ([:len "), slot, tests).syntax(
+            "] = 1) do={:local p [/disk get $d file-path]; /disk remove $d; \
+                 :local f [/file find where name=[:pick $p 1 [:len $p]]]; \
+                 :if ([:len $f] > 0) do={/file remove $f}} else={",
+        );
+        script = print_slot(script, slot).syntax("}");
+    }
+    script = script.syntax("}");
+    if sweep {
+        script = script
+            .syntax(" else={:foreach f in=[/file find where name~")
+            .value(&ImagePattern::of(slot))
+            .syntax(" and ")
+            .syntax(REGULAR_FILE)
+            .syntax(
+                "] do={:if ([:len [/disk find where file-path=(\"/\" . [/file get $f name])]] = 0) \
+                 do={/file remove $f}}}",
+            );
+    }
+    script
 }
 
 /// Prints the pool entry mounted at `pool`, which carries `size` and `free`.
@@ -210,7 +284,11 @@ mod tests {
             concat!(
                 r#":if ([:len [/disk find where slot="pvc-1"]] = 0) do={"#,
                 r#":if ([:len [/disk find where file-path="/raid10/volumes/pvc-1.img"]] > 0) do={:error "file-path already in use by another disk"}; "#,
-                r#":if ([:len [/file find where name="raid10/volumes/pvc-1.img"]] > 0 && [:len [/disk find where file-path="/raid10/volumes/pvc-1.img"]] = 0) do={/file remove [/file find where name="raid10/volumes/pvc-1.img"]}; "#,
+                r#":local f [/file find where name="raid10/volumes/pvc-1.img"]; "#,
+                r#":if ([:len $f] > 0 && [:len [/disk find where file-path="/raid10/volumes/pvc-1.img"]] = 0) do={"#,
+                r#":if ([:len [/file find where name="raid10/volumes/pvc-1.img" and (type=file or type~" file\$")]] = 0) do={"#,
+                r#":error ("rds-csi: not a regular file, left in place: " . "raid10/volumes/pvc-1.img")}; "#,
+                r#"/file remove $f}; "#,
                 r#"/disk add type=file file-path="/raid10/volumes/pvc-1.img" file-size=1073741824 slot="pvc-1" mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-1" comment="rds-csi:pvc-1"}; "#,
                 r#"/disk print detail where slot="pvc-1""#
             )
@@ -256,26 +334,53 @@ mod tests {
         );
     }
 
+    fn tests() -> Vec<OwnerTest> {
+        vec![
+            OwnerTest::CommentMatches(CommentPattern::new("^rds-csi:pvc-1( |$)").unwrap()),
+            OwnerTest::NoCommentImageOfSlot,
+        ]
+    }
+
     #[test]
-    fn grow_compares_on_the_appliance() {
+    fn grow_checks_the_owner_and_compares_on_the_appliance() {
+        let slot = Slot::new("pvc-1").unwrap();
         assert_eq!(
-            grow_disk(&Slot::new("pvc-1").unwrap(), 2048).into_text(),
+            grow_disk(&slot, 2048, &tests()).into_text(),
             concat!(
-                r#":local d [/disk find where slot="pvc-1"]; :if ([:len $d] = 1) do={:if ([/disk get $d size] < 2048) do={/disk set $d file-size=2048}}; "#,
+                r#":local d [/disk find where slot="pvc-1" and type=file and (comment~"^rds-csi:pvc-1( |\$)" or (comment="" and file-path~"/pvc-1\\.img\$"))]; "#,
+                r#":if ([:len $d] = 1) do={:if ([/disk get $d size] < 2048) do={/disk set $d file-size=2048}}; "#,
                 r#"/disk print detail where slot="pvc-1""#
             )
+        );
+        // Nothing can pass no test: only a print.
+        assert_eq!(
+            grow_disk(&slot, 2048, &[]).into_text(),
+            get_disk(&slot).into_text()
         );
     }
 
     #[test]
-    fn delete_removes_disk_then_file_or_else_strays() {
+    fn delete_checks_the_owner_removes_disk_then_file_or_else_strays() {
+        let slot = Slot::new("pvc-1").unwrap();
+        let exact = OwnerTest::CommentIs(Comment::new("rds-csi:x").unwrap());
         assert_eq!(
-            delete_disk(&Slot::new("pvc-1").unwrap()).into_text(),
+            delete_disk(&slot, &[exact], true).into_text(),
             concat!(
-                r#":local d [/disk find where slot="pvc-1"]; :if ([:len $d] > 0) do={:local p [/disk get $d file-path]; /disk remove $d; "#,
+                r#":local d [/disk find where slot="pvc-1"]; :if ([:len $d] > 0) do={"#,
+                r#":if ([:len [/disk find where slot="pvc-1" and type=file and (comment="rds-csi:x")]] = 1) do={"#,
+                r#":local p [/disk get $d file-path]; /disk remove $d; "#,
                 r#":local f [/file find where name=[:pick $p 1 [:len $p]]]; :if ([:len $f] > 0) do={/file remove $f}} "#,
-                r#"else={:foreach f in=[/file find where name~"/pvc-1\\.img\$"] do={:if ([:len [/disk find where file-path=("/" . [/file get $f name])]] = 0) do={/file remove $f}}}"#
+                r#"else={/disk print detail where slot="pvc-1"}} "#,
+                r#"else={:foreach f in=[/file find where name~"/pvc-1\\.img\$" and (type=file or type~" file\$")] do={"#,
+                r#":if ([:len [/disk find where file-path=("/" . [/file get $f name])]] = 0) do={/file remove $f}}}"#
             )
         );
+        // Without a sweep nothing happens when the disk is gone; without a
+        // test a disk that is there is only printed.
+        assert_eq!(
+            delete_disk(&slot, &[], false).into_text(),
+            r#":local d [/disk find where slot="pvc-1"]; :if ([:len $d] > 0) do={/disk print detail where slot="pvc-1"}"#
+        );
+        assert!(delete_disk(&slot, &tests(), false).as_str().ends_with("}}"));
     }
 }

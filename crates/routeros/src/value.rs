@@ -59,11 +59,29 @@ pub enum ValueError {
     },
 }
 
+/// Keeps [`CliValue`] implemented only in this module.
+mod sealed {
+    /// The supertrait of [`super::CliValue`], which no other crate can name
+    /// and so no other crate can implement.
+    pub trait Sealed {}
+}
+
 /// Something that can be written into a command as one value.
 ///
-/// Implemented only by types whose every instance is safe to send; there is no
-/// implementation for `str`, so unchecked text cannot reach a command.
-pub trait CliValue {
+/// Implemented only by this module's types, whose every instance is safe to
+/// send: the trait is sealed (its supertrait is private), so no other crate
+/// can add an implementation, for `str` or anything else, and unchecked text
+/// cannot reach a command:
+///
+/// ```compile_fail,E0277
+/// struct Raw(&'static str);
+/// impl routeros::CliValue for Raw {
+///     fn write_cli(&self, out: &mut String) {
+///         out.push_str(self.0);
+///     }
+/// }
+/// ```
+pub trait CliValue: sealed::Sealed {
     /// Appends the value, quoted as needed, to `out`.
     fn write_cli(&self, out: &mut String);
 }
@@ -157,6 +175,8 @@ macro_rules! text_value {
                 f.write_str(&self.0)
             }
         }
+
+        impl sealed::Sealed for $name {}
 
         impl CliValue for $name {
             fn write_cli(&self, out: &mut String) {
@@ -430,6 +450,44 @@ impl Comment {
     }
 }
 
+text_value! {
+    /// A regular expression for a `~` condition on a comment, such as
+    /// `^rds-csi:sha256:0b0e8b8e[0-9a-f]( |$)`: made of letters, digits and
+    /// `^ $ ( ) [ ] | { } : . , _ -` and spaces only, so that it holds no
+    /// RouterOS syntax and no backslash; written quoted, `$` escaped.
+    CommentPattern
+}
+
+/// The longest comment pattern accepted.
+pub const MAX_PATTERN_LEN: usize = 512;
+
+impl CommentPattern {
+    /// Validates a pattern.
+    pub fn new(value: &str) -> Result<Self, ValueError> {
+        const WHAT: &str = "comment pattern";
+        check_len(WHAT, value, MAX_PATTERN_LEN)?;
+        check_chars(
+            WHAT,
+            value,
+            "patterns may contain only letters, digits, spaces and ^ $ ( ) [ ] | { } : . , _ -",
+            |c| c.is_ascii_alphanumeric() || " ^$()[]|{}:.,_-".contains(c),
+        )?;
+        Ok(Self(value.to_owned()))
+    }
+}
+
+/// The largest size in bytes this driver ever sends: RouterOS's numbers are
+/// signed 64-bit (its scripting manual: "number - 64bit signed integer"), so
+/// this is the largest whole MiB not above `i64::MAX`
+/// (9 223 372 036 853 727 232 bytes, 8 EiB less 1 MiB). Anything larger
+/// could not even be compared on the appliance, and is refused before it is
+/// sent.
+pub const MAX_SIZE: u64 = (i64::MAX as u64) / (1 << 20) * (1 << 20);
+
+impl sealed::Sealed for u64 {}
+impl sealed::Sealed for u16 {}
+impl sealed::Sealed for bool {}
+
 impl CliValue for u64 {
     fn write_cli(&self, out: &mut String) {
         out.push_str(&self.to_string());
@@ -568,6 +626,15 @@ mod tests {
             "a\"b", "a\\b", "$x", "a?", "a;b", "[x]", "{x}", "`x`", "\t", " a", "a ",
         ] {
             assert!(Comment::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn comment_patterns() {
+        let p = CommentPattern::new("^rds-csi:pvc-0b0e[0-9a-fA-F]{4}( |$)").unwrap();
+        assert_eq!(cli(&p), r#""^rds-csi:pvc-0b0e[0-9a-fA-F]{4}( |\$)""#);
+        for bad in ["a\\.b", "a\"b", "a;b", "a?", "é", "a\tb", ""] {
+            assert!(CommentPattern::new(bad).is_err(), "{bad}");
         }
     }
 

@@ -112,6 +112,14 @@ pub struct RdsMetrics {
     pub ssh_reconnects: Counter,
     /// SSH connection attempts that failed.
     pub ssh_connect_failures: Counter,
+    /// Commands whose connection broke under them (or could not open a
+    /// channel on a connection that had gone away).
+    pub ssh_connection_losses: Counter,
+    /// Channels the RDS refused on a live connection: its session limit,
+    /// which the transport learns by lowering its own.
+    pub ssh_channel_refusals: Counter,
+    /// Commands that did not finish within the command timeout.
+    pub command_timeouts: Counter,
     /// 1 while the RDS answers, 0 while it does not.
     pub up: Gauge,
 }
@@ -123,6 +131,9 @@ impl Default for RdsMetrics {
             command_duration: histogram_family(),
             ssh_reconnects: Counter::default(),
             ssh_connect_failures: Counter::default(),
+            ssh_connection_losses: Counter::default(),
+            ssh_channel_refusals: Counter::default(),
+            command_timeouts: Counter::default(),
             up: Gauge::default(),
         }
     }
@@ -165,6 +176,21 @@ impl RdsMetrics {
             "ssh_connect_failures",
             "SSH connection attempts to the RDS that failed",
             self.ssh_connect_failures.clone(),
+        );
+        registry.register(
+            "ssh_connection_losses",
+            "RouterOS commands whose SSH connection to the RDS broke under them",
+            self.ssh_connection_losses.clone(),
+        );
+        registry.register(
+            "ssh_channel_refusals",
+            "Channels the RDS refused on a live SSH connection (its session limit)",
+            self.ssh_channel_refusals.clone(),
+        );
+        registry.register(
+            "routeros_command_timeouts",
+            "RouterOS commands that did not finish within the command timeout",
+            self.command_timeouts.clone(),
         );
         registry.register(
             "rds_up",
@@ -339,6 +365,8 @@ mod tests {
         m.rds
             .observe_command("create", true, Duration::from_millis(3));
         m.rds.ssh_reconnects.inc();
+        m.rds.ssh_connection_losses.inc();
+        m.rds.command_timeouts.inc();
         m.rds.up.set(1);
         m.node.staged_volumes.set(2);
         m.node
@@ -350,6 +378,9 @@ mod tests {
             r#"rds_csi_routeros_commands_total{operation="create",outcome="ok"} 1"#,
             r#"rds_csi_routeros_command_duration_seconds_count{operation="create"} 1"#,
             "rds_csi_ssh_reconnects_total 1",
+            "rds_csi_ssh_connection_losses_total 1",
+            "rds_csi_ssh_channel_refusals_total 0",
+            "rds_csi_routeros_command_timeouts_total 1",
             "rds_csi_rds_up 1",
             "rds_csi_staged_volumes 2",
             r#"rds_csi_nvme_controllers{state="live"} 1"#,

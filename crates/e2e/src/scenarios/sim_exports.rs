@@ -107,7 +107,7 @@ async fn steps(rds: &Rds) -> Outcome {
     // Growth: the controller's expand, then the node's rescan.
     let grown = rds
         .client
-        .grow_volume(&slot, 2 * GIB)
+        .grow_volume(&slot, 2 * GIB, &rds::owner(NAME)?)
         .await
         .context("grow the volume")?;
     ensure(
@@ -167,7 +167,7 @@ async fn steps(rds: &Rds) -> Outcome {
     // The node's detach, then the controller's delete.
     fabrics::disconnect(&nqn).await?;
     rds.client
-        .delete_volume(&slot)
+        .delete_volume(&slot, &rds::owner(NAME)?, true)
         .await
         .context("delete the volume")?;
     ensure(

@@ -101,7 +101,7 @@ async fn steps(root: &Path) -> Outcome {
     fabrics::disconnect(&keep).await?;
     second
         .client
-        .delete_volume(&rds::slot(KEEP)?)
+        .delete_volume(&rds::slot(KEEP)?, &rds::owner(KEEP)?, true)
         .await
         .context(format!("delete {KEEP}"))?;
     let stopped = second.stop().await;

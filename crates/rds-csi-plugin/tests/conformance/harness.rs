@@ -40,6 +40,8 @@ pub struct Options {
     pub routeros_version: String,
     pub mode: &'static str,
     pub extra_flags: Vec<String>,
+    /// Seconds between the controller's checks of the RDS.
+    pub check_interval: u64,
 }
 
 impl Default for Options {
@@ -50,6 +52,8 @@ impl Default for Options {
             routeros_version: "7.21.1 (stable)".into(),
             mode: "all",
             extra_flags: Vec::new(),
+            // Notice an RDS that went away within a second or so.
+            check_interval: 1,
         }
     }
 }
@@ -93,9 +97,8 @@ impl Plugin {
         argv.push(dir.path().join("state").display().to_string());
         argv.push("--etc-nvme".into());
         argv.push(dir.path().join("etc-nvme").display().to_string());
-        // Notice an RDS that went away within a second or so.
         argv.push("--rds-check-interval".into());
-        argv.push("1".into());
+        argv.push(options.check_interval.to_string());
         argv.extend(options.extra_flags);
         let config = PluginConfig::from_args(&Args::try_parse_from(&argv).unwrap()).unwrap();
 

@@ -13,3 +13,4 @@ mod http_endpoint;
 mod identity;
 mod requests;
 mod resilience;
+mod routeros_limits;

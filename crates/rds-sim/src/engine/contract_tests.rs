@@ -28,11 +28,13 @@ fn doc_script(heading: &str) -> String {
 }
 
 /// Fills in the placeholders: `S` slot, `P` path, `F` path without the
-/// leading slash, `N` size, `Q` NQN, `C` comment, `PREFIX`, `POOL`, and `D`
-/// the folder `raid10/volumes`.
+/// leading slash, `N` size, `Q` NQN, `C` comment, `PREFIX`, `POOL`, `D` the
+/// folder `raid10/volumes`, and `OWNER` an ownership condition that the
+/// comments `C` gives pass.
 fn fill(script: &str, slot: &str, size: u64) -> String {
     let path = format!("/raid10/volumes/{slot}.img");
     script
+        .replace("(OWNER)", "(comment~\"^rds-csi:\")")
         .replace("\"S\"", &format!("\"{slot}\""))
         .replace("\"/S\\\\.img", &format!("\"/{slot}\\\\.img"))
         .replace("\"P\"", &format!("\"{path}\""))
@@ -69,6 +71,7 @@ fn the_doc_scripts_are_found_and_filled_completely() {
         let script = fill(&doc_script(section), SLOT, GIB);
         for placeholder in [
             "\"S\"", "\"P\"", "\"F\"", "\"Q\"", "\"C\"", "\"D\"", "PREFIX", "POOL", "=N", "< N",
+            "OWNER",
         ] {
             assert!(!script.contains(placeholder), "{section}: {script}");
         }
@@ -107,7 +110,6 @@ fn create_makes_the_disk_and_prints_it_like_the_doc() {
         "raid-master=none",
         "nvme-tcp-export=yes",
         "nvme-tcp-server-port=4420",
-        &format!("nvme-tcp-server-nqn=\"nqn.2000-02.com.mikrotik:{SLOT}\""),
         "nvme-tcp-server-allow-host-name=\"\"",
         "iscsi-export=no",
         "nfs-sharing=no",
@@ -121,12 +123,19 @@ fn create_makes_the_disk_and_prints_it_like_the_doc() {
     ] {
         assert!(out.contains(pair), "{pair} in\n{out}");
     }
-    assert!(
-        lines
-            .iter()
-            .all(|l| l.len() <= 80 || !l.trim().contains(' ')),
-        "{out}"
+    // The NQN pair is longer than a line: it is cut inside its quotes and
+    // continues, indented, on the next line.
+    let nqn = lines
+        .iter()
+        .position(|l| l.contains("nvme-tcp-server-nqn="))
+        .unwrap();
+    assert_eq!(
+        format!("{}{}", lines[nqn].trim_start(), lines[nqn + 1].trim_start()),
+        format!(
+            "nvme-tcp-server-nqn=\"nqn.2000-02.com.mikrotik:{SLOT}\" nvme-tcp-server-allow-host-name=\"\" iscsi-export=no"
+        ),
     );
+    assert!(lines.iter().all(|l| l.len() <= 80), "{out}");
     let disk = &s.engine.disks()[0];
     assert_eq!(
         (
@@ -224,6 +233,10 @@ fn grow_grows_and_never_shrinks() {
     assert!(out.contains("size=2 147 483 648"), "{out}");
     assert_eq!(s.ok(&fill(&doc_script("Grow"), "pvc-none", GIB)), HEADER);
     assert_eq!(s.err(&grow(200 * GIB)), "not enough space");
+    // A disk that passes no ownership condition is printed, not grown.
+    s.ok("/disk set pvc-1 comment=\"by hand\"");
+    let out = s.ok(&grow(4 * GIB));
+    assert!(out.contains("size=2 147 483 648"), "{out}");
 }
 
 #[test]
@@ -245,6 +258,31 @@ fn delete_removes_disk_and_image_and_is_idempotent() {
     assert_eq!(s.engine.files().len(), 1);
     assert_eq!(s.ok(&delete), "");
     assert!(s.engine.files().is_empty() && s.engine.disks().is_empty());
+
+    // A disk that passes no ownership condition is shown, not removed; a
+    // folder named like an image is not swept.
+    s.ok("/disk add type=file file-path=/raid10/volumes/pvc-3.img file-size=1G slot=pvc-3 comment=\"by hand\"");
+    let out = s.ok(&fill(&doc_script("Delete"), "pvc-3", 0));
+    assert!(
+        out.starts_with(HEADER) && out.contains(";;; by hand"),
+        "{out}"
+    );
+    assert_eq!(s.engine.disks().len(), 1);
+    std::fs::create_dir(s.host("raid10/volumes/pvc-4.img")).unwrap();
+    assert_eq!(s.ok(&fill(&doc_script("Delete"), "pvc-4", 0)), "");
+    assert!(s.host("raid10/volumes/pvc-4.img").is_dir());
+}
+
+#[test]
+fn create_leaves_a_folder_at_the_image_path_and_names_it() {
+    let s = sim(100 * GIB);
+    std::fs::create_dir(s.host("raid10/volumes/pvc-1.img")).unwrap();
+    assert_eq!(
+        s.err(&fill(&doc_script("Create"), "pvc-1", GIB)),
+        "rds-csi: not a regular file, left in place: raid10/volumes/pvc-1.img"
+    );
+    assert!(s.host("raid10/volumes/pvc-1.img").is_dir());
+    assert!(s.engine.disks().is_empty());
 }
 
 #[test]

@@ -462,3 +462,41 @@ fn pool_free_space_follows_every_change() {
     s.add("b", GIB);
     assert_eq!(free(), 9 * GIB - (1 << 20));
 }
+
+#[test]
+fn a_path_below_a_regular_file_is_not_a_directory() {
+    let s = sim(10 * GIB);
+    s.add("a", GIB);
+    assert_eq!(
+        s.err("/disk add type=file file-path=/raid10/volumes/a.img/b.img file-size=1G slot=b"),
+        "failure: not a directory"
+    );
+    // Looking a name up below a file finds nothing, and says nothing more.
+    assert_eq!(
+        s.ok(":put [:len [/file find where name=\"raid10/volumes/a.img/b.img\"]]"),
+        "0\r\n"
+    );
+    assert_eq!(s.engine.disks().len(), 1);
+}
+
+#[test]
+fn execs_and_commands_are_counted_and_written_to_the_stats_file() {
+    let s = sim(10 * GIB);
+    let file = s.dir.path().join("stats.json");
+    s.engine.set_stats_file(file.clone()).unwrap();
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        "{\"commands\":0,\"execs\":0}\n"
+    );
+    // One exec, three commands (two finds and the add).
+    s.ok(":if ([:len [/disk find where slot=a]] = 0) do={/disk add type=file file-path=/raid10/volumes/a.img file-size=1G slot=a}; :put [:len [/disk find]]");
+    s.err("/disk frob");
+    assert_eq!(
+        (s.engine.execs_served(), s.engine.commands_executed()),
+        (2, 3)
+    );
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        "{\"commands\":3,\"execs\":2}\n"
+    );
+}

@@ -147,7 +147,15 @@ impl Storage {
         }
         let meta = match fs::symlink_metadata(self.root.join(name)) {
             Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // A name below a regular file names nothing, like a missing one.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(None);
+            }
             Err(e) => return Err(io_error(e)),
         };
         let kind = if meta.is_dir() {
@@ -189,6 +197,7 @@ impl Storage {
             parent.push(segment);
             match fs::symlink_metadata(&parent) {
                 Ok(meta) if meta.is_dir() => {}
+                Ok(meta) if meta.is_file() => return Err(CmdError::NotADirectory),
                 _ => return Err(CmdError::NoSuchDirectory),
             }
         }
@@ -322,6 +331,13 @@ mod tests {
             Err(CmdError::InvalidValue("file-path"))
         );
         assert_eq!(s.resolve_image("/raid10"), Err(CmdError::NotAFile));
+        // Below a regular file: not a directory, which is not "missing".
+        fs::write(dir.path().join("raid10/volumes/a.img"), b"x").unwrap();
+        assert_eq!(
+            s.resolve_image("/raid10/volumes/a.img/b.img"),
+            Err(CmdError::NotADirectory)
+        );
+        assert_eq!(s.entry("raid10/volumes/a.img/b.img"), Ok(None));
     }
 
     #[test]
