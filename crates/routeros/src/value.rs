@@ -93,7 +93,7 @@ pub fn quote(text: &str) -> Result<String, ValueError> {
 
 /// Appends `text` in double quotes, escaping RouterOS's special characters.
 /// Callers guarantee `text` is printable ASCII.
-fn push_quoted(out: &mut String, text: &str) {
+pub(crate) fn push_quoted(out: &mut String, text: &str) {
     out.push('"');
     for ch in text.chars() {
         if matches!(ch, '"' | '\\' | '$' | '?') {
@@ -105,7 +105,7 @@ fn push_quoted(out: &mut String, text: &str) {
 }
 
 /// Checks `value` against an allow-list, returning the first offending character.
-fn check_chars(
+pub(crate) fn check_chars(
     what: &'static str,
     value: &str,
     allowed: &'static str,
@@ -123,7 +123,7 @@ fn check_chars(
     }
 }
 
-fn check_len(what: &'static str, value: &str, max: usize) -> Result<(), ValueError> {
+pub(crate) fn check_len(what: &'static str, value: &str, max: usize) -> Result<(), ValueError> {
     if value.is_empty() {
         return Err(ValueError::Empty { what });
     }
@@ -172,6 +172,8 @@ macro_rules! text_value {
         }
     };
 }
+// The subvolume module declares its values with the same macro.
+pub(crate) use text_value;
 
 /// The longest slot this driver gives a new disk: RouterOS 7.24 refuses longer
 /// ones.
