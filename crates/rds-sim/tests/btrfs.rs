@@ -126,7 +126,9 @@ fn subvolumes_snapshots_and_their_records() {
     let rig = rig();
     rig.ok("/disk/btrfs/subvolume add fs=pool1 name=volumes/pvc-1");
     assert!(rig.host("volumes/pvc-1").is_dir());
-    rig.ok("/disk add type=file file-path=/raid10/volumes/pvc-1/volume.img file-size=64M slot=pvc-1");
+    rig.ok(
+        "/disk add type=file file-path=/raid10/volumes/pvc-1/volume.img file-size=64M slot=pvc-1",
+    );
     write_at(&rig.host("volumes/pvc-1/volume.img"), 0, &[5u8; 1 << 20]);
     rig.ok(
         "/disk/btrfs/subvolume add fs=pool1 parent=[/disk/btrfs/subvolume find where name=pvc-1] read-only=yes name=volumes/snap-1",
@@ -212,12 +214,30 @@ fn add_errors() {
     let rig = rig();
     rig.ok("/disk/btrfs/subvolume add fs=pool1 name=a");
     for (script, error) in [
-        ("/disk/btrfs/subvolume add fs=pool1 name=a", "failure: already have such entry"),
-        ("/disk/btrfs/subvolume add fs=pool2 name=b", "input does not match any value of fs"),
-        ("/disk/btrfs/subvolume add fs=pool1 name=nope/b", "failure: no such directory"),
-        ("/disk/btrfs/subvolume add fs=pool1 name=../b", "invalid value for argument name"),
-        ("/disk/btrfs/subvolume add fs=pool1 name=b parent=nothing", "no such item"),
-        ("/disk/btrfs/subvolume add fs=pool1 name=b read-only=maybe", "input does not match any value of read-only"),
+        (
+            "/disk/btrfs/subvolume add fs=pool1 name=a",
+            "failure: already have such entry",
+        ),
+        (
+            "/disk/btrfs/subvolume add fs=pool2 name=b",
+            "input does not match any value of fs",
+        ),
+        (
+            "/disk/btrfs/subvolume add fs=pool1 name=nope/b",
+            "failure: no such directory",
+        ),
+        (
+            "/disk/btrfs/subvolume add fs=pool1 name=../b",
+            "invalid value for argument name",
+        ),
+        (
+            "/disk/btrfs/subvolume add fs=pool1 name=b parent=nothing",
+            "no such item",
+        ),
+        (
+            "/disk/btrfs/subvolume add fs=pool1 name=b read-only=maybe",
+            "input does not match any value of read-only",
+        ),
     ] {
         assert_eq!(rig.err(script), error, "{script}");
     }
@@ -246,10 +266,15 @@ fn subvolumes_in_plain_folders_follow_the_switch() {
 fn state_and_listing_survive_a_restart() {
     let rig = rig();
     rig.ok("/disk/btrfs/subvolume add fs=pool1 name=volumes/pvc-1");
-    rig.ok("/disk add type=file file-path=/raid10/volumes/pvc-1/volume.img file-size=1M slot=pvc-1");
-    let reopened =
-        Engine::open(SimConfig::single_btrfs_pool(rig.dir.path().join("root"), "raid10", 0))
-            .unwrap();
+    rig.ok(
+        "/disk add type=file file-path=/raid10/volumes/pvc-1/volume.img file-size=1M slot=pvc-1",
+    );
+    let reopened = Engine::open(SimConfig::single_btrfs_pool(
+        rig.dir.path().join("root"),
+        "raid10",
+        0,
+    ))
+    .unwrap();
     let out = reopened.execute(
         ":put [/disk get pvc-1 file-path]; :put [/disk/btrfs/subvolume get [find where name=pvc-1] fullname]",
         &ExecOptions::default(),

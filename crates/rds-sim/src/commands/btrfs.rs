@@ -115,7 +115,10 @@ pub fn add(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
     }
     let root = ctx.storage.pool_root(&pool);
     let path = root.join(name);
-    let folder = path.parent().map(PathBuf::from).unwrap_or_else(|| root.clone());
+    let folder = path
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.clone());
     match std::fs::symlink_metadata(&folder) {
         Ok(meta) if meta.is_dir() => {}
         _ => return Err(CmdError::NoSuchDirectory),
@@ -154,9 +157,7 @@ pub fn add(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
     };
     match parent {
         Some(source) => btrfs::snapshot(&source, &path, read_only),
-        None if read_only => {
-            btrfs::create(&path).and_then(|()| btrfs::set_read_only(&path))
-        }
+        None if read_only => btrfs::create(&path).and_then(|()| btrfs::set_read_only(&path)),
         None => btrfs::create(&path),
     }
     .map_err(CmdError::Io)?;
@@ -164,7 +165,10 @@ pub fn add(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
     let fresh = list(ctx)?;
     let id = fresh
         .iter()
-        .find(|r| matches!(r.get("fullname"), Some(Prop::Str(f)) if f == name) && place(ctx, r).is_some_and(|(p, _)| p == pool))
+        .find(|r| {
+            matches!(r.get("fullname"), Some(Prop::Str(f)) if f == name)
+                && place(ctx, r).is_some_and(|(p, _)| p == pool)
+        })
         .map(|r| r.id)
         .ok_or_else(|| CmdError::Io(format!("subvolume {name} not listed after adding it")))?;
     Ok(Outcome::value(Value::Id(id)))
@@ -182,10 +186,7 @@ pub fn remove(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> 
         &listed,
         ctx.last_print.get(&Menu::BtrfsSubvolume),
     )?;
-    let places: Vec<(String, String)> = listed
-        .iter()
-        .filter_map(|r| place(ctx, r))
-        .collect();
+    let places: Vec<(String, String)> = listed.iter().filter_map(|r| place(ctx, r)).collect();
     let mut doomed = Vec::new();
     for id in &ids {
         let record = listed

@@ -132,7 +132,9 @@ fn pool_space(
         return Ok(space.clone());
     }
     let space = ctx.storage.space(pool)?;
-    ctx.state.pool_space.insert(pool.name.clone(), space.clone());
+    ctx.state
+        .pool_space
+        .insert(pool.name.clone(), space.clone());
     Ok(space)
 }
 

@@ -34,7 +34,11 @@ fn keep_and_grow_keeps_the_data_and_grows_never_shrinks() {
     let s = sim_with(ExistingImage::KeepAndGrow);
     let path = image(&s);
     s.ok(&format!("{ADD}4096"));
-    assert_eq!(s.engine.disks()[0].size, 8192, "never smaller than the file");
+    assert_eq!(
+        s.engine.disks()[0].size,
+        8192,
+        "never smaller than the file"
+    );
     assert_eq!(fs::read(&path).unwrap(), vec![7u8; 8192]);
     s.ok("/disk remove a");
     s.ok(&format!("{ADD}16384"));
@@ -86,8 +90,7 @@ fn a_btrfs_pool_must_be_a_mounted_btrfs() {
     let dir = tempfile::tempdir().unwrap();
     let err = Engine::open(SimConfig::single_btrfs_pool(dir.path(), "raid10", GIB)).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("is configured as btrfs, but")
+        err.to_string().contains("is configured as btrfs, but")
             && err.to_string().contains("not the top of a mounted btrfs"),
         "{err}"
     );
@@ -109,6 +112,14 @@ fn without_btrfs_the_subvolume_menu_is_empty() {
         s.err("/disk/btrfs/subvolume add name=x"),
         "failure: fs must be set"
     );
-    assert!(s.run("/disk/btrfs/subvolume set x name=y").output.starts_with("bad command name set"));
-    assert!(s.run("/disk/btrfs/subvolume add fs=x name=y comment=z").output.starts_with("expected end of command"));
+    assert!(
+        s.run("/disk/btrfs/subvolume set x name=y")
+            .output
+            .starts_with("bad command name set")
+    );
+    assert!(
+        s.run("/disk/btrfs/subvolume add fs=x name=y comment=z")
+            .output
+            .starts_with("expected end of command")
+    );
 }

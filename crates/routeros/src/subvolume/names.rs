@@ -30,8 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::disk::Disk;
 use crate::value::{
-    CliValue, MAX_PATH_LEN, PoolName, RdsPath, Slot, ValueError, check_len,
-    push_quoted, text_value,
+    CliValue, MAX_PATH_LEN, PoolName, RdsPath, Slot, ValueError, check_len, push_quoted, text_value,
 };
 
 /// The name of the image file inside a volume's subvolume. The same for every
@@ -357,7 +356,11 @@ mod tests {
         assert_eq!(hashed, SnapshotId::for_name("my snapshot"));
         assert_ne!(hashed, SnapshotId::for_name("my snapshot 2"));
         assert_eq!(hashed.as_str().len(), 33);
-        assert!(SnapshotId::for_name("ünïcode; $(rm)").as_str().starts_with("snap-"));
+        assert!(
+            SnapshotId::for_name("ünïcode; $(rm)")
+                .as_str()
+                .starts_with("snap-")
+        );
         // A name that is not quite a UUID is hashed.
         assert_ne!(
             SnapshotId::for_name("snapshot-0b0e8b8e-3c43-4c2f-9d2e").hex(),
@@ -385,8 +388,7 @@ mod tests {
     #[test]
     fn a_volume_in_a_folder_and_at_the_pool_top() {
         let slot = Slot::new("pvc-1").unwrap();
-        let v = SubvolumeVolume::new(&RdsPath::new("/raid10/k8s/volumes").unwrap(), &slot)
-            .unwrap();
+        let v = SubvolumeVolume::new(&RdsPath::new("/raid10/k8s/volumes").unwrap(), &slot).unwrap();
         assert_eq!(v.pool().as_str(), "raid10");
         assert_eq!(v.subvolume().as_str(), "k8s/volumes/pvc-1");
         assert_eq!(v.subvolume().leaf(), "pvc-1");

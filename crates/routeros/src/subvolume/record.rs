@@ -126,7 +126,10 @@ pub fn parse_subvolume_print(output: &str) -> Result<PrintOutput, ParseError> {
 /// Puts the unquoted date and time of each time-valued key in quotes, outside
 /// quoted values only.
 fn quote_times(output: &str) -> String {
-    output.split_inclusive('\n').map(quote_times_in_line).collect()
+    output
+        .split_inclusive('\n')
+        .map(quote_times_in_line)
+        .collect()
 }
 
 fn quote_times_in_line(line: &str) -> String {
@@ -385,9 +388,7 @@ mod tests {
         let volume = Subvolume::from_record(&record(" 0 name=\"pvc-1\"\n")).unwrap();
         assert_eq!(Snapshot::of(volume), None);
         assert!(Subvolume::from_record(&record(" 0 fullname=\"x\"\n")).is_err());
-        assert!(
-            Subvolume::from_record(&record(" 0 name=\"a\" creation-time=\"soon\"\n")).is_err()
-        );
+        assert!(Subvolume::from_record(&record(" 0 name=\"a\" creation-time=\"soon\"\n")).is_err());
         assert!(Subvolume::from_record(&record(" 0 name=\"a\" read-only=maybe\n")).is_err());
     }
 }

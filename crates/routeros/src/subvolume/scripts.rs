@@ -116,8 +116,8 @@ fn btrfs_label(script: Script, pool: &PoolName) -> Script {
         .syntax(":local p [/disk find where mount-point=")
         .value(pool)
         .syntax("]; :if ([:len $p] != 1) do={");
-    let script = fail(script, ScriptFailure::NoPool)
-        .syntax("}; :if ([/disk get $p fs] != \"btrfs\") do={");
+    let script =
+        fail(script, ScriptFailure::NoPool).syntax("}; :if ([/disk get $p fs] != \"btrfs\") do={");
     let script = fail(script, ScriptFailure::NotBtrfs)
         .syntax("}; :local fs [/disk get $p fs-label]; :if ([:len $fs] = 0) do={");
     fail(script, ScriptFailure::NoLabel).syntax("}; ")
@@ -143,9 +143,7 @@ fn path_free(script: Script, path: &RdsPath) -> Script {
 }
 
 fn print_disk(script: Script, slot: &Slot) -> Script {
-    script
-        .syntax("/disk print detail where slot=")
-        .value(slot)
+    script.syntax("/disk print detail where slot=").value(slot)
 }
 
 fn print_snapshots(script: Script, pattern: &NamePattern) -> Script {
@@ -519,8 +517,7 @@ mod tests {
     #[test]
     fn clone_checks_the_live_source() {
         let source = volume("pvc-1", 1 << 30);
-        let text =
-            clone_volume(&volume("pvc-3", 1 << 30), source.subvolume(), 1 << 30).into_text();
+        let text = clone_volume(&volume("pvc-3", 1 << 30), source.subvolume(), 1 << 30).into_text();
         for part in [
             r#":local sd [/disk find where slot="pvc-1"]; :if ([:len $sd] = 0) do={:error "rds-csi: the source volume does not exist"}"#,
             r#":if ([/disk get $sd file-path] != "/raid10/volumes/pvc-1/volume.img") do={"#,
