@@ -110,6 +110,28 @@ fn human(bytes: u64) -> String {
     }
 }
 
+/// One volume size: its source and the times measured.
+struct Row {
+    size_gib: u64,
+    source: routeros::Disk,
+    written: Duration,
+    allocated: u64,
+    extents: String,
+    snapshot: Vec<Duration>,
+    restore: Vec<Duration>,
+    clone: Vec<Duration>,
+}
+
+/// Commits the filesystem at `mount` (`btrfs filesystem sync`).
+fn commit(mount: &Path) {
+    let status = std::process::Command::new("btrfs")
+        .args(["filesystem", "sync"])
+        .arg(mount)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 struct Timing(Vec<Duration>);
 
 impl Timing {
@@ -167,51 +189,64 @@ async fn main() {
         "{:>8} {:>12} {:>9} {:>9} {:>24} {:>24} {:>24}",
         "volume", "allocated", "extents", "write s", "snapshot", "restore", "clone"
     );
+    // Every volume is made and written first, and its writes committed, so
+    // that no timed call pays for them. The sizes then take turns in each
+    // run, so that both see the same number of subvolumes.
+    let mut rows = Vec::new();
     for size_gib in &args.sizes_gib {
         let size = size_gib * GIB;
-        let source_name = format!("pvc-src-{size_gib}g");
-        let source = client
-            .provision_volume(&volume(&source_name, size))
-            .await
-            .unwrap();
-        let image = root.join(format!("raid10/volumes/{source_name}/volume.img"));
+        let name = format!("pvc-src-{size_gib}g");
+        let source = client.provision_volume(&volume(&name, size)).await.unwrap();
+        let image = root.join(format!("raid10/volumes/{name}/volume.img"));
         let written = write_half(&image, size);
         let allocated = std::fs::metadata(&image).unwrap().blocks() * 512;
-        let (mut snaps, mut restores, mut clones) = (Vec::new(), Vec::new(), Vec::new());
-        for run in 0..args.runs {
-            let id = SnapshotId::for_name(&format!("snapshot-{size_gib}g-{run}"));
+        rows.push(Row {
+            size_gib: *size_gib,
+            source,
+            written,
+            allocated,
+            extents: extents(&image),
+            snapshot: Vec::new(),
+            restore: Vec::new(),
+            clone: Vec::new(),
+        });
+    }
+    commit(&root.join("raid10"));
+    for run in 0..args.runs {
+        for row in &mut rows {
+            let (g, size) = (row.size_gib, row.size_gib * GIB);
+            let id = SnapshotId::for_name(&format!("snapshot-{g}g-{run}"));
             let started = Instant::now();
-            let snapshot = client.create_snapshot(&id, &source).await.unwrap();
-            snaps.push(started.elapsed());
+            let snapshot = client.create_snapshot(&id, &row.source).await.unwrap();
+            row.snapshot.push(started.elapsed());
 
             let started = Instant::now();
             let restored = client
-                .restore_snapshot(
-                    &volume(&format!("pvc-r-{size_gib}g-{run}"), size),
-                    &snapshot,
-                )
+                .restore_snapshot(&volume(&format!("pvc-r-{g}g-{run}"), size), &snapshot)
                 .await
                 .unwrap();
-            restores.push(started.elapsed());
+            row.restore.push(started.elapsed());
             assert_eq!(restored.size, size);
 
             let started = Instant::now();
             let cloned = client
-                .clone_volume(&volume(&format!("pvc-c-{size_gib}g-{run}"), size), &source)
+                .clone_volume(&volume(&format!("pvc-c-{g}g-{run}"), size), &row.source)
                 .await
                 .unwrap();
-            clones.push(started.elapsed());
+            row.clone.push(started.elapsed());
             assert_eq!(cloned.size, size);
         }
+    }
+    for row in rows {
         println!(
             "{:>5} GiB {:>12} {:>9} {:>9.1} {:>24} {:>24} {:>24}",
-            size_gib,
-            human(allocated),
-            extents(&image),
-            written.as_secs_f64(),
-            Timing(snaps).show(),
-            Timing(restores).show(),
-            Timing(clones).show()
+            row.size_gib,
+            human(row.allocated),
+            row.extents,
+            row.written.as_secs_f64(),
+            Timing(row.snapshot).show(),
+            Timing(row.restore).show(),
+            Timing(row.clone).show()
         );
     }
     drop(sim);
