@@ -28,7 +28,8 @@ const SUBVOLUME_ROOT_INODE: u64 = 256;
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs `program` with `args`, returning its standard output, or what went
-/// wrong (its standard error when it failed).
+/// wrong (its standard error when it failed). Both outputs are read while it
+/// runs, so that a long listing cannot fill a pipe and stall it.
 pub(crate) fn run_tool(program: &str, args: &[&str], timeout: Duration) -> Result<String, String> {
     let command_line = || format!("{program} {}", args.join(" "));
     let mut child = Command::new(program)
@@ -38,6 +39,27 @@ pub(crate) fn run_tool(program: &str, args: &[&str], timeout: Duration) -> Resul
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -51,14 +73,8 @@ pub(crate) fn run_tool(program: &str, args: &[&str], timeout: Duration) -> Resul
             Err(e) => return Err(format!("{}: {e}", command_line())),
         }
     };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut stdout);
-    }
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut stderr);
-    }
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
     if status.success() {
         Ok(stdout)
     } else {
@@ -364,5 +380,8 @@ mod tests {
             run_tool("echo", &["hi"], TOOL_TIMEOUT).as_deref(),
             Ok("hi\n")
         );
+        // More than a pipe holds, read while the tool runs.
+        let long = run_tool("head", &["-c", "1000000", "/dev/zero"], TOOL_TIMEOUT).unwrap();
+        assert_eq!(long.len(), 1_000_000);
     }
 }
