@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rds_client::RdsClient;
 use rds_sim::testing::TestSim;
 use rds_sim::{NvmetConfig, SimConfig};
+use routeros::subvolume::NewVolume;
 use routeros::{Comment, NewDisk, Nqn, OwnerTest, RdsPath, Slot};
 
 use crate::support::{Context, Outcome};
@@ -45,7 +46,17 @@ impl Rds {
     /// Starts a simulator as [`Rds::start`] does, exporting its disks as
     /// `export` says.
     pub async fn start_with(root: &Path, capacity: u64, export: Export) -> Outcome<Rds> {
-        let mut config = SimConfig::single_pool(root, POOL, capacity);
+        Self::start_config(SimConfig::single_pool(root, POOL, capacity), export).await
+    }
+
+    /// Starts a simulator exporting through nvmet whose pool is the btrfs
+    /// filesystem mounted at `<root>/raid10` (see [`rds_sim::LoopBtrfs`]).
+    pub async fn start_on_btrfs(root: &Path) -> Outcome<Rds> {
+        Self::start_config(SimConfig::single_btrfs_pool(root, POOL, 0), Export::Nvmet).await
+    }
+
+    async fn start_config(mut config: SimConfig, export: Export) -> Outcome<Rds> {
+        let root = config.root.clone();
         if export == Export::Nvmet {
             config.nvmet = Some(NvmetConfig::default());
         }
@@ -53,11 +64,7 @@ impl Rds {
             .await
             .context("cannot start the simulator")?;
         let client = Arc::new(RdsClient::new(test_support::sim::client_config(&sim)));
-        Ok(Rds {
-            sim,
-            client,
-            root: root.to_path_buf(),
-        })
+        Ok(Rds { sim, client, root })
     }
 
     /// The host file holding volume `name`'s image.
@@ -122,6 +129,22 @@ pub fn owner(name: &str) -> Outcome<Vec<OwnerTest>> {
     Ok(vec![OwnerTest::CommentIs(
         Comment::new(&format!("rds-csi:{name}")).context("comment")?,
     )])
+}
+
+/// Volume `name` as [`volume`], for
+/// [`rds_client::RdsClient::provision_volume`] and the snapshot operations: a
+/// subvolume `/raid10/volumes/<name>` with `volume.img` inside on btrfs.
+pub fn new_volume(name: &str, size: u64) -> Outcome<NewVolume> {
+    let flat = volume(name, size)?;
+    NewVolume::new(
+        flat.slot,
+        &RdsPath::new(&format!("/{POOL}/volumes")).context("volume path")?,
+        size,
+        PORT,
+        flat.nqn,
+        flat.comment,
+    )
+    .context("new volume")
 }
 
 /// The slot of volume `name`.

@@ -9,6 +9,7 @@ mod node_orphans;
 mod node_outage;
 mod node_recovery;
 mod node_restart;
+mod sim_btrfs;
 mod sim_exports;
 mod sim_restart;
 
@@ -46,6 +47,10 @@ pub const ALL: &[Scenario] = &[
     Scenario {
         name: "sim_restart_reconciles_nvmet",
         run: |ctx| Box::pin(sim_restart::run(ctx)),
+    },
+    Scenario {
+        name: "sim_btrfs_snapshots_over_nvme_tcp",
+        run: |ctx| Box::pin(sim_btrfs::run(ctx)),
     },
     Scenario {
         name: "node_lifecycle_ext4",

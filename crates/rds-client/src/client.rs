@@ -368,7 +368,7 @@ impl RdsClient {
     /// Sends a script, retrying when the connection broke under it. Each
     /// attempt that was sent and got no answer is recorded as a failed
     /// `operation` here; the answer is recorded by [`Reply::read`].
-    async fn run(&self, operation: &'static str, script: Script) -> Result<Reply<'_>> {
+    pub(crate) async fn run(&self, operation: &'static str, script: Script) -> Result<Reply<'_>> {
         let metrics = self.transport.metrics();
         let mut attempt = 0;
         loop {
@@ -419,7 +419,7 @@ fn was_sent(e: &Error) -> bool {
 
 /// What the RDS answered to one command, to be read exactly once.
 #[must_use = "a reply must be read, which records the command"]
-struct Reply<'a> {
+pub(crate) struct Reply<'a> {
     out: ExecOutput,
     operation: &'static str,
     elapsed: Duration,
@@ -430,7 +430,15 @@ impl Reply<'_> {
     /// Reads the answer with `read` and records the command: `ok` when the
     /// answer reads as a success, `error` when RouterOS reported an error or
     /// printed something unreadable.
-    fn read<T>(self, read: impl FnOnce(&ExecOutput) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(self, read: impl FnOnce(&ExecOutput) -> Result<T>) -> Result<T> {
+        self.read_as(read)
+    }
+
+    /// [`Reply::read`] for a reader with an error type of its own.
+    pub(crate) fn read_as<T, E>(
+        self,
+        read: impl FnOnce(&ExecOutput) -> Result<T, E>,
+    ) -> Result<T, E> {
         let result = read(&self.out);
         self.metrics
             .observe_command(self.operation, result.is_ok(), self.elapsed);
@@ -439,7 +447,7 @@ impl Reply<'_> {
 }
 
 /// Non-blank lines of stdout and stderr.
-fn output_lines(out: &ExecOutput) -> impl Iterator<Item = &str> {
+pub(crate) fn output_lines(out: &ExecOutput) -> impl Iterator<Item = &str> {
     out.stdout
         .lines()
         .chain(out.stderr.lines())
@@ -447,7 +455,7 @@ fn output_lines(out: &ExecOutput) -> impl Iterator<Item = &str> {
         .filter(|l| !l.is_empty())
 }
 
-fn parse_print(out: &ExecOutput, what: &'static str) -> Result<PrintOutput> {
+pub(crate) fn parse_print(out: &ExecOutput, what: &'static str) -> Result<PrintOutput> {
     let mut printed =
         parse_print_detail(&out.stdout).map_err(|e| Error::unexpected(what, e, &out.stdout))?;
     printed.messages.extend(
@@ -462,11 +470,11 @@ fn parse_print(out: &ExecOutput, what: &'static str) -> Result<PrintOutput> {
 
 /// The error RouterOS reported, judged by the text first and the exit status
 /// only when there is no text.
-fn error_in(printed: &PrintOutput, out: &ExecOutput) -> Option<CliError> {
+pub(crate) fn error_in(printed: &PrintOutput, out: &ExecOutput) -> Option<CliError> {
     from_messages(&printed.messages).or_else(|| check_status(out).err())
 }
 
-fn check_status(out: &ExecOutput) -> Result<(), CliError> {
+pub(crate) fn check_status(out: &ExecOutput) -> Result<(), CliError> {
     match out.exit_status {
         Some(status) if status != 0 => Err(CliError {
             kind: CliErrorKind::Other,
@@ -486,7 +494,7 @@ fn not_a_file(messages: &[String]) -> Option<String> {
 }
 
 /// The one disk printed for `slot`, if any.
-fn single_disk(
+pub(crate) fn single_disk(
     printed: &PrintOutput,
     slot: &Slot,
     out: &ExecOutput,

@@ -6,6 +6,8 @@
 //!   It sends only scripts built by the `routeros` command builder.
 //! - [`client`]: the volume operations (create, get, list, grow, delete, pool
 //!   capacity, version), each one idempotent RouterOS script.
+//! - [`snapshots`]: volumes in subvolumes of their own, snapshots, restores
+//!   and clones on btrfs pools, each one idempotent script too.
 //! - [`status`]: what is known about the RDS (up or down, since when, the
 //!   last error, its RouterOS version), readable without I/O.
 //! - [`monitor`]: the connection manager, a background task that checks the
@@ -21,6 +23,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod monitor;
+pub mod snapshots;
 pub mod status;
 pub mod transport;
 
@@ -28,5 +31,6 @@ pub use client::{RdsClient, SIZE_GRANULARITY, round_up_size};
 pub use config::{ClientKey, HostKeyPolicy, SshConfig};
 pub use error::{Error, Result};
 pub use monitor::{ConnectionMonitor, DEFAULT_CHECK_INTERVAL};
+pub use snapshots::SnapshotError;
 pub use status::{RdsStatus, Reachability};
 pub use transport::{ExecOutput, REGAIN_AFTER, SshTransport};

@@ -28,7 +28,54 @@ pub struct SimConfig {
     /// tests in a guest with a real initiator. None: nothing outside the
     /// root is touched.
     pub nvmet: Option<NvmetConfig>,
+    /// The answers the simulator gives where RouterOS's behaviour is not
+    /// known, one switch each.
+    pub behaviour: Behaviour,
 }
+
+/// Where RouterOS's behaviour is not known, which answer the simulator
+/// gives. The defaults are the likeliest answers; tests switch them to prove
+/// the client fails safe under every one. `docs/routeros-cli.md` lists them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Behaviour {
+    /// What `/disk add type=file` does with an image that exists already.
+    pub existing_image: ExistingImage,
+    /// Whether `/disk/btrfs/subvolume add` makes a subvolume inside a plain
+    /// folder (rather than at the top or inside another subvolume).
+    pub subvolume_in_folder: SubvolumeInFolder,
+}
+
+/// What `/disk add type=file file-path=<existing file> file-size=N` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExistingImage {
+    /// Keeps the file's data and grows it to `N` when `N` is larger; the
+    /// disk is the larger of the two. The simulator's answer since before
+    /// snapshots, and the likeliest.
+    #[default]
+    KeepAndGrow,
+    /// Keeps the file as it is, whatever `N`; the disk is the file's size.
+    Keep,
+    /// Refuses with `failure: file already exists` (*assumed* text).
+    Refuse,
+    /// Replaces the file with a new, empty one of `N` bytes: the data is lost.
+    Replace,
+    /// Sets the file's length to `N`, cutting off what lies beyond.
+    Truncate,
+}
+
+/// Whether a subvolume may be made inside a plain folder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SubvolumeInFolder {
+    /// Allowed, as Linux allows it.
+    #[default]
+    Allow,
+    /// Refused with `failure: parent is not a subvolume` (*assumed* text):
+    /// subvolumes only at the top or inside other subvolumes.
+    Refuse,
+}
+
+/// The filesystem name of a btrfs pool ([`PoolConfig::fs`]).
+pub const BTRFS: &str = "btrfs";
 
 /// One storage pool: a mounted RAID entry in `/disk`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,10 +83,14 @@ pub struct PoolConfig {
     /// Slot and mount point, e.g. `raid10`; also the pool's folder under the
     /// root and the first segment of image paths on it.
     pub name: String,
-    /// Filesystem shown as `fs=` (e.g. `xfs`).
+    /// Filesystem shown as `fs=` (e.g. `xfs`). With `btrfs`, the pool's
+    /// folder must be the top of a mounted btrfs filesystem (see
+    /// [`crate::LoopBtrfs`]); `/disk/btrfs/subvolume` works on it, and its
+    /// size and free space are the filesystem's own.
     pub fs: String,
     /// Capacity in bytes. Free space is this minus the logical sizes of the
-    /// files in the pool.
+    /// files in the pool. Not used on btrfs, where snapshots share data:
+    /// there size and free space come from the filesystem.
     pub capacity: u64,
     /// Folders created under the pool when the simulator opens, e.g.
     /// `["volumes"]`.
@@ -61,7 +112,17 @@ impl SimConfig {
             version: "7.21.1 (stable)".to_string(),
             max_slot_len: DEFAULT_MAX_SLOT_LEN,
             nvmet: None,
+            behaviour: Behaviour::default(),
         }
+    }
+
+    /// [`SimConfig::single_pool`] on btrfs: the pool's folder,
+    /// `<root>/<pool>`, must be a mounted btrfs filesystem by the time the
+    /// engine opens.
+    pub fn single_btrfs_pool(root: impl Into<PathBuf>, pool: &str, capacity: u64) -> Self {
+        let mut config = Self::single_pool(root, pool, capacity);
+        config.pools[0].fs = BTRFS.to_string();
+        config
     }
 
     /// Checks what the engine relies on: pool names are single, distinct

@@ -13,6 +13,8 @@ mod contract_tests;
 mod robustness_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unknowns_tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -152,8 +154,9 @@ impl Engine {
         backend: Option<(Box<dyn ConfigFs>, Box<dyn Backing>)>,
     ) -> Result<Engine, SimError> {
         config.validate()?;
-        let storage = Storage::new(&config);
+        let mut storage = Storage::new(&config);
         storage.prepare()?;
+        storage.open_filesystems()?;
         let state = State::new(persist::load(&config.root)?, &config);
         // New pools got ids; save them so they stay the same next time.
         persist::compact(&config.root, &state.saved)?;
@@ -181,6 +184,7 @@ impl Engine {
                     version: config.version.clone(),
                     started: Instant::now(),
                     max_slot_len: config.max_slot_len,
+                    behaviour: config.behaviour,
                 },
                 commands: AtomicU64::new(0),
                 execs: AtomicU64::new(0),
@@ -454,7 +458,7 @@ impl Inner {
             Some(copy) => copy,
             None => &mut *state,
         };
-        let outcome = commands::run(
+        let outcome = match commands::run(
             inv,
             &mut Ctx {
                 state: target,
@@ -464,7 +468,17 @@ impl Inner {
                 width,
                 last_print,
             },
-        )?;
+        ) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // A failed change may still have changed files (a subvolume
+                // made before a later step failed): listings are rebuilt.
+                if mutates {
+                    state.invalidate_caches();
+                }
+                return Err(e);
+            }
+        };
         if let Some(mut next) = copy {
             // Whatever changed (a file, a size), listings are rebuilt.
             next.invalidate_caches();

@@ -110,6 +110,27 @@ pub enum CmdError {
     /// `/file remove` of a folder that still holds files. *Assumed* text.
     #[error("failure: directory is not empty")]
     DirectoryNotEmpty,
+    /// `/disk add` of an existing image when [`crate::ExistingImage::Refuse`]
+    /// is set. *Assumed* text.
+    #[error("failure: file already exists")]
+    FileExists,
+    /// `/disk/btrfs/subvolume add` inside a plain folder when
+    /// [`crate::SubvolumeInFolder::Refuse`] is set. *Assumed* text.
+    #[error("failure: parent is not a subvolume")]
+    ParentNotSubvolume,
+    /// `/disk/btrfs/subvolume add parent=` of a subvolume on another
+    /// filesystem than `fs=`. *Assumed* text.
+    #[error("failure: parent subvolume is on another file system")]
+    OtherFilesystem,
+    /// `/disk/btrfs/subvolume remove` of a subvolume holding another one,
+    /// which btrfs cannot delete. *Assumed* text.
+    #[error("failure: subvolume contains other subvolumes")]
+    NestedSubvolume,
+    /// `/disk/btrfs/subvolume remove` of a subvolume holding a disk's image.
+    /// *Assumed*: RouterOS is not known to allow it, and allowing it would
+    /// hide the bug of deleting a live volume.
+    #[error("failure: subvolume is in use by a disk")]
+    SubvolumeInUse,
     /// `get` of more than one item. *Assumed* text.
     #[error("invalid internal item number")]
     NotOneItem,

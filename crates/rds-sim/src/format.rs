@@ -73,6 +73,22 @@ pub const DISK_FLAGS: &[FlagColumn] = &[
     },
 ];
 
+/// The flag columns of `/disk/btrfs/subvolume` (*assumed* names and order).
+pub const SUBVOLUME_FLAGS: &[FlagColumn] = &[
+    FlagColumn {
+        letter: 'D',
+        name: "DELETING",
+    },
+    FlagColumn {
+        letter: 'S',
+        name: "SNAPSHOT",
+    },
+    FlagColumn {
+        letter: 'r',
+        name: "READ-ONLY",
+    },
+];
+
 /// Width of the key column of `/system resource print`.
 const KEY_WIDTH: usize = 25;
 
@@ -131,6 +147,9 @@ pub fn prop_text(value: &Prop) -> String {
         Prop::Bytes(n) => group_thousands(*n),
         Prop::HumanBytes(n) => human_size(*n),
         Prop::Id(id) => format_id(*id),
+        // RouterOS prints times bare, with the space between date and time.
+        Prop::Time(s) if s.is_empty() => quote(s),
+        Prop::Time(s) => s.clone(),
     }
 }
 

@@ -9,6 +9,9 @@
 //! the device, and injects faults on request.
 //!
 //! Entry points: [`Engine`] runs scripts; [`Faults`] switches failures on;
+//! a pool may be a real btrfs filesystem ([`LoopBtrfs`]), on which
+//! `/disk/btrfs/subvolume` makes real subvolumes and snapshots;
+//! [`Behaviour`] chooses the simulator's answer where RouterOS's is unknown;
 //! [`NvmetConfig`] makes the disks real NVMe/TCP exports (in a guest whose
 //! kernel has nvmet);
 //! [`parse_single_command`] reads one command strictly, for property tests of
@@ -26,6 +29,7 @@
 //!   configfs and loop devices, and there only what this simulator made.
 
 mod ast;
+mod btrfs;
 mod commands;
 mod config;
 mod engine;
@@ -45,7 +49,10 @@ mod state;
 pub mod testing;
 mod value;
 
-pub use config::{DEFAULT_MAX_SLOT_LEN, PoolConfig, SimConfig};
+pub use btrfs::{LoopBtrfs, LoopBtrfsError};
+pub use config::{
+    BTRFS, Behaviour, DEFAULT_MAX_SLOT_LEN, ExistingImage, PoolConfig, SimConfig, SubvolumeInFolder,
+};
 pub use engine::{
     DEFAULT_WIDTH, DiskView, Engine, ExecGuard, ExecOptions, Execution, FileView, WIDTH_RANGE,
 };

@@ -16,7 +16,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rds_sim::server::{ServerConfig, serve};
-use rds_sim::{Engine, NvmetConfig, PoolConfig, SimConfig};
+use rds_sim::{
+    BTRFS, Behaviour, Engine, ExistingImage, LoopBtrfs, NvmetConfig, PoolConfig, SimConfig,
+    SubvolumeInFolder,
+};
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey};
 use tracing::info;
@@ -37,6 +40,26 @@ struct Args {
     /// Capacity of the pool, in bytes or with a binary unit (K, M, G, T).
     #[arg(long, env = "RDS_SIM_CAPACITY", default_value = "1T", value_parser = parse_capacity)]
     capacity: u64,
+    /// The pool's filesystem: `btrfs` makes `/disk/btrfs/subvolume` work on
+    /// it, and then the pool's folder (`<root>/<pool>`) must be a mounted
+    /// btrfs filesystem, or `--btrfs-loop-size` makes one.
+    #[arg(long = "pool-fs", env = "RDS_SIM_POOL_FS", default_value = "xfs", value_parser = ["xfs", "ext4", "btrfs"])]
+    pool_fs: String,
+    /// With `--pool-fs btrfs`: make the pool a btrfs filesystem of this size
+    /// (bytes or with K, M, G, T) on a sparse file,
+    /// `<root>/.rds-sim/<pool>.btrfs`, loop-mounted at the pool's folder
+    /// while the simulator runs (needs root). An existing file is mounted as
+    /// it is.
+    #[arg(long = "btrfs-loop-size", env = "RDS_SIM_BTRFS_LOOP_SIZE", value_parser = parse_capacity)]
+    btrfs_loop_size: Option<u64>,
+    /// What `/disk add` does with an image file that exists already, where
+    /// RouterOS's answer is not known.
+    #[arg(long = "existing-image", env = "RDS_SIM_EXISTING_IMAGE", value_enum, default_value_t = ExistingImage::KeepAndGrow)]
+    existing_image: ExistingImage,
+    /// Whether a btrfs subvolume may be made inside a plain folder, where
+    /// RouterOS's answer is not known.
+    #[arg(long = "subvolume-in-folder", env = "RDS_SIM_SUBVOLUME_IN_FOLDER", value_enum, default_value_t = SubvolumeInFolder::Allow)]
+    subvolume_in_folder: SubvolumeInFolder,
     /// Folders created inside the pool (repeatable).
     #[arg(
         long = "directory",
@@ -151,14 +174,38 @@ fn load_authorized_keys(path: &Path) -> Result<Vec<PublicKey>, String> {
     Ok(keys)
 }
 
+/// With `--btrfs-loop-size`, mounts the pool's btrfs (making it first if
+/// needed); it is unmounted when the returned value drops.
+fn loop_btrfs(args: &Args) -> Result<Option<LoopBtrfs>, String> {
+    let Some(size) = args.btrfs_loop_size else {
+        return Ok(None);
+    };
+    if args.pool_fs != BTRFS {
+        return Err("--btrfs-loop-size needs --pool-fs btrfs".to_owned());
+    }
+    let state_dir = args.root.join(".rds-sim");
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    let image = state_dir.join(format!("{}.btrfs", args.pool));
+    let mount_point = args.root.join(&args.pool);
+    let mounted = if image.exists() {
+        LoopBtrfs::mount(&image, &mount_point)
+    } else {
+        LoopBtrfs::create(&image, &mount_point, size, &args.pool)
+    };
+    mounted.map(Some).map_err(|e| e.to_string())
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let host_key = load_or_create_host_key(&args.host_key)?;
     let authorized_keys = load_authorized_keys(&args.authorized_keys)?;
+    // Kept until the server stops, then unmounted.
+    let _btrfs = loop_btrfs(&args)?;
     let engine = Engine::open(SimConfig {
         root: args.root.clone(),
         pools: vec![PoolConfig {
             name: args.pool.clone(),
-            fs: "xfs".into(),
+            fs: args.pool_fs.clone(),
             capacity: args.capacity,
             directories: args.directories.clone(),
         }],
@@ -168,6 +215,10 @@ async fn run(args: Args) -> Result<(), String> {
             traddr,
             ..NvmetConfig::default()
         }),
+        behaviour: Behaviour {
+            existing_image: args.existing_image,
+            subvolume_in_folder: args.subvolume_in_folder,
+        },
     })
     .map_err(|e| e.to_string())?;
     engine

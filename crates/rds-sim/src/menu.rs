@@ -11,6 +11,10 @@ pub enum Menu {
     Root,
     /// `/disk`
     Disk,
+    /// `/disk/btrfs`
+    Btrfs,
+    /// `/disk/btrfs/subvolume`
+    BtrfsSubvolume,
     /// `/file`
     File,
     /// `/system`
@@ -92,6 +96,32 @@ const DISK_PROPERTIES: &[&str] = &[
     "file-offset",
     "comment",
     "disabled",
+    "fs-label",
+];
+
+/// Arguments `/disk/btrfs/subvolume add` takes (RouterOS 7.18 to 7.24).
+const SUBVOLUME_ADD: &[&str] = &[
+    "copy-from",
+    "fs",
+    "mount",
+    "mountpoint",
+    "name",
+    "parent",
+    "read-only",
+];
+
+/// Properties of a `/disk/btrfs/subvolume` record.
+const SUBVOLUME_PROPERTIES: &[&str] = &[
+    ".id",
+    "name",
+    "fullname",
+    "fs",
+    "top-level",
+    "parent",
+    "uuid",
+    "creation-time",
+    "read-only",
+    "snapshot",
 ];
 
 const FILE_PROPERTIES: &[&str] = &[".id", "name", "type", "size", "creation-time"];
@@ -128,6 +158,8 @@ impl Menu {
         match self {
             Menu::Root => "/",
             Menu::Disk => "/disk",
+            Menu::Btrfs => "/disk/btrfs",
+            Menu::BtrfsSubvolume => "/disk/btrfs/subvolume",
             Menu::File => "/file",
             Menu::System => "/system",
             Menu::SystemResource => "/system/resource",
@@ -139,6 +171,8 @@ impl Menu {
     pub fn spaced_path(self) -> &'static str {
         match self {
             Menu::SystemResource => "/system resource",
+            Menu::Btrfs => "/disk btrfs",
+            Menu::BtrfsSubvolume => "/disk btrfs subvolume",
             other => other.path(),
         }
     }
@@ -150,6 +184,8 @@ impl Menu {
             (Menu::Root, "file") => Some(Menu::File),
             (Menu::Root, "system") => Some(Menu::System),
             (Menu::System, "resource") => Some(Menu::SystemResource),
+            (Menu::Disk, "btrfs") => Some(Menu::Btrfs),
+            (Menu::Btrfs, "subvolume") => Some(Menu::BtrfsSubvolume),
             _ => None,
         }
     }
@@ -159,9 +195,10 @@ impl Menu {
         let verb = Verb::from_name(name)?;
         let allowed = match self {
             Menu::Disk => true,
+            Menu::BtrfsSubvolume => verb != Verb::Set,
             Menu::File => verb != Verb::Add && verb != Verb::Set,
             Menu::SystemResource => matches!(verb, Verb::Print | Verb::Get),
-            Menu::Root | Menu::System => false,
+            Menu::Root | Menu::System | Menu::Btrfs => false,
         };
         allowed.then_some(verb)
     }
@@ -170,9 +207,10 @@ impl Menu {
     pub fn has_property(self, name: &str) -> bool {
         match self {
             Menu::Disk => DISK_PROPERTIES.contains(&name),
+            Menu::BtrfsSubvolume => SUBVOLUME_PROPERTIES.contains(&name),
             Menu::File => FILE_PROPERTIES.contains(&name),
             Menu::SystemResource => RESOURCE_KEYS.contains(&name),
-            Menu::Root | Menu::System => false,
+            Menu::Root | Menu::System | Menu::Btrfs => false,
         }
     }
 
@@ -183,6 +221,7 @@ impl Menu {
                 name == "type" || name == "file-path" || DISK_SETTABLE.contains(&name)
             }
             (Menu::Disk, Verb::Set) => name == "numbers" || DISK_SETTABLE.contains(&name),
+            (Menu::BtrfsSubvolume, Verb::Add) => SUBVOLUME_ADD.contains(&name),
             (_, Verb::Remove) => name == "numbers",
             (Menu::SystemResource, Verb::Get) => name == "value-name",
             (_, Verb::Get) => name == "number" || name == "value-name",
@@ -258,6 +297,17 @@ mod tests {
         assert_eq!(
             canonical_name(Menu::SystemResource, Verb::Print),
             "/system resource print"
+        );
+        assert_eq!(Menu::Disk.child("btrfs"), Some(Menu::Btrfs));
+        assert_eq!(Menu::Btrfs.child("subvolume"), Some(Menu::BtrfsSubvolume));
+        assert_eq!(Menu::Btrfs.verb("print"), None);
+        assert_eq!(Menu::BtrfsSubvolume.verb("set"), None);
+        assert!(Menu::BtrfsSubvolume.takes_argument(Verb::Add, "read-only"));
+        assert!(!Menu::BtrfsSubvolume.takes_argument(Verb::Add, "comment"));
+        assert!(Menu::BtrfsSubvolume.has_property("creation-time"));
+        assert_eq!(
+            canonical_name(Menu::BtrfsSubvolume, Verb::Add),
+            "/disk btrfs subvolume add"
         );
     }
 }

@@ -30,13 +30,16 @@ pub enum Prop {
     HumanBytes(u64),
     /// An internal id.
     Id(u64),
+    /// A date and time (`2025-11-20 10:11:12`): printed bare, space and
+    /// all, as RouterOS prints times.
+    Time(String),
 }
 
 impl Prop {
     /// The value `get` returns.
     pub fn to_value(&self) -> Value {
         match self {
-            Prop::Str(s) | Prop::Word(s) => Value::Str(s.clone()),
+            Prop::Str(s) | Prop::Word(s) | Prop::Time(s) => Value::Str(s.clone()),
             Prop::Bool(b) => Value::Bool(*b),
             Prop::Int(n) | Prop::Bytes(n) | Prop::HumanBytes(n) => {
                 Value::Num(i64::try_from(*n).unwrap_or(i64::MAX))
@@ -48,7 +51,7 @@ impl Prop {
     /// The plain text of the value, for `~` and string comparisons.
     pub fn text(&self) -> String {
         match self {
-            Prop::Str(s) | Prop::Word(s) => s.clone(),
+            Prop::Str(s) | Prop::Word(s) | Prop::Time(s) => s.clone(),
             Prop::Bool(b) => yes_no(*b).to_string(),
             Prop::Int(n) | Prop::Bytes(n) | Prop::HumanBytes(n) => n.to_string(),
             Prop::Id(id) => format_id(*id),
@@ -216,11 +219,23 @@ fn raid_type(name: &str) -> &str {
     }
 }
 
+/// A pool's size, free space and filesystem label, as measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSpace {
+    /// Size in bytes.
+    pub size: u64,
+    /// Free bytes.
+    pub free: u64,
+    /// The filesystem's label (`fs-label`), empty when it has none.
+    pub label: String,
+}
+
 /// The `/disk` record of a pool: a mounted RAID entry.
-pub fn pool_record(pool: &PoolConfig, meta: &PoolMeta, free: u64) -> Record {
-    let used = pool.capacity.saturating_sub(free);
+pub fn pool_record(pool: &PoolConfig, meta: &PoolMeta, space: &PoolSpace) -> Record {
+    let free = space.free;
+    let used = space.size.saturating_sub(free);
     // Rounded to the nearest percent (the doc's example shows 4.9 % as 5%).
-    let percent = match pool.capacity {
+    let percent = match space.size {
         0 => 0,
         cap => (u128::from(used) * 100 + u128::from(cap) / 2) / u128::from(cap),
     };
@@ -230,8 +245,9 @@ pub fn pool_record(pool: &PoolConfig, meta: &PoolMeta, free: u64) -> Record {
         .show("slot-default", s(""))
         .show("parent", s(""))
         .show("fs", w(&pool.fs))
+        .show("fs-label", s(&space.label))
         .show("mount-point", s(&pool.name))
-        .show("size", Prop::Bytes(pool.capacity))
+        .show("size", Prop::Bytes(space.size))
         .show("free", Prop::Bytes(free))
         .show("use", w(&format!("{percent}%")))
         .show("raid-type", w(raid_type(&pool.name)))
@@ -241,6 +257,62 @@ pub fn pool_record(pool: &PoolConfig, meta: &PoolMeta, free: u64) -> Record {
         id: meta.id,
         flags: "BM".to_string(),
         comment: meta.comment.clone(),
+        fields: fields.0,
+    }
+}
+
+/// One `/disk/btrfs/subvolume` entry, as [`subvolume_record`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubvolumeView {
+    /// Internal id.
+    pub id: u64,
+    /// The last segment of its path.
+    pub name: String,
+    /// Its path from the top of the filesystem.
+    pub fullname: String,
+    /// The filesystem's label.
+    pub fs: String,
+    /// btrfs's ID of the subvolume it sits in (5: the top).
+    pub top_level: u64,
+    /// The name of the subvolume it is a snapshot of, if that still exists.
+    pub parent: String,
+    /// Whether it is a snapshot (made from another subvolume).
+    pub snapshot: bool,
+    /// Its UUID.
+    pub uuid: String,
+    /// When it was made.
+    pub created: Option<SystemTime>,
+    /// Read-only.
+    pub read_only: bool,
+}
+
+/// The `/disk/btrfs/subvolume` record of a subvolume. The properties are
+/// those RouterOS's console lists for the menu; their order, the flag
+/// letters' names, `fs` being shown, and `top-level` as a number are
+/// *assumed* (docs/routeros-cli.md).
+pub fn subvolume_record(v: &SubvolumeView) -> Record {
+    let mut flags = String::new();
+    if v.snapshot {
+        flags.push('S');
+    }
+    if v.read_only {
+        flags.push('r');
+    }
+    let created = v.created.map(format_time).unwrap_or_default();
+    let fields = Fields::new(v.id)
+        .show("name", s(&v.name))
+        .show("fullname", s(&v.fullname))
+        .show("fs", s(&v.fs))
+        .show("top-level", Prop::Int(v.top_level))
+        .show("parent", s(&v.parent))
+        .show("uuid", w(&v.uuid))
+        .show("creation-time", Prop::Time(created))
+        .hide("read-only", Prop::Bool(v.read_only))
+        .hide("snapshot", Prop::Bool(v.snapshot));
+    Record {
+        id: v.id,
+        flags,
+        comment: None,
         fields: fields.0,
     }
 }
@@ -336,8 +408,14 @@ mod tests {
             id: 1,
             comment: None,
         };
-        let r = pool_record(&pool, &meta, 7_301_927_047_168);
+        let space = PoolSpace {
+            size: pool.capacity,
+            free: 7_301_927_047_168,
+            label: String::new(),
+        };
+        let r = pool_record(&pool, &meta, &space);
         assert_eq!(r.get("use"), Some(&Prop::Word("5%".into())));
+        assert_eq!(r.get("fs-label"), Some(&Prop::Str(String::new())));
         assert_eq!(r.flags, "BM");
     }
 

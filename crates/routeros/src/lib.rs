@@ -7,6 +7,8 @@
 //!   as disks and pools; [`resource`] reads `/system resource print`;
 //!   [`mod@file`] reads what the file-type script prints.
 //! - [`error`]: classification of the error texts RouterOS prints.
+//! - [`subvolume`]: btrfs subvolumes: volumes in subvolumes of their own,
+//!   snapshots, restores and clones, with their scripts and reader.
 //!
 //! Invariant: nothing in this crate does I/O; everything takes and returns text.
 //! `docs/routeros-cli.md` is the written contract for what is sent and read.
@@ -18,6 +20,7 @@ pub mod file;
 pub mod resource;
 pub mod script;
 pub mod size;
+pub mod subvolume;
 pub mod value;
 
 pub use detail::{ParseError, PrintOutput, Record, parse_print_detail};

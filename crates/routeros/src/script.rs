@@ -43,6 +43,13 @@ impl Script {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// Appends another built script, to run after this one. Both are made of
+    /// fixed syntax and validated values, so the result is too.
+    pub fn then(mut self, next: Script) -> Self {
+        self.text.push_str(&next.text);
+        self
+    }
 }
 
 /// Everything needed to create one file-backed disk exported over NVMe/TCP.

@@ -60,7 +60,7 @@ pub enum ValueError {
 }
 
 /// Keeps [`CliValue`] implemented only in this module.
-mod sealed {
+pub(crate) mod sealed {
     /// The supertrait of [`super::CliValue`], which no other crate can name
     /// and so no other crate can implement.
     pub trait Sealed {}
@@ -111,7 +111,7 @@ pub fn quote(text: &str) -> Result<String, ValueError> {
 
 /// Appends `text` in double quotes, escaping RouterOS's special characters.
 /// Callers guarantee `text` is printable ASCII.
-fn push_quoted(out: &mut String, text: &str) {
+pub(crate) fn push_quoted(out: &mut String, text: &str) {
     out.push('"');
     for ch in text.chars() {
         if matches!(ch, '"' | '\\' | '$' | '?') {
@@ -123,7 +123,7 @@ fn push_quoted(out: &mut String, text: &str) {
 }
 
 /// Checks `value` against an allow-list, returning the first offending character.
-fn check_chars(
+pub(crate) fn check_chars(
     what: &'static str,
     value: &str,
     allowed: &'static str,
@@ -141,7 +141,7 @@ fn check_chars(
     }
 }
 
-fn check_len(what: &'static str, value: &str, max: usize) -> Result<(), ValueError> {
+pub(crate) fn check_len(what: &'static str, value: &str, max: usize) -> Result<(), ValueError> {
     if value.is_empty() {
         return Err(ValueError::Empty { what });
     }
@@ -176,7 +176,7 @@ macro_rules! text_value {
             }
         }
 
-        impl sealed::Sealed for $name {}
+        impl $crate::value::sealed::Sealed for $name {}
 
         impl CliValue for $name {
             fn write_cli(&self, out: &mut String) {
@@ -192,6 +192,8 @@ macro_rules! text_value {
         }
     };
 }
+// The subvolume module declares its values with the same macro.
+pub(crate) use text_value;
 
 /// The longest slot this driver gives a new disk: RouterOS 7.24 refuses longer
 /// ones.

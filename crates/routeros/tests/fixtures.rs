@@ -80,3 +80,55 @@ fn system_resource() {
     assert_eq!(r.board_name.as_deref(), Some("RDS2216"));
     assert!(r.version >= routeros::MINIMUM_VERSION);
 }
+
+#[test]
+fn subvolumes_with_the_drivers_snapshots_among_others() {
+    use routeros::subvolume::{Snapshot, Subvolume, parse_subvolume_print};
+    let out = parse_subvolume_print(&fixture("subvolume-list.txt")).unwrap();
+    assert!(out.messages.is_empty(), "{:?}", out.messages);
+    let subvolumes: Vec<Subvolume> = out
+        .records
+        .iter()
+        .map(|r| Subvolume::from_record(r).unwrap())
+        .collect();
+    assert_eq!(subvolumes.len(), 5);
+    let by_hand = &subvolumes[0];
+    assert_eq!(
+        (by_hand.name.as_str(), by_hand.snapshot, by_hand.read_only),
+        ("Documents", false, false)
+    );
+    assert_eq!(
+        by_hand.creation_time.unwrap().unix_seconds(),
+        1_737_537_302,
+        "jan/22/2025 09:15:02"
+    );
+    assert_eq!(subvolumes[4].parent.as_deref(), Some("Documents"));
+    assert!(subvolumes[4].deleting);
+
+    let snapshots: Vec<Snapshot> = subvolumes.into_iter().filter_map(Snapshot::of).collect();
+    assert_eq!(
+        snapshots.len(),
+        2,
+        "a volume and others' subvolumes are not snapshots"
+    );
+    let live = &snapshots[0];
+    assert_eq!(live.name.id.as_str(), "snap-5c1f0e3b9a7d4c21b8e6f0a2d4c6");
+    assert_eq!(
+        live.name.source.as_str(),
+        "pvc-0b0e8b8e3c434c2f9d2e53f0d3b1"
+    );
+    assert_eq!(live.name.size, 1 << 30);
+    assert_eq!(
+        live.subvolume.parent.as_deref(),
+        Some("pvc-0b0e8b8e3c434c2f9d2e53f0d3b1")
+    );
+    assert!(live.ready_to_use());
+    assert_eq!(
+        live.subvolume.creation_time.unwrap().unix_seconds(),
+        1_763_633_560
+    );
+    let orphan = &snapshots[1];
+    assert_eq!(orphan.name.size, 50 << 30);
+    assert_eq!(orphan.subvolume.parent, None, "its source was deleted");
+    assert!(orphan.ready_to_use());
+}

@@ -9,14 +9,17 @@
 
 use super::args::{Args, DiskSettings};
 use super::{Ctx, Invocation, Outcome, items, records};
+use crate::config::ExistingImage;
 use crate::error::CmdError;
 use crate::state::Disk;
 use crate::state::storage::ImagePath;
 use crate::value::Value;
 
 /// `/disk add type=file file-path=… file-size=… slot=… …`: registers a file
-/// disk, creating its sparse image (or reusing and growing an existing
-/// file, as RouterOS is assumed to do). Returns the new id.
+/// disk, creating its sparse image. An existing file is reused as
+/// [`crate::Behaviour::existing_image`] says: by default its data is kept and
+/// it grows to a larger `file-size`, as RouterOS is assumed to do. Returns
+/// the new id.
 pub fn add(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
     let args = Args::new(&inv.named);
     let settings = DiskSettings::decode(&args, ctx.system.max_slot_len)?;
@@ -47,14 +50,23 @@ pub fn add(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
         return Err(CmdError::FileInUseByDisk);
     }
     let existing = ctx.storage.existing_len(&image)?;
+    let behaviour = ctx.system.behaviour.existing_image;
     let size = match (settings.file_size, existing) {
-        (Some(size), Some(len)) => size.max(len),
         (Some(size), None) => size,
-        (None, Some(len)) => len,
         (None, None) => return Err(CmdError::MissingArgument("file-size")),
+        (requested, Some(len)) => match behaviour {
+            ExistingImage::KeepAndGrow => requested.map_or(len, |size| size.max(len)),
+            ExistingImage::Keep => len,
+            ExistingImage::Refuse => return Err(CmdError::FileExists),
+            ExistingImage::Replace | ExistingImage::Truncate => requested.unwrap_or(len),
+        },
     };
-    reserve(ctx, &image, size - existing.unwrap_or(0))?;
-    ctx.storage.ensure_size(&image, size)?;
+    reserve(ctx, &image, size.saturating_sub(existing.unwrap_or(0)))?;
+    match (existing, behaviour) {
+        (Some(_), ExistingImage::Replace) => ctx.storage.replace(&image, size)?,
+        (Some(_), ExistingImage::Truncate) => ctx.storage.set_len(&image, size)?,
+        _ => ctx.storage.ensure_size(&image, size)?,
+    }
     let id = ctx.state.next_disk_id();
     let mut disk = Disk::new(id, slot, image.name, size);
     settings.apply(&mut disk);

@@ -10,6 +10,7 @@
 //! under.
 
 mod args;
+mod btrfs;
 mod disk;
 mod file;
 mod items;
@@ -23,7 +24,7 @@ pub use system::SystemInfo;
 use crate::error::CmdError;
 use crate::faults::Faults;
 use crate::filter::Filter;
-use crate::format::{DISK_FLAGS, Style, print_records};
+use crate::format::{DISK_FLAGS, SUBVOLUME_FLAGS, Style, print_records};
 use crate::menu::{Menu, Verb};
 use crate::records::{Record, disk_record, file_record, pool_record};
 use crate::state::State;
@@ -111,6 +112,8 @@ pub fn run(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
         (Menu::Disk, Verb::Set) => disk::set(inv, ctx),
         (Menu::Disk, Verb::Remove) => disk::remove(inv, ctx),
         (Menu::File, Verb::Remove) => file::remove(inv, ctx),
+        (Menu::BtrfsSubvolume, Verb::Add) => btrfs::add(inv, ctx),
+        (Menu::BtrfsSubvolume, Verb::Remove) => btrfs::remove(inv, ctx),
         // The parser only builds commands the menu tree has.
         (menu, verb) => Err(CmdError::Io(format!(
             "{} {} is not simulated",
@@ -120,14 +123,24 @@ pub fn run(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
     }
 }
 
+/// Size, free bytes and label of `pool`, measured once between changes.
+fn pool_space(
+    ctx: &mut Ctx<'_>,
+    pool: &crate::config::PoolConfig,
+) -> Result<crate::records::PoolSpace, CmdError> {
+    if let Some(space) = ctx.state.pool_space.get(&pool.name) {
+        return Ok(space.clone());
+    }
+    let space = ctx.storage.space(pool)?;
+    ctx.state
+        .pool_space
+        .insert(pool.name.clone(), space.clone());
+    Ok(space)
+}
+
 /// Free bytes in `pool`, measured once between changes.
 fn pool_free(ctx: &mut Ctx<'_>, pool: &crate::config::PoolConfig) -> Result<u64, CmdError> {
-    if let Some(free) = ctx.state.pool_free.get(&pool.name) {
-        return Ok(*free);
-    }
-    let free = ctx.storage.free(pool)?;
-    ctx.state.pool_free.insert(pool.name.clone(), free);
-    Ok(free)
+    pool_space(ctx, pool).map(|space| space.free)
 }
 
 /// The records of `menu` in listing order (by id).
@@ -139,9 +152,9 @@ fn records(menu: Menu, ctx: &mut Ctx<'_>) -> Result<Arc<Vec<Record>>, CmdError> 
             }
             let mut records = Vec::new();
             for pool in ctx.storage.pools() {
-                let free = pool_free(ctx, pool)?;
+                let space = pool_space(ctx, pool)?;
                 if let Some(meta) = ctx.state.saved.pools.get(&pool.name) {
-                    records.push(pool_record(pool, meta, free));
+                    records.push(pool_record(pool, meta, &space));
                 }
             }
             records.extend(ctx.state.saved.disks.iter().map(disk_record));
@@ -166,8 +179,9 @@ fn records(menu: Menu, ctx: &mut Ctx<'_>) -> Result<Arc<Vec<Record>>, CmdError> 
             records.sort_by_key(|r| r.id);
             Ok(Arc::new(records))
         }
+        Menu::BtrfsSubvolume => btrfs::records(ctx),
         Menu::SystemResource => Ok(Arc::new(vec![ctx.system.record()])),
-        Menu::Root | Menu::System => Ok(Arc::new(Vec::new())),
+        Menu::Root | Menu::System | Menu::Btrfs => Ok(Arc::new(Vec::new())),
     }
 }
 
@@ -235,10 +249,10 @@ fn print(inv: &Invocation, ctx: &mut Ctx<'_>) -> Result<Outcome, CmdError> {
     } else {
         Style::Detail
     };
-    let columns = if inv.menu == Menu::Disk {
-        DISK_FLAGS
-    } else {
-        &[]
+    let columns = match inv.menu {
+        Menu::Disk => DISK_FLAGS,
+        Menu::BtrfsSubvolume => SUBVOLUME_FLAGS,
+        _ => &[],
     };
     Ok(Outcome {
         value: Value::Nothing,

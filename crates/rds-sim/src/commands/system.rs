@@ -22,6 +22,8 @@ pub struct SystemInfo {
     pub started: Instant,
     /// Longest slot accepted ([`crate::SimConfig::max_slot_len`]).
     pub max_slot_len: usize,
+    /// The answers to RouterOS's unknowns ([`crate::SimConfig::behaviour`]).
+    pub behaviour: crate::config::Behaviour,
 }
 
 /// RouterOS's duration form: `3d4h12m9s`, weeks as `w`, zero parts left out.

@@ -48,7 +48,7 @@ fn reopen_with_another_pool_keeps_the_old_ids() {
     let mut config = SimConfig::single_pool(&path, "raid10", GIB);
     config.pools.push(PoolConfig {
         name: "nvme1".into(),
-        fs: "btrfs".into(),
+        fs: "ext4".into(),
         capacity: GIB,
         directories: vec!["a/b".into()],
     });
@@ -57,7 +57,7 @@ fn reopen_with_another_pool_keeps_the_old_ids() {
         ":put [/disk find where slot=raid10]; :put [/disk get nvme1 fs]",
         &ExecOptions::default(),
     );
-    assert_eq!(run.output, format!("{id_before}btrfs\r\n"));
+    assert_eq!(run.output, format!("{id_before}ext4\r\n"));
     assert!(path.join("nvme1/a/b").is_dir());
 }
 

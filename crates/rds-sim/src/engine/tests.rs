@@ -340,7 +340,7 @@ fn pool_record_and_files_listing() {
     let out = s.ok(r#"/disk print detail where mount-point="raid10""#);
     let expected = concat!(
         "Flags: B - BLOCK-DEVICE; M - MOUNTED; t - NVME-TCP-EXPORT\r\n",
-        " 0 BM   type=raid slot=\"raid10\" slot-default=\"\" parent=\"\" fs=xfs\r\n",
+        " 0 BM   type=raid slot=\"raid10\" slot-default=\"\" parent=\"\" fs=xfs fs-label=\"\"\r\n",
         "        mount-point=\"raid10\" size=107 374 182 400 free=96 636 764 160 use=10%\r\n",
         "        raid-type=raid10\r\n"
     );

@@ -553,3 +553,33 @@ fn opening_without_nvmet_in_configfs_is_an_error() {
     .unwrap_err();
     assert!(err.to_string().contains("no nvmet in configfs"), "{err}");
 }
+
+#[test]
+fn images_in_a_volume_subvolume_are_exported_once_the_disk_is() {
+    // A volume in a subvolume of its own: to nvmet only the image's path
+    // differs (the subvolume is a folder), so a plain folder stands in here;
+    // the real btrfs is in tests/btrfs.rs.
+    let rig = rig();
+    fs::create_dir(rig.dir.path().join("root/raid10/volumes/pvc-1")).unwrap();
+    // A restore adds its disk unexported, checks it, then exports it.
+    rig.ok(
+        "/disk add type=file file-path=/raid10/volumes/pvc-1/volume.img file-size=1G slot=pvc-1 \
+         nvme-tcp-export=no nvme-tcp-server-port=4420 nvme-tcp-server-nqn=\"nqn.2000-02.com.mikrotik:pvc-1\"",
+    );
+    assert!(rig.engine.nvmet_exports().is_empty());
+    assert!(rig.loops.attached().is_empty());
+    rig.ok("/disk set pvc-1 nvme-tcp-export=yes");
+    assert_eq!(
+        rig.engine.nvmet_exports(),
+        ["nqn.2000-02.com.mikrotik:pvc-1"]
+    );
+    let image =
+        fs::canonicalize(rig.dir.path().join("root/raid10/volumes/pvc-1/volume.img")).unwrap();
+    assert_eq!(
+        rig.loops.attached().into_values().collect::<Vec<_>>(),
+        [image]
+    );
+    rig.ok("/disk remove pvc-1");
+    assert!(rig.engine.nvmet_exports().is_empty());
+    assert!(rig.loops.attached().is_empty());
+}

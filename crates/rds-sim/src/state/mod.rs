@@ -143,9 +143,17 @@ pub struct State {
     /// concurrency. Files placed in a pool by hand count toward `free` from
     /// the next change the simulator makes.
     pub disk_records: Option<std::sync::Arc<Vec<crate::records::Record>>>,
-    /// Free bytes per pool as last measured, under the same rule as
-    /// `disk_records`: measuring walks the pool's files.
-    pub pool_free: BTreeMap<String, u64>,
+    /// Size and free bytes per pool as last measured, under the same rule
+    /// as `disk_records`: measuring walks the pool's files.
+    pub pool_space: BTreeMap<String, crate::records::PoolSpace>,
+    /// The `/disk/btrfs/subvolume` records as last built, under the same
+    /// rule: building them runs `btrfs subvolume list` on every btrfs pool.
+    pub subvolume_records: Option<std::sync::Arc<Vec<crate::records::Record>>>,
+    /// Ids of subvolumes in `/disk/btrfs/subvolume`, by pool and btrfs's
+    /// subvolume ID. Like file ids, they live in memory only.
+    pub subvolume_ids: BTreeMap<(String, u64), u64>,
+    /// The next id `/disk/btrfs/subvolume` hands out.
+    pub next_subvolume_id: u64,
 }
 
 impl State {
@@ -170,8 +178,24 @@ impl State {
             file_ids: BTreeMap::new(),
             next_file_id: 1,
             disk_records: None,
-            pool_free: BTreeMap::new(),
+            pool_space: BTreeMap::new(),
+            subvolume_records: None,
+            subvolume_ids: BTreeMap::new(),
+            next_subvolume_id: 1,
         }
+    }
+
+    /// The id of subvolume `btrfs_id` of `pool`, handing out a new one if it
+    /// has none.
+    pub fn subvolume_id(&mut self, pool: &str, btrfs_id: u64) -> u64 {
+        let key = (pool.to_owned(), btrfs_id);
+        if let Some(id) = self.subvolume_ids.get(&key) {
+            return *id;
+        }
+        let id = self.next_subvolume_id;
+        self.next_subvolume_id += 1;
+        self.subvolume_ids.insert(key, id);
+        id
     }
 
     /// Hands out the next `/disk` id.
@@ -214,7 +238,8 @@ impl State {
     /// command changed something.
     pub fn invalidate_caches(&mut self) {
         self.disk_records = None;
-        self.pool_free.clear();
+        self.pool_space.clear();
+        self.subvolume_records = None;
     }
 
     /// The id of `/file` entry `name`, handing out a new one if it has none

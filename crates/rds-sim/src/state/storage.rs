@@ -10,8 +10,12 @@ use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::config::{PoolConfig, SimConfig, is_segment};
+use std::collections::BTreeMap;
+
+use crate::btrfs;
+use crate::config::{BTRFS, PoolConfig, SimConfig, is_segment};
 use crate::error::{CmdError, SimError};
+use crate::records::PoolSpace;
 use crate::state::persist::STATE_DIR;
 
 /// What a `/file` entry is.
@@ -55,6 +59,9 @@ pub struct ImagePath {
 pub struct Storage {
     root: PathBuf,
     pools: Vec<PoolConfig>,
+    /// The labels of the btrfs pools' filesystems, by pool name, read when
+    /// the simulator opens ([`Storage::open_filesystems`]).
+    labels: BTreeMap<String, String>,
 }
 
 fn io_error(e: std::io::Error) -> CmdError {
@@ -67,7 +74,74 @@ impl Storage {
         Storage {
             root: config.root.clone(),
             pools: config.pools.clone(),
+            labels: BTreeMap::new(),
         }
+    }
+
+    /// Checks that every btrfs pool's folder is the top of a mounted btrfs
+    /// filesystem, and reads its label.
+    pub fn open_filesystems(&mut self) -> Result<(), SimError> {
+        for pool in &self.pools {
+            if pool.fs != BTRFS {
+                continue;
+            }
+            let path = self.root.join(&pool.name);
+            let config = |reason: String| {
+                SimError::Config(format!(
+                    "pool {:?} is configured as btrfs, but {}: {reason}",
+                    pool.name,
+                    path.display()
+                ))
+            };
+            if !btrfs::is_btrfs_top(&path).map_err(config)? {
+                return Err(config(
+                    "it is not the top of a mounted btrfs filesystem".to_owned(),
+                ));
+            }
+            let label = btrfs::label(&path).map_err(config)?;
+            self.labels.insert(pool.name.clone(), label);
+        }
+        Ok(())
+    }
+
+    /// Whether `pool` is a btrfs pool.
+    pub fn is_btrfs(&self, pool: &str) -> bool {
+        self.labels.contains_key(pool)
+    }
+
+    /// The btrfs pool whose filesystem has label `label`.
+    pub fn btrfs_pool_by_label(&self, label: &str) -> Option<&PoolConfig> {
+        let (name, _) = self.labels.iter().find(|(_, l)| *l == label)?;
+        self.pool(name)
+    }
+
+    /// The label of `pool`'s filesystem; empty for pools that are not btrfs.
+    pub fn label(&self, pool: &str) -> &str {
+        self.labels.get(pool).map_or("", String::as_str)
+    }
+
+    /// Where `pool`'s folder is on the host.
+    pub fn pool_root(&self, pool: &str) -> PathBuf {
+        self.root.join(pool)
+    }
+
+    /// Size, free space and label of `pool`. A btrfs pool reports its
+    /// filesystem's own figures, since snapshots share data and the logical
+    /// sizes of its files say nothing about its use.
+    pub fn space(&self, pool: &PoolConfig) -> Result<PoolSpace, CmdError> {
+        if self.is_btrfs(&pool.name) {
+            let (size, free) = btrfs::space(&self.pool_root(&pool.name)).map_err(CmdError::Io)?;
+            return Ok(PoolSpace {
+                size,
+                free,
+                label: self.label(&pool.name).to_owned(),
+            });
+        }
+        Ok(PoolSpace {
+            size: pool.capacity,
+            free: pool.capacity.saturating_sub(self.used(&pool.name)?),
+            label: String::new(),
+        })
     }
 
     /// Creates the pool folders, their configured subfolders and the state
@@ -108,11 +182,6 @@ impl Storage {
             .filter(|e| e.kind == EntryKind::File)
             .map(|e| e.size)
             .fold(0u64, u64::saturating_add))
-    }
-
-    /// Bytes still free in `pool`.
-    pub fn free(&self, pool: &PoolConfig) -> Result<u64, CmdError> {
-        Ok(pool.capacity.saturating_sub(self.used(&pool.name)?))
     }
 
     /// Every entry of `/file`, sorted by name: pool mount points, folders and
@@ -234,6 +303,21 @@ impl Storage {
         Ok(())
     }
 
+    /// Replaces the image with a new, empty sparse file of `size` bytes.
+    pub fn replace(&self, image: &ImagePath, size: u64) -> Result<(), CmdError> {
+        fs::remove_file(&image.path).map_err(io_error)?;
+        self.ensure_size(image, size)
+    }
+
+    /// Sets the image's length to `size`, shrinking or growing it.
+    pub fn set_len(&self, image: &ImagePath, size: u64) -> Result<(), CmdError> {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&image.path)
+            .map_err(io_error)?;
+        file.set_len(size).map_err(io_error)
+    }
+
     /// Deletes the `/file` entry called `name`: a file, or an empty folder.
     pub fn remove(&self, entry: &FileEntry) -> Result<(), CmdError> {
         let path = self.host_path(&entry.name)?;
@@ -350,7 +434,7 @@ mod tests {
         s.ensure_size(&img, 1 << 10).unwrap();
         assert_eq!(s.existing_len(&img).unwrap(), Some(1 << 20));
         assert_eq!(s.used("raid10").unwrap(), 1 << 20);
-        assert_eq!(s.free(&s.pools()[0]).unwrap(), (1 << 30) - (1 << 20));
+        assert_eq!(s.space(&s.pools()[0]).unwrap().free, (1 << 30) - (1 << 20));
     }
 
     #[test]
