@@ -19,6 +19,7 @@ use crate::manifests::{self, CONTROLLER, NAMESPACE, SSH_SECRET, Site, Source};
 use crate::pod::{self, Pod};
 use crate::support::{Context, Outcome, PATIENCE, tail, wait_for};
 use crate::template::{self, PodTemplate};
+use crate::versions;
 
 /// The pool the simulator has; its folder `metal-csi` is the default
 /// `RDS_VOLUME_PATH` of every manifest, so the site settings need not name it.
@@ -90,6 +91,10 @@ impl Cluster {
             )
             .await?;
         let objects = install(&kubectl, &options, &tools, &site).await?;
+        let go_mod = options.repo.join("tools/k8s/go.mod");
+        let go_mod = std::fs::read_to_string(&go_mod)
+            .context(format!("cannot read {}", go_mod.display()))?;
+        versions::check(&objects, &go_mod)?;
         let driver = objects
             .iter()
             .find(|o| o["kind"] == "CSIDriver")

@@ -27,3 +27,4 @@ pub mod ports;
 pub mod process;
 pub mod support;
 pub mod template;
+pub mod versions;
