@@ -9,13 +9,16 @@
 //! - [`flows`]: the flows, by name.
 //! - [`control_plane`], [`pki`]: etcd, the API server, the controller
 //!   manager, and their certificates.
-//! - [`manifests`]: rendering the kustomize overlay or the Helm chart.
+//! - [`manifests`]: rendering the kustomize overlay or the Helm chart;
+//!   [`compare`]: the chart against the kustomize base; [`versions`]: the
+//!   sidecar tags against the tools module.
 //! - [`template`], [`pod`]: a pod template read as kubelet reads it, and
 //!   its containers run as processes.
 //! - [`kubectl`], [`http`], [`process`], [`ports`], [`support`]: the API
 //!   through kubectl, plain HTTP, child processes, free ports, waiting.
 
 pub mod cluster;
+pub mod compare;
 pub mod control_plane;
 pub mod flows;
 pub mod http;

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! k8s-e2e --tools DIR --plugin PATH [--from kustomize|helm] [--keep] [FILTER]...
+//! k8s-e2e compare KUSTOMIZE.yaml HELM.yaml
 //! ```
 //!
 //! Prints `flow NAME ... ok (1.2s)` or `FAILED` with the reason for each
@@ -50,6 +51,12 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // `k8s-e2e compare KUSTOMIZE.yaml HELM.yaml`: the chart's objects against
+    // the kustomize base's (scripts/check-manifests runs it).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("compare") {
+        return compare(&argv[2..]);
+    }
     let args = Args::parse();
     if args.list {
         for flow in flows::ALL {
@@ -199,4 +206,41 @@ fn print_start(what: &str) {
 
 fn indent(text: &str) -> String {
     text.replace('\n', "\n    ")
+}
+
+fn compare(files: &[String]) -> ExitCode {
+    let [kustomize, helm] = files else {
+        eprintln!("usage: k8s-e2e compare KUSTOMIZE.yaml HELM.yaml");
+        return ExitCode::from(2);
+    };
+    let read = |path: &String| {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {path}: {e}"))
+            .and_then(|text| k8s_e2e::manifests::parse_yaml_documents(&text))
+    };
+    match (read(kustomize), read(helm)) {
+        (Ok(k), Ok(h)) => {
+            let found = k8s_e2e::compare::differences(&k, &h);
+            if found.is_empty() {
+                println!(
+                    "compare: the chart renders the same {} objects as the kustomize base",
+                    h.len()
+                );
+                ExitCode::SUCCESS
+            } else {
+                for d in &found {
+                    eprintln!("compare: {d}");
+                }
+                eprintln!(
+                    "compare: the chart and the kustomize base differ ({} differences)",
+                    found.len()
+                );
+                ExitCode::FAILURE
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("compare: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
