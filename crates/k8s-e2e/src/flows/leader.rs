@@ -28,9 +28,16 @@ pub async fn hands_over(c: &mut Cluster) -> Outcome {
             "the leader {leader} is not a replica the tier runs"
         ))?;
     c.stop_replica(stopped).await;
+    let result = with_one_stopped(c, &leases, &leader).await;
+    // Whatever happened, the Deployment would start the pod again.
+    c.start_replica(stopped).await?;
+    result
+}
+
+async fn with_one_stopped(c: &mut Cluster, leases: &[String], leader: &str) -> Outcome {
     let mut heir = None;
-    for lease in &leases {
-        let holder = c.wait_leader(lease, Some(&leader)).await?;
+    for lease in leases {
+        let holder = c.wait_leader(lease, Some(leader)).await?;
         ensure(
             heir.is_none() || heir.as_ref() == Some(&holder),
             format!("the Leases went to different replicas: {heir:?} and {holder}"),
@@ -63,6 +70,5 @@ pub async fn hands_over(c: &mut Cluster) -> Outcome {
         .as_str()
         .context("no volume handle")?;
     delete_and_check_gone(c, name, pv_name, handle).await?;
-    c.kubectl.delete("storageclass", None, class).await?;
-    c.start_replica(stopped).await
+    c.kubectl.delete("storageclass", None, class).await
 }
