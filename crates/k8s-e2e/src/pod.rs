@@ -53,6 +53,8 @@ pub struct RunningContainer {
     pub process: Process,
     /// Where it serves HTTP (`--http-endpoint`), if it does.
     pub http: Option<SocketAddr>,
+    /// The CSI socket it serves (`--endpoint=unix://…`), if it names one.
+    pub socket: Option<PathBuf>,
 }
 
 /// A running pod. Dropping it stops every container.
@@ -212,11 +214,15 @@ pub async fn start(pod: &PodTemplate, name: &str, dir: &Path, host: Host<'_>) ->
         let env = environment(c, pod, name, host.node, &mut objects).await?;
         let mounts = mount_folders(c, &volumes)?;
         let mut http = None;
+        let mut socket = None;
         let mut args = Vec::new();
         for arg in &c.args {
             let (arg, port) = rewrite_arg(&expand(arg, &env), &mounts, &mut free_port)?;
             if let Some(p) = port {
                 http = Some(SocketAddr::from(([127, 0, 0, 1], p)));
+            }
+            if let Some(path) = arg.strip_prefix("--endpoint=unix://") {
+                socket = Some(PathBuf::from(path));
             }
             args.push(arg);
         }
@@ -263,27 +269,30 @@ pub async fn start(pod: &PodTemplate, name: &str, dir: &Path, host: Host<'_>) ->
             role,
             process,
             http,
+            socket,
         });
     }
     Ok(running)
 }
 
-/// Waits until a plugin container serves `/healthz` (without an HTTP
-/// endpoint: a moment for it to bind its socket).
+/// Waits until a plugin container serves `/healthz` and has bound its CSI
+/// socket (with neither known: a moment for it to start).
 async fn wait_healthy(c: &RunningContainer) -> Outcome {
-    let Some(addr) = c.http else {
+    if c.http.is_none() && c.socket.is_none() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         return Ok(());
-    };
+    }
     let name = c.process.name().to_owned();
     wait_for(
-        &format!("{name} to serve /healthz"),
+        &format!("{name} to serve /healthz and bind its socket"),
         PATIENCE,
         || async move {
-            Ok(match http::get(addr, "/healthz").await {
-                Ok((200, _)) => Some(()),
-                _ => None,
-            })
+            let healthy = match c.http {
+                Some(addr) => matches!(http::get(addr, "/healthz").await, Ok((200, _))),
+                None => true,
+            };
+            let bound = c.socket.as_ref().is_none_or(|s| s.exists());
+            Ok((healthy && bound).then_some(()))
         },
         || async { c.process.log_tail(10) },
     )
