@@ -317,6 +317,11 @@ async fn make_volumes(
             continue;
         }
         let here = dir.join("volumes").join(name);
+        // A pod started again under the same name is a new pod: its volumes
+        // start empty (no socket of the plugin that ran before).
+        if here.exists() {
+            std::fs::remove_dir_all(&here).context(format!("cannot empty {}", here.display()))?;
+        }
         std::fs::create_dir_all(&here).context(format!("cannot create {}", here.display()))?;
         match volume {
             Volume::EmptyDir => {}
