@@ -7,6 +7,7 @@
 //! only ever changed if [`naming::is_ours`] says this driver (or the Go driver
 //! it replaces) made it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use csi_proto::v1::controller_server::Controller;
@@ -24,7 +25,7 @@ use crate::capacity::Bounds;
 use crate::error::{DriverError, Result};
 use crate::locks::VolumeLocks;
 use crate::naming::{self, is_ours};
-use crate::params::{Defaults, VolumeContext, VolumeParams};
+use crate::params::{Defaults, FsType, VolumeContext, VolumeParams, keys};
 use crate::rpc::call;
 use crate::token;
 
@@ -52,7 +53,8 @@ impl ControllerService {
         if name.is_empty() {
             return Err(invalid("volume name is required"));
         }
-        capability::check_all(&req.volume_capabilities).map_err(DriverError::InvalidArgument)?;
+        let caps = capability::check_all(&req.volume_capabilities)
+            .map_err(DriverError::InvalidArgument)?;
         if req.volume_content_source.is_some() {
             return Err(invalid(
                 "creating a volume from a snapshot or another volume is not supported",
@@ -62,7 +64,8 @@ impl ControllerService {
             return Err(invalid("mutable parameters are not supported"));
         }
         let bounds = Bounds::of(req.capacity_range.as_ref())?;
-        let params = VolumeParams::parse(&req.parameters, &self.defaults)?;
+        let mut params = VolumeParams::parse(&req.parameters, &self.defaults)?;
+        params.fs_type = filesystem(&caps, &req.parameters, params.fs_type)?;
         let slot = naming::slot_for(name);
         let pvc = params.pvc.as_ref().map(|(ns, n)| (ns.as_str(), n.as_str()));
         let comment = naming::comment_for(name, pvc);
@@ -376,6 +379,38 @@ impl ControllerService {
     }
 }
 
+/// The filesystem a new volume will get: the one its mount capabilities
+/// name (external-provisioner puts a StorageClass's
+/// `csi.storage.k8s.io/fstype` there, and kubelet passes the same to
+/// NodeStageVolume, where it wins over the volume context), else
+/// `from_params` (the `fsType` parameter or the default). The context must
+/// say what the node will make; a class naming two filesystems is refused.
+fn filesystem(
+    caps: &[capability::Capability],
+    parameters: &HashMap<String, String>,
+    from_params: FsType,
+) -> Result<FsType> {
+    let mut named = caps.iter().filter_map(|c| match c.access {
+        capability::Access::Mount { fs_type, .. } => fs_type,
+        capability::Access::Block => None,
+    });
+    let Some(first) = named.next() else {
+        return Ok(from_params);
+    };
+    if let Some(other) = named.find(|fs| *fs != first) {
+        return Err(invalid(format!(
+            "the volume capabilities ask for two filesystems, {first} and {other}"
+        )));
+    }
+    if parameters.contains_key(keys::FS_TYPE) && first != from_params {
+        return Err(invalid(format!(
+            "the fsType parameter says {from_params} but the filesystem asked for \
+             (csi.storage.k8s.io/fstype) is {first}; give one of them"
+        )));
+    }
+    Ok(first)
+}
+
 fn invalid(message: impl Into<String>) -> DriverError {
     DriverError::InvalidArgument(message.into())
 }
@@ -563,5 +598,64 @@ impl Controller for ControllerService {
         _request: Request<csi::ControllerModifyVolumeRequest>,
     ) -> Result<Response<csi::ControllerModifyVolumeResponse>, Status> {
         Err(Status::unimplemented("volumes cannot be modified"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capability::tests::{block, mount};
+    use csi_proto::v1::volume_capability::access_mode::Mode;
+
+    fn caps(list: &[csi::VolumeCapability]) -> Vec<capability::Capability> {
+        capability::check_all(list).unwrap()
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_capability_names_the_filesystem_the_context_records() {
+        let xfs = caps(&[mount("xfs", Mode::SingleNodeWriter)]);
+        // What a class with csi.storage.k8s.io/fstype: xfs sends: the
+        // default (ext4) must not end up in the context.
+        assert_eq!(
+            filesystem(&xfs, &params(&[]), FsType::Ext4).unwrap(),
+            FsType::Xfs
+        );
+        // No filesystem in the capability, or a block volume: the parameter
+        // (or the default) stands.
+        let none = caps(&[mount("", Mode::SingleNodeWriter)]);
+        assert_eq!(
+            filesystem(&none, &params(&[]), FsType::Xfs).unwrap(),
+            FsType::Xfs
+        );
+        let raw = caps(&[block(Mode::SingleNodeWriter)]);
+        assert_eq!(
+            filesystem(&raw, &params(&[]), FsType::Ext4).unwrap(),
+            FsType::Ext4
+        );
+        // Both saying the same is fine.
+        let p = params(&[("fsType", "xfs")]);
+        assert_eq!(filesystem(&xfs, &p, FsType::Xfs).unwrap(), FsType::Xfs);
+    }
+
+    #[test]
+    fn two_filesystems_are_refused() {
+        let xfs = caps(&[mount("xfs", Mode::SingleNodeWriter)]);
+        let e = filesystem(&xfs, &params(&[("fsType", "ext4")]), FsType::Ext4).unwrap_err();
+        assert!(
+            matches!(&e, DriverError::InvalidArgument(m) if m.contains("fsType parameter says ext4")),
+            "{e:?}"
+        );
+        let both = caps(&[
+            mount("xfs", Mode::SingleNodeWriter),
+            mount("ext4", Mode::SingleNodeWriter),
+        ]);
+        assert!(filesystem(&both, &params(&[]), FsType::Ext4).is_err());
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod doctor;
+pub mod pools;
 
 use std::ffi::OsString;
 use std::future::Future;
@@ -140,7 +141,8 @@ pub async fn serve_on(
     let http = listeners
         .http
         .map(|listener| HttpEndpoint::start(listener, Arc::clone(&metrics), health.clone()));
-    // Kept until this returns: the monitor stops when it is dropped.
+    // Kept until this returns: the monitor and the pool watch stop when
+    // they are dropped.
     let mut rds_monitor = None;
     let mut identity_rds = None;
     let controller = match &config.controller {
@@ -157,7 +159,10 @@ pub async fn serve_on(
             ssh.command_timeout = rds.command_timeout;
             ssh.max_concurrent_commands = rds.max_concurrent_commands;
             let client = Arc::new(RdsClient::with_metrics(ssh, metrics.rds.clone()));
-            rds_monitor = Some(ConnectionMonitor::spawn(&client, rds.check_interval));
+            rds_monitor = Some((
+                ConnectionMonitor::spawn(&client, rds.check_interval),
+                pools::PoolWatch::spawn(&client, metrics.rds.clone(), rds.check_interval),
+            ));
             follow_rds(client.watch_status(), health.clone());
             identity_rds = Some(Arc::clone(&client));
             Some(ControllerService::new(

@@ -6,6 +6,7 @@
 //! benchmark) records into metrics nobody reads. [`Metrics::new`] makes the
 //! groups and registers them under the `rds_csi_` prefix.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -101,6 +102,13 @@ pub struct OperationLabels {
     pub operation: String,
 }
 
+/// Labels naming a storage pool of the RDS.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// Its mount point (`storage-pool`), the first segment of volume paths.
+    pub pool: String,
+}
+
 /// The controller's SSH connection to the RDS and the commands sent on it.
 #[derive(Debug, Clone)]
 pub struct RdsMetrics {
@@ -122,6 +130,12 @@ pub struct RdsMetrics {
     pub command_timeouts: Counter,
     /// 1 while the RDS answers, 0 while it does not.
     pub up: Gauge,
+    /// Size of each pool of the RDS, in bytes.
+    pub pool_size: Family<PoolLabels, Gauge>,
+    /// Free space of each pool of the RDS, in bytes.
+    pub pool_free: Family<PoolLabels, Gauge>,
+    /// The pools last set, so that one no longer listed can be removed.
+    pools_shown: Arc<Mutex<Vec<String>>>,
 }
 
 impl Default for RdsMetrics {
@@ -135,6 +149,9 @@ impl Default for RdsMetrics {
             ssh_channel_refusals: Counter::default(),
             command_timeouts: Counter::default(),
             up: Gauge::default(),
+            pool_size: Family::default(),
+            pool_free: Family::default(),
+            pools_shown: Arc::default(),
         }
     }
 }
@@ -153,6 +170,30 @@ impl RdsMetrics {
                 operation: operation.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Shows `pools` (mount point, size and free bytes) as the pool
+    /// gauges; a pool shown before and not listed now is removed, so a pool
+    /// taken away does not keep its last figures.
+    pub fn set_pools(&self, pools: &[(String, u64, u64)]) {
+        let mut shown = self
+            .pools_shown
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (pool, size, free) in pools {
+            let labels = PoolLabels { pool: pool.clone() };
+            self.pool_size.get_or_create(&labels).set(saturating(*size));
+            self.pool_free.get_or_create(&labels).set(saturating(*free));
+        }
+        for gone in shown
+            .iter()
+            .filter(|p| !pools.iter().any(|(n, ..)| n == *p))
+        {
+            let labels = PoolLabels { pool: gone.clone() };
+            self.pool_size.remove(&labels);
+            self.pool_free.remove(&labels);
+        }
+        *shown = pools.iter().map(|(n, ..)| n.clone()).collect();
     }
 
     fn register(&self, registry: &mut Registry) {
@@ -197,7 +238,24 @@ impl RdsMetrics {
             "1 while the RDS answers over SSH, 0 while it does not",
             self.up.clone(),
         );
+        registry.register_with_unit(
+            "pool_size",
+            "Size of each storage pool of the RDS (controller)",
+            Unit::Bytes,
+            self.pool_size.clone(),
+        );
+        registry.register_with_unit(
+            "pool_free",
+            "Free space of each storage pool of the RDS (controller)",
+            Unit::Bytes,
+            self.pool_free.clone(),
+        );
     }
+}
+
+/// Bytes as a gauge's `i64` (pools are far below 8 EiB).
+fn saturating(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 /// Labels of an outcome.
@@ -390,6 +448,28 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn pools_are_shown_and_a_pool_taken_away_is_removed() {
+        let m = Metrics::new();
+        m.rds.set_pools(&[
+            ("storage-pool".into(), 4 << 40, 1 << 40),
+            ("nvme".into(), 1 << 40, 1 << 30),
+        ]);
+        let text = m.encode();
+        for line in [
+            r#"rds_csi_pool_size_bytes{pool="storage-pool"} 4398046511104"#,
+            r#"rds_csi_pool_free_bytes{pool="storage-pool"} 1099511627776"#,
+            r#"rds_csi_pool_free_bytes{pool="nvme"} 1073741824"#,
+        ] {
+            assert!(text.contains(line), "missing {line:?} in:\n{text}");
+        }
+        m.rds
+            .set_pools(&[("storage-pool".into(), 4 << 40, 2 << 40)]);
+        let text = m.encode();
+        assert!(text.contains(r#"rds_csi_pool_free_bytes{pool="storage-pool"} 2199023255552"#));
+        assert!(!text.contains(r#"pool="nvme""#), "{text}");
     }
 
     #[test]

@@ -39,8 +39,11 @@ async fn steps(cluster: &mut Cluster, fs: &str) -> Outcome {
     let volume = cluster.create(&name, GIB, mount(fs), &[]).await?;
     ensure(volume.bytes == GIB, format!("size {}", volume.bytes))?;
     ensure(
-        volume.context.get("fsType").map(String::as_str) == Some("ext4"),
-        "default fsType in the context",
+        volume.context.get("fsType").map(String::as_str) == Some(fs),
+        format!(
+            "the context says fsType {:?}, not the capability's {fs}",
+            volume.context.get("fsType")
+        ),
     )?;
     let (staging, target) = cluster.paths(&volume.id, "pod-a");
 

@@ -114,3 +114,25 @@ async fn metrics_health_and_readiness_are_served_over_http() {
     assert_eq!(plugin.metric("rds_csi_rds_up").await, 1.0);
     assert_eq!(plugin.metric("rds_csi_ssh_reconnects_total").await, 2.0);
 }
+
+/// The controller shows each pool's size and free space, and follows what
+/// volumes take from it (the check interval is 1 s here).
+#[tokio::test]
+async fn pool_size_and_free_space_are_gauges() {
+    let plugin = Plugin::start().await;
+    let size = r#"rds_csi_pool_size_bytes{pool="storage-pool"}"#;
+    let free = r#"rds_csi_pool_free_bytes{pool="storage-pool"}"#;
+    eventually("the pool gauges to show the empty pool", || async {
+        (plugin.metric(size).await == (1u64 << 40) as f64
+            && plugin.metric(free).await == (1u64 << 40) as f64)
+            .then_some(())
+    })
+    .await;
+    let mut c = plugin.controller().await;
+    c.create_volume(create(&pv_name(1), 5 * GIB)).await.unwrap();
+    eventually("the free space to drop by the new volume", || async {
+        (plugin.metric(free).await == ((1u64 << 40) - (5u64 << 30)) as f64).then_some(())
+    })
+    .await;
+    assert_eq!(plugin.metric(size).await, (1u64 << 40) as f64);
+}
