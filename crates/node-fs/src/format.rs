@@ -67,6 +67,13 @@ pub async fn format_if_empty(
         Probe::Empty => {}
         found => return Ok(Prepared::Existing(found)),
     }
+    make(device, fs, deadline).await?;
+    tracing::info!(device = %device.display(), %fs, "made a filesystem");
+    Ok(Prepared::Formatted)
+}
+
+/// Runs mkfs of `fs` on `device`, by `deadline`.
+async fn make(device: &Path, fs: FsType, deadline: Instant) -> Result<(), FsError> {
     let (program, args) = mkfs_command(fs, device);
     let remaining = deadline.saturating_duration_since(Instant::now());
     let output = tool::run(program, &args, remaining)
@@ -78,7 +85,28 @@ pub async fn format_if_empty(
     if !output.status.success() {
         return Err(FsError::tool_failed(program, device, &output, ""));
     }
-    tracing::info!(device = %device.display(), %fs, "made a filesystem");
+    Ok(())
+}
+
+/// Makes an `fs` filesystem on `device` unless `blkid` finds any signature
+/// there, for the opened mapping of a LUKS volume this driver formatted and
+/// has handed to no one yet: its plaintext is noise (the decryption of
+/// whatever the disk held), so the zero check of [`probe::probe`] could
+/// never pass, and only a signature (a filesystem made by an earlier,
+/// interrupted stage) counts. What was found instead comes back as
+/// [`Prepared::Existing`], untouched. `timeout` bounds probe and mkfs.
+pub async fn format_fresh(
+    device: &Path,
+    fs: FsType,
+    timeout: Duration,
+) -> Result<Prepared, FsError> {
+    let deadline = Instant::now() + timeout;
+    match probe::signature(device, timeout).await? {
+        Probe::Empty => {}
+        found => return Ok(Prepared::Existing(found)),
+    }
+    make(device, fs, deadline).await?;
+    tracing::info!(device = %device.display(), %fs, "made a filesystem on a fresh encrypted volume");
     Ok(Prepared::Formatted)
 }
 

@@ -1,5 +1,7 @@
 //! The node's filesystem work: look at what a device holds, format it, mount and
-//! bind it, grow it, report its usage, and read the mount table.
+//! bind it, grow it, report its usage, and read the mount table; and the
+//! LUKS2 encryption under an encrypted volume's filesystem (`crypt`, with
+//! `cryptsetup`; `dm`, the device-mapper state in sysfs; `secret`, the key).
 //!
 //! The CSI node service (in `csi-driver`) decides *what* to do; this crate only
 //! knows *how*. It keeps I/O thin and parsing pure: `mountinfo::parse`,
@@ -12,17 +14,25 @@
 //!
 //! - **Every external program runs through [`tool::run`], with a timeout** that is
 //!   tested to fire: the programs are `blkid`, `mkfs.ext4`, `mkfs.xfs`,
-//!   `resize2fs` and `xfs_growfs`, nothing else.
+//!   `resize2fs`, `xfs_growfs` and `cryptsetup`, nothing else.
 //! - **A device is formatted only after a positive "empty" answer.** `blkid`'s
 //!   "nothing found" must come with a readable block device whose first and last
 //!   MiB are zeros; every other answer, failure or timeout is an error or a
 //!   non-empty [`probe::Probe`]. [`format::mkfs`] probes again itself, because
 //!   `mkfs.ext4` without a terminal overwrites an existing filesystem silently.
+//!   The one exception is [`format::format_fresh`], for the opened mapping of
+//!   a LUKS volume the node has just formatted over such a positive answer:
+//!   its plaintext is noise, and only "no signature" is asked there.
+//! - **A key travels only in memory**: a [`secret::Passphrase`] reaches
+//!   `cryptsetup` on its standard input, never in an argument, the
+//!   environment, a file, a log or an error.
 //! - **Mounts are system calls** (through rustix), never `mount(8)`.
 //! - **Only what the caller asks is applied**: no mount flag is added on the
 //!   caller's behalf, and a read-only bind keeps the flags it already had.
 //! - **No globals**: `/proc` and `/sys` are passed in as roots.
 
+pub mod crypt;
+pub mod dm;
 pub mod error;
 pub mod format;
 mod fs_type;
@@ -30,6 +40,7 @@ pub mod mount;
 pub mod mountinfo;
 pub mod probe;
 pub mod resize;
+pub mod secret;
 pub mod stats;
 pub mod tool;
 

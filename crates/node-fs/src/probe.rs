@@ -36,12 +36,21 @@ pub const ZERO_CHECK_BYTES: u64 = 1 << 20;
 /// What a device holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
-    /// No signature and zeros at both ends: safe to format.
+    /// No signature and zeros at both ends: safe to format. (From
+    /// [`signature`], only "no signature".)
     Empty,
     /// A filesystem, by its `blkid` `TYPE` (`ext4`, `xfs`, …).
     Filesystem(String),
-    /// Something else: a partition table (`PTTYPE=gpt`), a non-filesystem
-    /// signature (`TYPE=crypto_LUKS USAGE=crypto`), or data without a signature.
+    /// A LUKS header (`TYPE=crypto_LUKS`): an encrypted volume, with the
+    /// label its LUKS2 header carries, if any.
+    Luks {
+        /// The header's label (`LABEL`), which this driver uses to tell a
+        /// volume it formatted and never handed out.
+        label: Option<String>,
+    },
+    /// Something else: a partition table (`PTTYPE=gpt`), another
+    /// non-filesystem signature (`TYPE=LVM2_member USAGE=raid`), or data
+    /// without a signature.
     Other(String),
 }
 
@@ -50,6 +59,7 @@ impl fmt::Display for Probe {
         match self {
             Self::Empty => f.write_str("nothing (no signature, zeros at both ends)"),
             Self::Filesystem(fs_type) => write!(f, "a filesystem of type {fs_type}"),
+            Self::Luks { .. } => f.write_str("a LUKS header (an encrypted volume)"),
             Self::Other(what) => write!(f, "something other than a filesystem ({what})"),
         }
     }
@@ -58,12 +68,32 @@ impl fmt::Display for Probe {
 /// Finds out what `device` holds, within `timeout`. See the module docs for
 /// what counts as empty.
 pub async fn probe(device: &Path, timeout: Duration) -> Result<Probe, FsError> {
+    probe_with(device, timeout, true).await
+}
+
+/// What `blkid` finds on `device`, without the zero check: [`Probe::Empty`]
+/// here says only "no signature". For the opened mapping of a LUKS volume
+/// this driver has just formatted, whose plaintext is the decryption of
+/// whatever the disk held (noise, never zeros): there, "no signature" is the
+/// whole answer. Anywhere else, use [`probe`].
+pub async fn signature(device: &Path, timeout: Duration) -> Result<Probe, FsError> {
+    probe_with(device, timeout, false).await
+}
+
+async fn probe_with(device: &Path, timeout: Duration, zero_check: bool) -> Result<Probe, FsError> {
     let deadline = Instant::now() + timeout;
     let path = device.to_path_buf();
     let file = blocking("opening", device, timeout, deadline, move || {
         open_block_device(&path)
     })
     .await?;
+    if !zero_check {
+        let answer = blkid(device, deadline).await;
+        // The device stays open until blkid has answered, so a device that
+        // disappears meanwhile is not read as an empty one.
+        drop(file);
+        return answer;
+    }
 
     // blkid and the zero check run at once (staging time is what a pod
     // start waits for); the answer is judged as if in sequence: blkid
@@ -76,28 +106,7 @@ pub async fn probe(device: &Path, timeout: Duration) -> Result<Probe, FsError> {
             source,
         })
     });
-    let args = [
-        "-p".as_ref(),
-        "-o".as_ref(),
-        "export".as_ref(),
-        device.as_os_str(),
-    ];
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let signature = async {
-        let output = tool::run("blkid", &args, remaining)
-            .await
-            .map_err(|source| FsError::Tool {
-                path: device.to_path_buf(),
-                source,
-            })?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        interpret(output.status.code(), &stdout, &stderr).map_err(|reason| FsError::Probe {
-            device: device.to_path_buf(),
-            reason,
-        })
-    };
-    let (answer, non_zero) = tokio::join!(signature, zeros);
+    let (answer, non_zero) = tokio::join!(blkid(device, deadline), zeros);
     let answer = answer?;
     if answer != Probe::Empty {
         return Ok(answer);
@@ -107,6 +116,29 @@ pub async fn probe(device: &Path, timeout: Duration) -> Result<Probe, FsError> {
         Some(offset) => Probe::Other(format!(
             "data without a known signature: a non-zero byte at offset {offset}"
         )),
+    })
+}
+
+/// `blkid -p -o export <device>`, judged by [`interpret`], by `deadline`.
+async fn blkid(device: &Path, deadline: Instant) -> Result<Probe, FsError> {
+    let args = [
+        "-p".as_ref(),
+        "-o".as_ref(),
+        "export".as_ref(),
+        device.as_os_str(),
+    ];
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let output = tool::run("blkid", &args, remaining)
+        .await
+        .map_err(|source| FsError::Tool {
+            path: device.to_path_buf(),
+            source,
+        })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    interpret(output.status.code(), &stdout, &stderr).map_err(|reason| FsError::Probe {
+        device: device.to_path_buf(),
+        reason,
     })
 }
 
@@ -161,6 +193,9 @@ pub fn interpret(exit: Option<i32>, stdout: &str, stderr: &str) -> Result<Probe,
             .map(|(_, v)| v.as_str())
     };
     Ok(match (get("TYPE"), get("USAGE"), get("PTTYPE")) {
+        (Some("crypto_LUKS"), _, _) => Probe::Luks {
+            label: get("LABEL").filter(|l| !l.is_empty()).map(str::to_owned),
+        },
         (Some(fs_type), None | Some("filesystem"), _) => Probe::Filesystem(fs_type.to_owned()),
         (Some(fs_type), Some(usage), _) => Probe::Other(format!("TYPE={fs_type} USAGE={usage}")),
         (None, _, Some(pt_type)) => Probe::Other(format!("PTTYPE={pt_type}")),

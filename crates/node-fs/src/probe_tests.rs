@@ -44,13 +44,24 @@ fn filesystems_are_recognised() {
 fn partition_tables_and_other_signatures_are_not_filesystems() {
     check(Some(0), "gpt.txt", other("PTTYPE=gpt"));
     check(Some(0), "dos.txt", other("PTTYPE=dos"));
-    check(Some(0), "luks.txt", other("TYPE=crypto_LUKS USAGE=crypto"));
     check(Some(0), "lvm.txt", other("TYPE=LVM2_member USAGE=raid"));
     check(Some(0), "swap.txt", other("TYPE=swap USAGE=other"));
     check(
         Some(0),
         "magic-only.txt",
         other("a signature with SBMAGIC, SBMAGIC_OFFSET"),
+    );
+}
+
+#[test]
+fn luks_headers_are_recognised_with_their_label() {
+    check(Some(0), "luks.txt", Ok(Probe::Luks { label: None }));
+    check(
+        Some(0),
+        "luks-label.txt",
+        Ok(Probe::Luks {
+            label: Some("rds-csi:new".into()),
+        }),
     );
 }
 

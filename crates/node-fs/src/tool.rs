@@ -14,13 +14,17 @@
 //!
 //! Programs get `/dev/null` as standard input, so none can stop to ask a
 //! question, and `LC_ALL=C`, so their messages are in English and stable.
+//! [`run_with_input`] gives a program bytes on a pipe instead (a key for
+//! `cryptsetup --key-file=-`): they are written from the caller's buffer,
+//! never copied, logged or put into an error, and the pipe is closed after
+//! them, so the program still cannot wait for more.
 
 use std::ffi::OsStr;
 use std::io;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 /// How long a killed child is waited for before it is left to tokio's reaper.
@@ -87,6 +91,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("xfs_growfs", "xfsprogs"),
     ("losetup", "mount"),
     ("sleep", "coreutils"),
+    ("cryptsetup", "cryptsetup-bin"),
     ("truncate", "coreutils"),
 ];
 
@@ -108,10 +113,36 @@ pub async fn run<A: AsRef<OsStr>>(
     args: &[A],
     timeout: Duration,
 ) -> Result<Output, ToolError> {
+    run_inner(program, args, None, timeout).await
+}
+
+/// [`run`], with `input` written to the program's standard input, which is
+/// then closed. A program that exits without reading all of it is not an
+/// error (its exit status says what happened). `input` appears in no log
+/// and no error: it may be a key.
+pub async fn run_with_input<A: AsRef<OsStr>>(
+    program: &str,
+    args: &[A],
+    input: &[u8],
+    timeout: Duration,
+) -> Result<Output, ToolError> {
+    run_inner(program, args, Some(input), timeout).await
+}
+
+async fn run_inner<A: AsRef<OsStr>>(
+    program: &str,
+    args: &[A],
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Output, ToolError> {
     let started = Instant::now();
     let mut child = Command::new(program)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("LC_ALL", "C")
@@ -129,12 +160,18 @@ pub async fn run<A: AsRef<OsStr>>(
         })?;
     // `id` is `Some` until the child has been waited for, which it has not.
     let pid = child.id().unwrap_or_default();
+    let stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
 
     let finished = tokio::time::timeout(timeout, async {
-        let (status, stdout, stderr) =
-            tokio::join!(child.wait(), read_all(stdout), read_all(stderr));
+        let (written, status, stdout, stderr) = tokio::join!(
+            write_all(stdin, input.unwrap_or_default()),
+            child.wait(),
+            read_all(stdout),
+            read_all(stderr)
+        );
+        written?;
         Ok::<_, io::Error>(Output {
             status: status?,
             stdout: stdout?,
@@ -174,6 +211,24 @@ pub async fn run<A: AsRef<OsStr>>(
                 reaped,
             })
         }
+    }
+}
+
+/// Writes `input` into a pipe and closes it; no pipe, nothing to write. A
+/// reader that went away early (EPIPE) is the program's business, told by
+/// its exit status.
+async fn write_all(pipe: Option<impl AsyncWrite + Unpin>, input: &[u8]) -> io::Result<()> {
+    let Some(mut pipe) = pipe else {
+        return Ok(());
+    };
+    let written = match pipe.write_all(input).await {
+        Ok(()) => pipe.shutdown().await,
+        Err(e) => Err(e),
+    };
+    drop(pipe);
+    match written {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -235,6 +290,26 @@ mod tests {
         )
         .await?;
         assert_eq!(String::from_utf8_lossy(&output.stdout), "[C]\n");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn input_reaches_standard_input_and_nothing_else() -> Result<(), ToolError> {
+        // The program sees exactly the bytes (a trailing newline included),
+        // then end of file; its arguments and environment do not hold them.
+        let output = run_with_input(
+            "sh",
+            &["-c", "od -An -c; echo \"[$*]\"; env | grep -c s3cr3t"],
+            b"s3cr3t\n",
+            Duration::from_secs(60),
+        )
+        .await?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("s   3   c   r   3   t  \\n"), "{stdout}");
+        assert!(stdout.contains("[]\n0\n"), "{stdout}");
+        // A program that does not read its input is no error of ours.
+        let output = run_with_input("true", &[] as &[&str], &[7u8; 1 << 20], Duration::from_secs(60)).await?;
+        assert!(output.status.success());
         Ok(())
     }
 
