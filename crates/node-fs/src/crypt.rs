@@ -229,7 +229,14 @@ pub async fn format(
     timeout: Duration,
 ) -> Result<(), CryptError> {
     let target = device.display().to_string();
-    let output = run("luksFormat", &target, &format_args(device, label), Some(key.expose()), timeout).await?;
+    let output = run(
+        "luksFormat",
+        &target,
+        &format_args(device, label),
+        Some(key.expose()),
+        timeout,
+    )
+    .await?;
     expect_success("luksFormat", target, &output)
 }
 
@@ -242,7 +249,14 @@ pub async fn open(
 ) -> Result<(), CryptError> {
     check_name(name)?;
     let target = device.display().to_string();
-    let output = run("open", &target, &open_args(device, name), Some(key.expose()), timeout).await?;
+    let output = run(
+        "open",
+        &target,
+        &open_args(device, name),
+        Some(key.expose()),
+        timeout,
+    )
+    .await?;
     match output.status.code() {
         Some(0) => Ok(()),
         Some(2) => Err(CryptError::WrongKey { device: target }),
@@ -290,8 +304,14 @@ pub async fn resize(
     check_name(name)?;
     let output = match key {
         Some(key) => {
-            run("resize", name, &["resize", "--key-file=-", name], Some(key.expose()), timeout)
-                .await?
+            run(
+                "resize",
+                name,
+                &["resize", "--key-file=-", name],
+                Some(key.expose()),
+                timeout,
+            )
+            .await?
         }
         None => run("resize", name, &["resize", name], None, timeout).await?,
     };

@@ -255,8 +255,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeDm::new(dir.path()).unwrap();
         fake.add_disk("nvme0n1", 1 << 30).unwrap();
-        fake.add_mapping(0, "rds-csi-pvc-1", UUID, (1 << 30) - (16 << 20), &["nvme0n1"])
-            .unwrap();
+        fake.add_mapping(
+            0,
+            "rds-csi-pvc-1",
+            UUID,
+            (1 << 30) - (16 << 20),
+            &["nvme0n1"],
+        )
+        .unwrap();
         let all = list(fake.sys()).unwrap();
         assert_eq!(all.len(), 1);
         let m = &all[0];
@@ -297,7 +303,8 @@ mod tests {
         let fake = FakeDm::new(dir.path()).unwrap();
         fake.add_disk("nvme0n1", 1 << 30).unwrap();
         for n in [10, 2] {
-            fake.add_mapping(n, &format!("m{n}"), "", 1 << 20, &[]).unwrap();
+            fake.add_mapping(n, &format!("m{n}"), "", 1 << 20, &[])
+                .unwrap();
         }
         let names: Vec<String> = list(fake.sys())
             .unwrap()

@@ -308,7 +308,13 @@ mod tests {
         assert!(stdout.contains("s   3   c   r   3   t  \\n"), "{stdout}");
         assert!(stdout.contains("[]\n0\n"), "{stdout}");
         // A program that does not read its input is no error of ours.
-        let output = run_with_input("true", &[] as &[&str], &[7u8; 1 << 20], Duration::from_secs(60)).await?;
+        let output = run_with_input(
+            "true",
+            &[] as &[&str],
+            &[7u8; 1 << 20],
+            Duration::from_secs(60),
+        )
+        .await?;
         assert!(output.status.success());
         Ok(())
     }

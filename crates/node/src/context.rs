@@ -19,6 +19,12 @@
 //! | `reconnectDelay` | 5 s       | 1–3600, at most `ctrlLossTmo`                    |
 //! | `keepAliveTmo`   | 5 s       | 0 (kernel default), 1–3600                       |
 //! | `fastIoFailTmo`  | -1 (off)  | -1, 0–604800, at most `ctrlLossTmo`              |
+//! | `encryption`     | none      | `luks2`                                          |
+//!
+//! `encryption` is how a volume made by an encrypted StorageClass tells
+//! every node that stages it: the node then never mounts or formats it in
+//! the clear, and refuses a volume that is not encrypted. The controller
+//! copies it from the StorageClass and never sees a key.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -86,6 +92,43 @@ pub mod keys {
     pub const PVC_NAMESPACE: &str = "csi.storage.k8s.io/pvc/namespace";
     /// PV name, from the provisioner's `--extra-create-metadata`.
     pub const PV_NAME: &str = "csi.storage.k8s.io/pv/name";
+    /// Encryption of the volume on the node (`luks2`).
+    pub const ENCRYPTION: &str = "encryption";
+}
+
+/// How a volume is encrypted on the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encryption {
+    /// LUKS2 (dm-crypt, `cryptsetup`), with the key from the node-stage
+    /// secret.
+    Luks2,
+}
+
+impl Encryption {
+    /// Parses `luks2`.
+    pub fn parse(value: &str) -> Result<Self, ParamError> {
+        match value {
+            "luks2" => Ok(Self::Luks2),
+            _ => Err(ParamError::Invalid {
+                key: keys::ENCRYPTION,
+                value: value.to_owned(),
+                expected: "luks2 (or the parameter left out, for no encryption)",
+            }),
+        }
+    }
+
+    /// The name, as the parameter and the context say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Luks2 => "luks2",
+        }
+    }
+}
+
+impl fmt::Display for Encryption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A filesystem the node can make and grow.
@@ -307,6 +350,8 @@ pub struct VolumeContext {
     pub connection: ConnectionParams,
     /// The image on the RDS (informational; the Go driver's `volumePath`).
     pub image_path: Option<String>,
+    /// How the node encrypts the volume; `None`: in the clear.
+    pub encryption: Option<Encryption>,
 }
 
 impl VolumeContext {
@@ -321,6 +366,9 @@ impl VolumeContext {
         }
         if let Some(path) = &self.image_path {
             map.insert(keys::VOLUME_PATH.into(), path.clone());
+        }
+        if let Some(encryption) = self.encryption {
+            map.insert(keys::ENCRYPTION.into(), encryption.to_string());
         }
         self.connection.write_to(&mut map);
         map
@@ -360,6 +408,10 @@ impl VolumeContext {
                 .transpose()?,
             connection: ConnectionParams::from_map(map)?,
             image_path: map.get(keys::VOLUME_PATH).cloned(),
+            encryption: map
+                .get(keys::ENCRYPTION)
+                .map(|v| Encryption::parse(v))
+                .transpose()?,
         })
     }
 }
@@ -416,8 +468,10 @@ mod tests {
                 fast_io_fail_tmo: Some(0),
             },
             image_path: Some("/raid10/k8s/pvc-1.img".into()),
+            encryption: Some(Encryption::Luks2),
         };
         let map = ctx.to_map();
+        assert_eq!(map["encryption"], "luks2");
         assert_eq!(map["ctrlLossTmo"], "0");
         assert_eq!(map["fastIoFailTmo"], "0");
         assert_eq!(map["volumePath"], "/raid10/k8s/pvc-1.img");
@@ -426,6 +480,7 @@ mod tests {
             connection: ConnectionParams::default(),
             fs_type: None,
             image_path: None,
+            encryption: None,
             ..ctx
         };
         assert_eq!(
@@ -487,5 +542,33 @@ mod tests {
         assert!(
             VolumeContext::from_map(&map(&[("nvmeAddress", "10.0.0.1"), ("nqn", "x,y")])).is_err()
         );
+    }
+
+    #[test]
+    fn encryption_is_luks2_or_nothing() {
+        let base = [
+            ("nvmeAddress", "10.0.0.1"),
+            ("nqn", "nqn.2000-02.com.mikrotik:x"),
+        ];
+        assert_eq!(
+            VolumeContext::from_map(&map(&base)).unwrap().encryption,
+            None
+        );
+        let with = |v| {
+            let mut m = map(&base);
+            m.insert("encryption".into(), v);
+            VolumeContext::from_map(&m)
+        };
+        assert_eq!(
+            with("luks2".into()).unwrap().encryption,
+            Some(Encryption::Luks2)
+        );
+        for bad in ["", "luks1", "LUKS2", "true"] {
+            let e = with(bad.into()).unwrap_err().to_string();
+            assert!(
+                e.contains("invalid encryption") && e.contains("luks2"),
+                "{e}"
+            );
+        }
     }
 }

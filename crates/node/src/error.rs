@@ -12,6 +12,7 @@ use node_fs::probe::Probe;
 use nvme_host::CtrlState;
 
 use crate::context::ParamError;
+use crate::crypt::CryptError;
 use crate::locks::Busy;
 use crate::record::RecordError;
 
@@ -179,6 +180,106 @@ pub enum NodeError {
     /// A staging record could not be read or written.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// LUKS2 work (`cryptsetup`, the device-mapper state) failed.
+    #[error(transparent)]
+    Crypt(Box<CryptError>),
+    /// An encrypted volume's request carries no passphrase.
+    #[error(
+        "volume {volume} is encrypted (encryption=luks2), but {request} carries no `{key}`: the \
+         StorageClass must name a Secret holding it with the parameters \
+         csi.storage.k8s.io/{secret}-secret-name and csi.storage.k8s.io/{secret}-secret-namespace; \
+         check those parameters, that the Secret exists in that namespace, and that it has the key \
+         `{key}` with a value that is not empty{why}"
+    )]
+    MissingKey {
+        /// The volume.
+        volume: String,
+        /// The request (`NodeStageVolume`, …).
+        request: &'static str,
+        /// Which secret kubelet sends with it (`node-stage`, …).
+        secret: &'static str,
+        /// The key's name in the Secret.
+        key: &'static str,
+        /// Why it is needed here, starting with `; `, or empty.
+        why: &'static str,
+    },
+    /// No key slot of the volume's LUKS header takes the passphrase given.
+    #[error(
+        "the `{key}` of the {secret} secret does not open volume {volume}: no key slot of its LUKS \
+         header takes it{previous}; check that csi.storage.k8s.io/{secret}-secret-name and \
+         -namespace of the volume's StorageClass name the Secret the volume was made with, and \
+         that its `{key}` is unchanged (to change it, see the key rotation in docs/deploy.md). The \
+         volume was not changed"
+    )]
+    WrongKey {
+        /// The volume.
+        volume: String,
+        /// Which secret (`node-stage`, …).
+        secret: &'static str,
+        /// The key's name in the Secret.
+        key: &'static str,
+        /// What else was tried, starting with `, `, or empty.
+        previous: &'static str,
+    },
+    /// A volume that holds a LUKS header is staged without encryption.
+    #[error(
+        "volume {volume} is encrypted ({} holds a LUKS header), but its volume context does not say \
+         encryption=luks2: refusing to mount or format it in the clear; it must be staged from a \
+         PersistentVolume whose volumeAttributes have encryption: luks2 (as its StorageClass made \
+         it), with the node-stage secret holding its passphrase",
+        .device.display()
+    )]
+    EncryptedWithoutParameter {
+        /// The volume.
+        volume: String,
+        /// Its disk.
+        device: PathBuf,
+    },
+    /// A volume staged with encryption holds something other than a LUKS
+    /// header (a volume made without encryption, or data).
+    #[error(
+        "volume {volume} is to be staged encrypted (encryption=luks2), but {} holds {found}, not a \
+         LUKS header: refusing to format over it (a volume made without encryption cannot become an \
+         encrypted one in place)",
+        .device.display()
+    )]
+    NotEncrypted {
+        /// The volume.
+        volume: String,
+        /// Its disk.
+        device: PathBuf,
+        /// What the probe found.
+        found: Probe,
+    },
+    /// The mapping name of the volume is taken by a mapping on another disk
+    /// that is still there.
+    #[error(
+        "the device-mapper name {mapping} of volume {volume} is taken by a mapping on {other}, \
+         not on the volume's disk {}; it was left alone",
+        .device.display()
+    )]
+    MappingOccupied {
+        /// The volume.
+        volume: String,
+        /// The mapping's name.
+        mapping: String,
+        /// The disk the existing mapping is on.
+        other: String,
+        /// The volume's disk.
+        device: PathBuf,
+    },
+    /// The volume's mapping is still open after it was closed.
+    #[error("the encrypted mapping {mapping} is still open after it was closed; try again")]
+    MappingStillOpen {
+        /// The mapping.
+        mapping: String,
+    },
+}
+
+impl From<CryptError> for NodeError {
+    fn from(e: CryptError) -> Self {
+        Self::Crypt(Box::new(e))
+    }
 }
 
 // The library errors are boxed: they are large, and every operation's result

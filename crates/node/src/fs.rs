@@ -43,6 +43,18 @@ pub trait Filesystems: Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = Result<Prepared, FsError>> + Send;
 
+    /// Makes a filesystem of type `fs` on `device`, the opened mapping of a
+    /// LUKS volume never handed out, unless a signature is found there
+    /// (which comes back as [`Prepared::Existing`], untouched): its
+    /// plaintext is noise, so there is no zero check (see
+    /// `node_fs::format::format_fresh`).
+    fn make_fresh_filesystem(
+        &self,
+        device: &Path,
+        fs: FsType,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Prepared, FsError>> + Send;
+
     /// Mounts `device` (holding `fs`) at the directory `target`, with the
     /// caller's options, read-only if asked.
     fn mount(
@@ -142,6 +154,15 @@ impl Filesystems for LinuxFilesystems {
         timeout: Duration,
     ) -> Result<Prepared, FsError> {
         node_fs::format::format_if_empty(device, fs, timeout).await
+    }
+
+    async fn make_fresh_filesystem(
+        &self,
+        device: &Path,
+        fs: FsType,
+        timeout: Duration,
+    ) -> Result<Prepared, FsError> {
+        node_fs::format::format_fresh(device, fs, timeout).await
     }
 
     async fn mount(

@@ -1,8 +1,10 @@
 //! The node's health monitor: how every staged volume is doing.
 //!
-//! A volume is healthy when its NVMe/TCP controller is live and, for a
-//! filesystem volume, its staging path is still a read-write (or, if staged so,
-//! read-only) mount of the NQN's current block device. The monitor looks at
+//! A volume is healthy when its NVMe/TCP controller is live, an encrypted
+//! volume's mapping is open on the NQN's disk and, for a filesystem volume,
+//! its staging path is still a read-write (or, if staged so, read-only)
+//! mount of the volume's current block device (the NQN's disk, or the
+//! encrypted volume's mapping). The monitor looks at
 //! every staged volume each interval, and NodeGetVolumeStats asks it about one
 //! volume on demand; both go through [`HealthMonitor::observe`], which keeps
 //! the last health of each volume and logs a change once, when it happens,
@@ -24,6 +26,7 @@ use telemetry::NodeMetrics;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::crypt::Crypt;
 use crate::fs::Filesystems;
 use crate::nvme::NvmeHost;
 use crate::record::{RecordStore, StagingRecord};
@@ -72,6 +75,21 @@ pub enum Problem {
         /// The path.
         path: PathBuf,
     },
+    /// An encrypted volume's mapping is not open.
+    MappingClosed {
+        /// The mapping's name.
+        mapping: String,
+    },
+    /// An encrypted volume's mapping sits on a disk that is gone.
+    MappingOfGoneDisk {
+        /// The mapping's name.
+        mapping: String,
+    },
+    /// The device-mapper state could not be read from sysfs.
+    MappingUnreadable {
+        /// What reading it said.
+        error: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -108,6 +126,17 @@ impl fmt::Display for Problem {
             ),
             Self::NothingMountedAt { path } => {
                 write!(f, "nothing is mounted at {}", path.display())
+            }
+            Self::MappingClosed { mapping } => write!(
+                f,
+                "its encrypted mapping {mapping} is not open: stage the volume again"
+            ),
+            Self::MappingOfGoneDisk { mapping } => write!(
+                f,
+                "its encrypted mapping {mapping} sits on a disk that is gone (the NVMe/TCP connection was lost): stage or publish it again once no pod uses it"
+            ),
+            Self::MappingUnreadable { error } => {
+                write!(f, "its encrypted mapping cannot be read: {error}")
             }
         }
     }
@@ -162,8 +191,34 @@ pub fn state_label(state: Option<&CtrlState>) -> &'static str {
     }
 }
 
-/// Judges one staged volume from sysfs (through `host`) and the mount table.
-pub fn judge(host: &impl NvmeHost, mounts: &[MountInfo], record: &StagingRecord) -> VolumeHealth {
+/// The block device a staged volume is used through now: its NQN's disk,
+/// or for an encrypted volume its mapping while that sits on the NQN's disk.
+pub fn volume_device(
+    host: &impl NvmeHost,
+    crypt: &impl Crypt,
+    record: &StagingRecord,
+) -> Result<Option<BlockDevice>, crate::error::NodeError> {
+    let disk = host.block_device(&record.nqn)?;
+    let Some(name) = &record.mapping else {
+        return Ok(disk);
+    };
+    let Some(disk) = disk else {
+        return Ok(None);
+    };
+    Ok(crypt
+        .mapping(name)?
+        .filter(|m| m.is_on(&disk))
+        .map(|m| m.device))
+}
+
+/// Judges one staged volume from sysfs (through `host` and `crypt`) and the
+/// mount table.
+pub fn judge(
+    host: &impl NvmeHost,
+    crypt: &impl Crypt,
+    mounts: &[MountInfo],
+    record: &StagingRecord,
+) -> VolumeHealth {
     let mut problems = Vec::new();
     let controller = match host.controller_state(&record.nqn) {
         Ok(state) => state,
@@ -185,13 +240,38 @@ pub fn judge(host: &impl NvmeHost, mounts: &[MountInfo], record: &StagingRecord)
         }),
         None => {}
     }
-    if controller.is_some() && matches!(host.block_device(&record.nqn), Ok(None)) {
+    let disk = host.block_device(&record.nqn);
+    if controller.is_some() && matches!(disk, Ok(None)) {
         problems.push(Problem::NoNamespace {
             nqn: record.nqn.clone(),
         });
     }
+    let current = match (&record.mapping, disk) {
+        (None, disk) => disk.ok().flatten(),
+        (Some(name), disk) => match crypt.mapping(name) {
+            Ok(None) => {
+                problems.push(Problem::MappingClosed {
+                    mapping: name.clone(),
+                });
+                None
+            }
+            Ok(Some(m)) if m.backing.is_none() => {
+                problems.push(Problem::MappingOfGoneDisk {
+                    mapping: name.clone(),
+                });
+                None
+            }
+            Ok(Some(m)) => disk.ok().flatten().filter(|d| m.is_on(d)).map(|_| m.device),
+            Err(e) => {
+                problems.push(Problem::MappingUnreadable {
+                    error: e.to_string(),
+                });
+                None
+            }
+        },
+    };
     if record.fs_type.is_some() {
-        problems.extend(staging_mount_problem(host, mounts, record));
+        problems.extend(staging_mount_problem(current, mounts, record));
     }
     VolumeHealth {
         controller,
@@ -199,9 +279,10 @@ pub fn judge(host: &impl NvmeHost, mounts: &[MountInfo], record: &StagingRecord)
     }
 }
 
-/// What is wrong with a filesystem volume's staging mount, if anything.
+/// What is wrong with a filesystem volume's staging mount, if anything;
+/// `current` is the volume's device now, if it has one.
 fn staging_mount_problem(
-    host: &impl NvmeHost,
+    current: Option<BlockDevice>,
     mounts: &[MountInfo],
     record: &StagingRecord,
 ) -> Option<Problem> {
@@ -214,7 +295,7 @@ fn staging_mount_problem(
     if mount.read_only() && !record.read_only {
         return Some(Problem::ReadOnly);
     }
-    if let Ok(Some(device)) = host.block_device(&record.nqn)
+    if let Some(device) = current
         && is_stale_mount(&mount.source, &device, record)
     {
         return Some(Problem::StaleMount {
@@ -278,10 +359,11 @@ impl HealthMonitor {
     pub fn observe(
         &self,
         host: &impl NvmeHost,
+        crypt: &impl Crypt,
         mounts: &[MountInfo],
         record: &StagingRecord,
     ) -> Observation {
-        let health = judge(host, mounts, record);
+        let health = judge(host, crypt, mounts, record);
         let now = Instant::now();
         let mut seen = self.seen();
         let since = match seen.get(&record.volume_id) {
@@ -321,6 +403,7 @@ impl HealthMonitor {
         host: &impl NvmeHost,
         fs: &impl Filesystems,
         records: &impl RecordStore,
+        crypt: &impl Crypt,
     ) -> usize {
         let mounts = match fs.mounts() {
             Ok(m) => m,
@@ -339,7 +422,7 @@ impl HealthMonitor {
         let mut by_state: Vec<(&str, i64)> = Vec::new();
         let mut abnormal = 0;
         for record in &staged {
-            let seen = self.observe(host, &mounts, record);
+            let seen = self.observe(host, crypt, &mounts, record);
             if !seen.health.is_healthy() {
                 abnormal += 1;
             }
@@ -362,11 +445,12 @@ impl HealthMonitor {
     /// Sweeps every `interval` until `stop` turns true; the first sweep is
     /// at once. Sweeps read sysfs and the mount table, which block, so they
     /// run on tokio's blocking pool.
-    pub async fn run<H: NvmeHost, F: Filesystems, R: RecordStore>(
+    pub async fn run<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt>(
         self: Arc<Self>,
         host: Arc<H>,
         fs: Arc<F>,
         records: Arc<R>,
+        crypt: Arc<C>,
         interval: Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
@@ -377,14 +461,17 @@ impl HealthMonitor {
                 _ = tick.tick() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            let (monitor, host, fs, records) = (
+            let (monitor, host, fs, records, crypt) = (
                 Arc::clone(&self),
                 Arc::clone(&host),
                 Arc::clone(&fs),
                 Arc::clone(&records),
+                Arc::clone(&crypt),
             );
-            let swept =
-                tokio::task::spawn_blocking(move || monitor.sweep(&*host, &*fs, &*records)).await;
+            let swept = tokio::task::spawn_blocking(move || {
+                monitor.sweep(&*host, &*fs, &*records, &*crypt)
+            })
+            .await;
             if let Err(e) = swept {
                 warn!(error = %e, "health check task failed");
             }
@@ -440,6 +527,10 @@ mod tests {
         fn host(&self) -> Host {
             Host::new(self.fake.root())
         }
+
+        fn crypt(&self) -> crate::crypt::LinuxCrypt {
+            crate::crypt::LinuxCrypt::new(self.fake.root())
+        }
     }
 
     fn record(nqn: &str, fs: Option<&str>, device: &str) -> StagingRecord {
@@ -452,6 +543,7 @@ mod tests {
             read_only: false,
             connection: None,
             diskseq: None,
+            mapping: None,
         }
     }
 
@@ -465,7 +557,12 @@ mod tests {
         let sys = Sys::new();
         sys.controller(NQN, "live");
         let dev = sys.fake.add_namespace(NQN, 1, 1 << 30).unwrap();
-        let h = judge(&sys.host(), &[], &record(NQN, None, &format!("/dev/{dev}")));
+        let h = judge(
+            &sys.host(),
+            &sys.crypt(),
+            &[],
+            &record(NQN, None, &format!("/dev/{dev}")),
+        );
         assert!(h.is_healthy(), "{h:?}");
         assert_eq!(h.state_label(), "live");
     }
@@ -474,7 +571,12 @@ mod tests {
     fn a_reconnecting_controller_is_abnormal() {
         let sys = Sys::new();
         sys.controller(NQN, "connecting");
-        let h = judge(&sys.host(), &[], &record(NQN, None, "/dev/nvme0n1"));
+        let h = judge(
+            &sys.host(),
+            &sys.crypt(),
+            &[],
+            &record(NQN, None, "/dev/nvme0n1"),
+        );
         assert_eq!(h.state_label(), "connecting");
         assert_eq!(
             h.problems[0],
@@ -493,7 +595,12 @@ mod tests {
     #[test]
     fn no_controller_says_to_stage_again() {
         let sys = Sys::new();
-        let h = judge(&sys.host(), &[], &record(NQN, None, "/dev/nvme0n1"));
+        let h = judge(
+            &sys.host(),
+            &sys.crypt(),
+            &[],
+            &record(NQN, None, "/dev/nvme0n1"),
+        );
         assert_eq!(h.state_label(), "absent");
         assert_eq!(h.problems, [Problem::NotConnected { nqn: NQN.into() }]);
         assert!(h.describe().contains("not connected over NVMe/TCP"));
@@ -506,22 +613,22 @@ mod tests {
         sys.controller(NQN, "live");
         let dev = format!("/dev/{}", sys.fake.add_namespace(NQN, 1, 1 << 30).unwrap());
         let r = record(NQN, Some("ext4"), &dev);
-        let h = judge(&sys.host(), &[], &r);
+        let h = judge(&sys.host(), &sys.crypt(), &[], &r);
         assert_eq!(
             h.problems,
             [Problem::StagingNotMounted {
                 staging: STAGING.into()
             }]
         );
-        assert!(judge(&sys.host(), &[mount(&dev, "rw")], &r).is_healthy());
+        assert!(judge(&sys.host(), &sys.crypt(), &[mount(&dev, "rw")], &r).is_healthy());
 
-        let h = judge(&sys.host(), &[mount(&dev, "ro")], &r);
+        let h = judge(&sys.host(), &sys.crypt(), &[mount(&dev, "ro")], &r);
         assert_eq!(h.problems, [Problem::ReadOnly]);
         let staged_ro = StagingRecord {
             read_only: true,
             ..r
         };
-        assert!(judge(&sys.host(), &[mount(&dev, "ro")], &staged_ro).is_healthy());
+        assert!(judge(&sys.host(), &sys.crypt(), &[mount(&dev, "ro")], &staged_ro).is_healthy());
     }
 
     #[test]
@@ -543,7 +650,7 @@ mod tests {
             diskseq: then.diskseq,
             ..record(NQN, Some("ext4"), &dev)
         };
-        let h = judge(&sys.host(), &[mount(&dev, "rw")], &staged);
+        let h = judge(&sys.host(), &sys.crypt(), &[mount(&dev, "rw")], &staged);
         assert_eq!(
             h.problems,
             [Problem::StaleMount {
@@ -556,7 +663,7 @@ mod tests {
             diskseq: now.diskseq,
             ..staged
         };
-        assert!(judge(&sys.host(), &[mount(&dev, "rw")], &restaged).is_healthy());
+        assert!(judge(&sys.host(), &sys.crypt(), &[mount(&dev, "rw")], &restaged).is_healthy());
     }
 
     #[test]
@@ -603,7 +710,12 @@ mod tests {
     fn a_controller_without_a_namespace_is_abnormal() {
         let sys = Sys::new();
         sys.controller(NQN, "live");
-        let h = judge(&sys.host(), &[], &record(NQN, None, "/dev/nvme0n1"));
+        let h = judge(
+            &sys.host(),
+            &sys.crypt(),
+            &[],
+            &record(NQN, None, "/dev/nvme0n1"),
+        );
         assert_eq!(h.problems, [Problem::NoNamespace { nqn: NQN.into() }]);
     }
 
@@ -614,13 +726,13 @@ mod tests {
         sys.fake.add_namespace(NQN, 1, 1 << 30).unwrap();
         let monitor = HealthMonitor::new(NodeMetrics::default());
         let r = record(NQN, None, "/dev/nvme0n1");
-        let first = monitor.observe(&sys.host(), &[], &r);
+        let first = monitor.observe(&sys.host(), &sys.crypt(), &[], &r);
         assert!(!first.health.is_healthy());
-        let again = monitor.observe(&sys.host(), &[], &r);
+        let again = monitor.observe(&sys.host(), &sys.crypt(), &[], &r);
         assert_eq!(again.health, first.health);
         assert!(again.for_how_long >= first.for_how_long);
         sys.fake.set_state(&ctrl, "live").unwrap();
-        let recovered = monitor.observe(&sys.host(), &[], &r);
+        let recovered = monitor.observe(&sys.host(), &sys.crypt(), &[], &r);
         assert!(recovered.health.is_healthy());
         assert!(recovered.for_how_long <= again.for_how_long + Duration::from_secs(1));
         assert!(monitor.seen().contains_key("pvc-1"));
@@ -651,7 +763,7 @@ mod tests {
 
         let metrics = NodeMetrics::default();
         let monitor = HealthMonitor::new(metrics.clone());
-        assert_eq!(monitor.sweep(&sys.host(), &fs, &records), 2);
+        assert_eq!(monitor.sweep(&sys.host(), &fs, &records, &sys.crypt()), 2);
         assert_eq!(metrics.staged_volumes.get(), 2);
         assert_eq!(metrics.abnormal_volumes.get(), 1);
         let state = |s: &str| {
@@ -663,7 +775,7 @@ mod tests {
         assert_eq!((state("live"), state("connecting")), (1, 1));
 
         records.remove("pvc-2", &r2.staging_path).unwrap();
-        assert_eq!(monitor.sweep(&sys.host(), &fs, &records), 1);
+        assert_eq!(monitor.sweep(&sys.host(), &fs, &records, &sys.crypt()), 1);
         assert_eq!((state("live"), state("connecting")), (1, 0));
         assert_eq!(metrics.abnormal_volumes.get(), 0);
         assert!(!monitor.seen().contains_key("pvc-2"));

@@ -2,7 +2,7 @@
 //! them: stage, unstage, publish, unpublish, expand and stats, the start-up
 //! cleanup and the health monitor.
 //!
-//! They work over three seams, each a small trait with a production
+//! They work over four seams, each a small trait with a production
 //! implementation and an in-memory fake ([`testing`]) that can fail, be slow,
 //! or stop an operation between any two steps:
 //!
@@ -11,6 +11,9 @@
 //! - [`Filesystems`] (`fs`): probing, formatting, mounting, binding, growing,
 //!   the mount table and paths; [`LinuxFilesystems`] on `node-fs`.
 //! - [`RecordStore`] (`record`): the staging records; [`Records`] on files.
+//! - [`Crypt`] (`crypt`): LUKS2 under encrypted volumes (format, open,
+//!   close, resize, the mappings in sysfs); [`LinuxCrypt`] on `node-fs`'s
+//!   `cryptsetup` wrappers.
 //!
 //! [`Node`] holds them and the node's rules; `csi-driver` translates CSI
 //! requests into [`request`]'s types and [`NodeError`]s into gRPC codes, and
@@ -29,6 +32,7 @@
 //! empty to `blkid`.
 
 pub mod context;
+pub mod crypt;
 pub mod error;
 mod expand;
 pub mod fs;
@@ -45,12 +49,16 @@ pub mod stats;
 pub mod testing;
 mod unstage;
 
-pub use context::{ConnectionParams, FsType, ParamError, VolumeContext};
+pub use context::{ConnectionParams, Encryption, FsType, ParamError, VolumeContext};
+pub use crypt::{Crypt, LinuxCrypt};
 pub use error::NodeError;
 pub use fs::{Filesystems, LinuxFilesystems};
 pub use node::{LinuxNode, Node, NodeConfig, NodeTimeouts};
+pub use node_fs::secret::Passphrase;
 pub use nvme::NvmeHost;
 pub use record::{RecordStore, Records, StagingRecord};
-pub use request::{Capability, ExpandRequest, PublishRequest, StageRequest, VolumeKind};
+pub use request::{
+    Capability, ExpandRequest, PublishRequest, StageRequest, VolumeKeys, VolumeKind,
+};
 pub use startup::StartupReport;
 pub use stats::{Usage, VolumeStats};

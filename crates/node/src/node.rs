@@ -13,6 +13,7 @@ use telemetry::NodeMetrics;
 use tracing::info;
 
 use crate::context::FsType;
+use crate::crypt::{Crypt, LinuxCrypt};
 use crate::error::{NodeError, Result};
 use crate::fs::{Filesystems, LinuxFilesystems};
 use crate::health::{HealthMonitor, Observation};
@@ -38,6 +39,8 @@ pub struct NodeTimeouts {
     pub resize: Duration,
     /// The whole orphan cleanup at start-up; what is left then stays.
     pub orphan_cleanup: Duration,
+    /// Each `cryptsetup` run (its key derivation takes about a second).
+    pub crypt: Duration,
 }
 
 impl Default for NodeTimeouts {
@@ -50,6 +53,7 @@ impl Default for NodeTimeouts {
             mkfs: Duration::from_secs(600),
             resize: Duration::from_secs(600),
             orphan_cleanup: Duration::from_secs(30),
+            crypt: Duration::from_secs(120),
         }
     }
 }
@@ -77,21 +81,23 @@ pub struct NodeConfig {
     pub health_interval: Duration,
 }
 
-/// The node over its seams: the NVMe host `H`, the filesystems `F` and the
-/// staging records `R`.
-pub struct Node<H, F, R> {
+/// The node over its seams: the NVMe host `H`, the filesystems `F`, the
+/// staging records `R` and the encryption `C`.
+pub struct Node<H, F, R, C = LinuxCrypt> {
     pub(crate) config: NodeConfig,
     pub(crate) host: Arc<H>,
     pub(crate) fs: Arc<F>,
     pub(crate) records: Arc<R>,
+    pub(crate) crypt: Arc<C>,
     pub(crate) identity: HostIdentity,
     pub(crate) locks: VolumeLocks,
     pub(crate) metrics: NodeMetrics,
     pub(crate) monitor: Arc<HealthMonitor>,
 }
 
-/// The node on this machine's kernel, filesystems and record files.
-pub type LinuxNode = Node<Host, LinuxFilesystems, Records>;
+/// The node on this machine's kernel, filesystems, record files and
+/// `cryptsetup`.
+pub type LinuxNode = Node<Host, LinuxFilesystems, Records, LinuxCrypt>;
 
 impl LinuxNode {
     /// The node of `config` on this machine: the NVMe host and filesystems
@@ -103,17 +109,19 @@ impl LinuxNode {
         let host = Host::new(config.host_root.clone());
         let fs = LinuxFilesystems::new(&config.host_root);
         let records = Records::new(config.state_dir.clone());
-        Node::new(config, host, fs, records, identity, metrics)
+        let crypt = LinuxCrypt::new(&config.host_root);
+        Node::new(config, host, fs, records, crypt, identity, metrics)
     }
 }
 
-impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
+impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
     /// The node of `config` over the given seams, connecting as `identity`.
     pub fn new(
         config: NodeConfig,
         host: H,
         fs: F,
         records: R,
+        crypt: C,
         identity: HostIdentity,
         metrics: NodeMetrics,
     ) -> Result<Self> {
@@ -128,6 +136,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             host: Arc::new(host),
             fs: Arc::new(fs),
             records: Arc::new(records),
+            crypt: Arc::new(crypt),
             identity,
             monitor: Arc::new(HealthMonitor::new(metrics.clone())),
             metrics,
@@ -156,6 +165,11 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         &self.records
     }
 
+    /// The encryption seam.
+    pub fn crypt(&self) -> &C {
+        &self.crypt
+    }
+
     /// Start-up, before taking calls: learns what is staged and disconnects
     /// this driver's orphaned connections, within the configured time; never
     /// fails (see [`startup`]). Then takes the first health reading, so the
@@ -165,12 +179,14 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             &*self.host,
             &*self.fs,
             &*self.records,
+            &*self.crypt,
             &self.config.nqn_prefix,
             self.config.timeouts.orphan_cleanup,
             &self.metrics,
         )
         .await;
-        self.monitor.sweep(&*self.host, &*self.fs, &*self.records);
+        self.monitor
+            .sweep(&*self.host, &*self.fs, &*self.records, &*self.crypt);
         report
     }
 
@@ -183,6 +199,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             Arc::clone(&self.host),
             Arc::clone(&self.fs),
             Arc::clone(&self.records),
+            Arc::clone(&self.crypt),
             self.config.health_interval,
             stop,
         ))
@@ -212,7 +229,23 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
 
     /// Looks at a volume's health now (logging a change) and returns it.
     pub(crate) fn observe(&self, mounts: &[MountInfo], record: &StagingRecord) -> Observation {
-        self.monitor.observe(&*self.host, mounts, record)
+        self.monitor
+            .observe(&*self.host, &*self.crypt, mounts, record)
+    }
+
+    /// The block device a staged volume is used through now: its NQN's
+    /// disk, or for an encrypted volume its mapping while that sits on a
+    /// disk that is still there. Never a remembered name (the kernel reuses
+    /// them).
+    pub(crate) fn volume_device(
+        &self,
+        record: &StagingRecord,
+    ) -> Result<Option<nvme_host::BlockDevice>> {
+        Ok(crate::health::volume_device(
+            &*self.host,
+            &*self.crypt,
+            record,
+        )?)
     }
 
     /// Fails with [`NodeError::NotAtPath`] unless `path` is absolute and

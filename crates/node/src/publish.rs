@@ -3,9 +3,12 @@
 //!
 //! A filesystem volume's staging mount is bound onto a directory; a block
 //! volume's device node onto a file (binding the device node itself, not
-//! devtmpfs). Before either, a volume whose NVMe/TCP connection is gone (the
-//! kernel gave up on it) is connected again and its new disk mounted in place
-//! of the dead one, so restarting the pod is enough to recover.
+//! devtmpfs): its disk's, or an encrypted volume's mapping's. Before either,
+//! a volume whose NVMe/TCP connection is gone (the kernel gave up on it) is
+//! connected again and its new disk mounted in place of the dead one, so
+//! restarting the pod is enough to recover. An encrypted volume is opened
+//! again for that with the node-publish secret's passphrase, which kubelet
+//! sends only if the StorageClass names one; without it, the error says so.
 //!
 //! A single-node-single-writer volume is published at one target path at a
 //! time; any other mode may be published at several (pods on one node share
@@ -20,15 +23,22 @@ use node_fs::mountinfo::MountInfo;
 use tracing::{info, warn};
 
 use crate::context::{FsType, VolumeContext};
+use crate::crypt::Crypt;
 use crate::error::{NodeError, Result};
 use crate::fs::Filesystems;
 use crate::node::Node;
 use crate::nvme::NvmeHost;
 use crate::record::{RecordStore, StagingRecord};
-use crate::request::{Capability, PublishRequest, VolumeKind};
-use crate::stage::Earlier;
+use crate::request::{Capability, PublishRequest, VolumeKeys, VolumeKind, secret_keys};
+use crate::stage::{Earlier, KeySource};
 
-impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
+/// NodePublishVolume's node-publish secret.
+const PUBLISH_SECRET: KeySource = KeySource {
+    request: "NodePublishVolume",
+    secret: "node-publish",
+};
+
+impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
     /// Publishes a staged volume at the request's target path; publishing
     /// again with the same arguments does nothing.
     pub async fn publish(&self, req: PublishRequest) -> Result<()> {
@@ -42,7 +52,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
                 staging: req.staging_path.clone(),
             })?;
         let record = self
-            .reattach_if_gone(record, &req.context, &req.capability)
+            .reattach_if_gone(record, &req.context, &req.capability, &req.keys)
             .await?;
         if req.capability.single_writer
             && let Some(elsewhere) = self
@@ -146,7 +156,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
                     && m.mount_point != record.staging_path
             }));
         }
-        let Some(device) = self.host.block_device(&record.nqn)? else {
+        let Some(device) = self.volume_device(record)? else {
             return Ok(Vec::new());
         };
         let node = Path::new("/").join(&device.name);
@@ -164,9 +174,31 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         record: StagingRecord,
         request_context: &HashMap<String, String>,
         capability: &Capability,
+        keys: &VolumeKeys,
     ) -> Result<StagingRecord> {
-        if self.host.block_device(&record.nqn)?.is_some() || self.staging_mount_alive(&record)? {
+        let alive = match &record.mapping {
+            // An encrypted volume lives as long as its mapping sits on the
+            // NQN's disk: a dead mapping keeps its name and number.
+            Some(_) => self.volume_device(&record)?.is_some(),
+            None => {
+                self.host.block_device(&record.nqn)?.is_some()
+                    || self.staging_mount_alive(&record)?
+            }
+        };
+        if alive {
             return Ok(record);
+        }
+        if record.mapping.is_some() && keys.current.is_none() {
+            return Err(NodeError::MissingKey {
+                volume: record.volume_id.clone(),
+                request: PUBLISH_SECRET.request,
+                secret: PUBLISH_SECRET.secret,
+                key: secret_keys::PASSPHRASE,
+                why: "; the volume's NVMe/TCP connection (or its mapping) is gone, and opening it \
+                      again needs its passphrase, which NodePublishVolume carries only from a \
+                      node-publish secret (else unstage and stage it again: stop the pods that \
+                      use it on this node)",
+            });
         }
         let context = if request_context.is_empty() {
             let saved =
@@ -189,7 +221,19 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             });
         }
         warn!(nqn = %record.nqn, "the staged volume's NVMe/TCP connection is gone; connecting again");
-        let device = self.attach(&context).await?;
+        let mut device = self.attach(&context).await?;
+        if record.mapping.is_some() {
+            let opened = self
+                .ensure_open(
+                    &record.volume_id,
+                    &record.staging_path,
+                    &device,
+                    keys,
+                    PUBLISH_SECRET,
+                )
+                .await?;
+            device = opened.device;
+        }
         if let Some(fs) = record.fs_type.as_deref() {
             let fs = FsType::parse(fs)?;
             let flags = match &capability.kind {
@@ -237,10 +281,11 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         })
     }
 
-    /// The volume's block device now: whatever its NQN resolves to, never a
-    /// remembered name (the kernel reuses them).
+    /// The volume's block device now: whatever its NQN (and an encrypted
+    /// volume's mapping name) resolves to, never a remembered name (the
+    /// kernel reuses them).
     pub(crate) fn current_device(&self, record: &StagingRecord) -> Result<PathBuf> {
-        match self.host.block_device(&record.nqn)? {
+        match self.volume_device(record)? {
             Some(device) => Ok(device.path),
             None => Err(NodeError::Unreachable {
                 volume: record.volume_id.clone(),

@@ -78,8 +78,10 @@ pub struct StagingRecord {
     pub volume_id: String,
     /// Subsystem NQN of the volume's NVMe/TCP connection.
     pub nqn: String,
-    /// The block device it appeared as (`/dev/nvme0n1`). Device numbers change
-    /// across reconnects; the NQN is the identity, the device a cache.
+    /// The block device it is used through (`/dev/nvme0n1`; for an
+    /// encrypted volume its mapping's, `/dev/dm-0`). Device numbers change
+    /// across reconnects; the NQN (and the mapping's name) is the identity,
+    /// the device a cache.
     pub device: PathBuf,
     /// The filesystem mounted at the staging path; `None` for block volumes.
     pub fs_type: Option<String>,
@@ -96,6 +98,10 @@ pub struct StagingRecord {
     /// of the same name (the kernel reuses names) has another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diskseq: Option<u64>,
+    /// For an encrypted volume, the name of its LUKS2 mapping
+    /// (`/dev/mapper/<name>`); never its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<String>,
 }
 
 /// Where records live.
@@ -261,6 +267,7 @@ mod tests {
                 "10.0.0.5".to_owned(),
             )])),
             diskseq: Some(3),
+            mapping: None,
         }
     }
 

@@ -5,8 +5,57 @@
 use std::collections::HashMap;
 use std::path::{Component, PathBuf};
 
+use node_fs::secret::Passphrase;
+
 use crate::context::{FsType, VolumeContext};
 use crate::error::{NodeError, Result};
+
+/// The names of the keys in the node-stage (and node-publish, node-expand)
+/// Secret that the node reads.
+pub mod secret_keys {
+    /// The passphrase of an encrypted volume.
+    pub const PASSPHRASE: &str = "encryptionPassphrase";
+    /// The passphrase before a rotation: a stage whose passphrase no key
+    /// slot takes opens the volume with this one and adds the new one.
+    pub const PREVIOUS_PASSPHRASE: &str = "previousEncryptionPassphrase";
+}
+
+/// An encrypted volume's keys, from a request's secrets: the passphrase, and
+/// the one before it while a rotation is under way. Printed, they show
+/// nothing (see [`Passphrase`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeKeys {
+    /// `encryptionPassphrase`.
+    pub current: Option<Passphrase>,
+    /// `previousEncryptionPassphrase`.
+    pub previous: Option<Passphrase>,
+}
+
+impl VolumeKeys {
+    /// Takes the keys out of a request's secrets (the map is consumed; the
+    /// strings taken become [`Passphrase`]s without a copy). An empty value
+    /// counts as absent.
+    pub fn from_secrets(mut secrets: HashMap<String, String>) -> Self {
+        let mut take = |key: &str| {
+            secrets
+                .remove(key)
+                .map(Passphrase::from_string)
+                .filter(|p| !p.is_empty())
+        };
+        Self {
+            current: take(secret_keys::PASSPHRASE),
+            previous: take(secret_keys::PREVIOUS_PASSPHRASE),
+        }
+    }
+
+    /// Keys with just `passphrase` (for tests and tools).
+    pub fn of(passphrase: &str) -> Self {
+        Self {
+            current: Some(Passphrase::from_string(passphrase.to_owned())),
+            previous: None,
+        }
+    }
+}
 
 /// How a volume is to be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +95,8 @@ pub struct StageRequest {
     pub capability: Capability,
     /// Where its target is and how to connect.
     pub context: VolumeContext,
+    /// The keys from the node-stage secret (for an encrypted volume).
+    pub keys: VolumeKeys,
 }
 
 /// NodePublishVolume's arguments.
@@ -65,6 +116,9 @@ pub struct PublishRequest {
     /// The volume context as the request carries it, read only when the
     /// volume's connection is gone and must be made again.
     pub context: HashMap<String, String>,
+    /// The keys from the node-publish secret, needed only to open an
+    /// encrypted volume again whose connection is gone.
+    pub keys: VolumeKeys,
 }
 
 /// NodeExpandVolume's arguments.
@@ -78,6 +132,9 @@ pub struct ExpandRequest {
     pub staging_path: Option<PathBuf>,
     /// The size the device must reach, in bytes (0: whatever it has).
     pub required_bytes: u64,
+    /// The keys from the node-expand secret: growing an encrypted volume's
+    /// mapping needs its passphrase.
+    pub keys: VolumeKeys,
 }
 
 /// `value`, or [`NodeError::BadArgument`] if it is empty.
@@ -108,6 +165,26 @@ pub fn absolute(what: &'static str, value: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_taken_from_the_secrets_and_never_shown() {
+        let secrets = HashMap::from([
+            ("encryptionPassphrase".to_owned(), "s3cr3t-now".to_owned()),
+            ("previousEncryptionPassphrase".to_owned(), String::new()),
+            ("other".to_owned(), "x".to_owned()),
+        ]);
+        let keys = VolumeKeys::from_secrets(secrets);
+        assert_eq!(
+            keys.current.as_ref().map(Passphrase::expose),
+            Some(&b"s3cr3t-now"[..])
+        );
+        assert_eq!(keys.previous, None, "an empty value is no key");
+        assert!(!format!("{keys:?}").contains("s3cr3t"));
+        assert_eq!(
+            VolumeKeys::from_secrets(HashMap::new()),
+            VolumeKeys::default()
+        );
+    }
 
     #[test]
     fn arguments_say_what_is_wrong() {

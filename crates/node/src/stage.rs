@@ -1,38 +1,50 @@
-//! NodeStageVolume: connect, and for a filesystem volume make the filesystem
-//! (only on a positive "empty") and mount it at the staging path; then write
-//! the staging record.
+//! NodeStageVolume: connect, open an encrypted volume's LUKS2 mapping, and
+//! for a filesystem volume make the filesystem (only on a positive "empty")
+//! and mount it at the staging path; then write the staging record.
 //!
 //! The stage is a short pipeline of steps, each a method here that takes what
 //! the one before produced and may be repeated after a crash at any point:
 //!
 //! - block volume: [`Node::attach`] → [`Node::record_stage`];
 //! - filesystem volume: [`Node::attach`] → [`Node::ensure_filesystem`] →
-//!   [`Node::ensure_mounted`] → [`Node::record_stage`].
+//!   [`Node::ensure_mounted`] → [`Node::record_stage`];
+//! - an encrypted volume (`encryption=luks2` in its context) takes
+//!   [`Node::ensure_open`] after `attach`: the disk gets a LUKS2 header only
+//!   on the same positive "empty" that guards plain volumes, is opened with
+//!   the node-stage secret's passphrase, and every later step works on the
+//!   mapping's device; a volume the header calls new gets its filesystem
+//!   by [`Node::filesystem_on_fresh`], and is then labelled in use
+//!   ([`Node::mark_in_use`]).
+//!
+//! A volume that holds a LUKS header is never mounted or formatted in the
+//! clear: a filesystem stage without `encryption=luks2` refuses it. (A plain
+//! block volume is handed out as it is, whatever it holds: a workload may
+//! run its own encryption inside.) A volume staged with `encryption=luks2`
+//! that holds anything but a LUKS header is refused too.
 //!
 //! Where the next features go: the host identity a ControllerPublish hands
-//! over (fencing) is chosen in [`Node::connection_for`]; an encrypted volume
-//! opens its mapping between `attach` and `ensure_filesystem`, which then
-//! work on the mapping's device (and unstage closes it before the
-//! disconnect); a volume restored larger than its filesystem grows it after
-//! `ensure_mounted`.
+//! over (fencing) is chosen in [`Node::connection_for`]; a volume restored
+//! larger than its filesystem grows it after `ensure_mounted`.
 
 use std::path::Path;
 
 use node_fs::format::Prepared;
 use node_fs::probe::Probe;
+use node_fs::secret::Passphrase;
 use nvme_host::{BlockDevice, Connected, ConnectionConfig};
 use telemetry::metrics::OutcomeLabels;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::context::{FsType, VolumeContext};
+use crate::crypt::{self, Crypt, CryptError, Mapping};
 use crate::error::{NodeError, Result};
 use crate::fs::Filesystems;
 use crate::health;
 use crate::node::Node;
 use crate::nvme::NvmeHost;
 use crate::record::{RecordStore, StagingRecord};
-use crate::request::{StageRequest, VolumeKind};
+use crate::request::{StageRequest, VolumeKeys, VolumeKind, secret_keys};
 
 /// What was staged at a staging path before, for telling a stale mount there.
 pub(crate) enum Earlier<'a> {
@@ -42,7 +54,32 @@ pub(crate) enum Earlier<'a> {
     Load(&'a str),
 }
 
-impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
+/// An encrypted volume's open mapping, as [`Node::ensure_open`] leaves it.
+pub(crate) struct Opened {
+    /// The mapping's block device (`/dev/dm-N`).
+    pub(crate) device: BlockDevice,
+    /// The mapping's name.
+    pub(crate) name: String,
+    /// Whether the header says the volume was never handed out.
+    pub(crate) fresh: bool,
+}
+
+/// Which request's secret a key comes from, for messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeySource {
+    /// The request.
+    pub(crate) request: &'static str,
+    /// The secret kubelet sends with it.
+    pub(crate) secret: &'static str,
+}
+
+/// NodeStageVolume's node-stage secret.
+pub(crate) const STAGE_SECRET: KeySource = KeySource {
+    request: "NodeStageVolume",
+    secret: "node-stage",
+};
+
+impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
     /// Stages a volume: see the module documentation. Repeating a stage that
     /// succeeded, or one that stopped anywhere, completes what is missing.
     pub async fn stage(&self, req: StageRequest) -> Result<()> {
@@ -63,22 +100,74 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         // time is what a pod start waits for.
     }
 
-    /// A block volume: connected, and recorded.
+    /// A block volume: connected (and opened, if encrypted), and recorded.
     async fn stage_block(&self, req: &StageRequest) -> Result<()> {
-        let device = self.attach(&req.context).await?;
-        self.record_stage(req, &device, None).await
+        let disk = self.attach(&req.context).await?;
+        if req.context.encryption.is_none() {
+            return self.record_stage(req, &disk, None, None).await;
+        }
+        let opened = self
+            .ensure_open(
+                &req.volume_id,
+                &req.staging_path,
+                &disk,
+                &req.keys,
+                STAGE_SECRET,
+            )
+            .await?;
+        if opened.fresh {
+            self.mark_in_use(&req.volume_id, &disk).await?;
+        }
+        self.record_stage(req, &opened.device, None, Some(opened.name))
+            .await
     }
 
-    /// A filesystem volume: connected, its filesystem made if it is empty,
-    /// mounted at the staging path, and recorded.
+    /// A filesystem volume: connected (and opened, if encrypted), its
+    /// filesystem made if it is empty, mounted at the staging path, and
+    /// recorded.
     async fn stage_filesystem(
         &self,
         req: &StageRequest,
         wanted: FsType,
         mount_flags: &[String],
     ) -> Result<()> {
-        let device = self.attach(&req.context).await?;
-        let fs = self.ensure_filesystem(&device.path, wanted).await?;
+        let disk = self.attach(&req.context).await?;
+        let (device, fs, mapping) = if req.context.encryption.is_none() {
+            let fs = self
+                .ensure_filesystem(&disk.path, wanted)
+                .await
+                .map_err(|e| match e {
+                    NodeError::RefusedToFormat {
+                        device,
+                        found: Probe::Luks { .. },
+                    } => NodeError::EncryptedWithoutParameter {
+                        volume: req.volume_id.clone(),
+                        device,
+                    },
+                    e => e,
+                })?;
+            (disk, fs, None)
+        } else {
+            let opened = self
+                .ensure_open(
+                    &req.volume_id,
+                    &req.staging_path,
+                    &disk,
+                    &req.keys,
+                    STAGE_SECRET,
+                )
+                .await?;
+            let fs = if opened.fresh {
+                let fs = self
+                    .filesystem_on_fresh(&opened.device.path, wanted)
+                    .await?;
+                self.mark_in_use(&req.volume_id, &disk).await?;
+                fs
+            } else {
+                self.ensure_filesystem(&opened.device.path, wanted).await?
+            };
+            (opened.device, fs, Some(opened.name))
+        };
         self.ensure_mounted(
             &device,
             &req.staging_path,
@@ -88,7 +177,210 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             Earlier::Load(&req.volume_id),
         )
         .await?;
-        self.record_stage(req, &device, Some(fs)).await
+        self.record_stage(req, &device, Some(fs), mapping).await
+    }
+
+    /// Opens the encrypted volume on `disk` as its mapping, giving the disk a
+    /// LUKS2 header first if it is positively empty; a mapping already open
+    /// on the disk (an earlier stage) is kept. A mapping of the volume's
+    /// name on a disk that is gone (the kernel gave up on the connection) is
+    /// closed first, after unmounting its dead filesystem from `staging`;
+    /// while pods still hold it, that fails and the stage is to be repeated.
+    /// A disk that holds anything but a LUKS header, and any probe error,
+    /// stop the stage; so does a passphrase no key slot takes, unless the
+    /// secret's previous passphrase opens the volume, which then gets the new
+    /// one added (key rotation).
+    pub(crate) async fn ensure_open(
+        &self,
+        volume_id: &str,
+        staging: &Path,
+        disk: &BlockDevice,
+        keys: &VolumeKeys,
+        source: KeySource,
+    ) -> Result<Opened> {
+        let name = crypt::mapping_name(volume_id).map_err(|e| NodeError::BadArgument {
+            what: "volume ID",
+            problem: format!("cannot name the volume's encrypted mapping: {e}"),
+        })?;
+        let key = keys.current.as_ref().ok_or(NodeError::MissingKey {
+            volume: volume_id.to_owned(),
+            request: source.request,
+            secret: source.secret,
+            key: secret_keys::PASSPHRASE,
+            why: "",
+        })?;
+        let existing = self.crypt.mapping(&name)?;
+        let open = match existing {
+            Some(m) if m.is_on(disk) => true,
+            Some(m) => {
+                self.close_stale_mapping(volume_id, &m, disk, staging)
+                    .await?;
+                false
+            }
+            None => false,
+        };
+        let fresh = match self
+            .fs
+            .probe(&disk.path, self.config.timeouts.probe)
+            .await?
+        {
+            Probe::Luks { label } => label.as_deref() == Some(crypt::LABEL_NEW),
+            Probe::Empty if !open => {
+                self.crypt
+                    .format(
+                        &disk.path,
+                        key,
+                        crypt::LABEL_NEW,
+                        self.config.timeouts.crypt,
+                    )
+                    .await?;
+                info!(device = %disk.path.display(), "gave an empty volume a LUKS2 header");
+                true
+            }
+            found => {
+                return Err(NodeError::NotEncrypted {
+                    volume: volume_id.to_owned(),
+                    device: disk.path.clone(),
+                    found,
+                });
+            }
+        };
+        if !open {
+            self.open_with(volume_id, disk, &name, keys, key, source)
+                .await?;
+        }
+        let mapping = self
+            .crypt
+            .mapping(&name)?
+            .filter(|m| m.is_on(disk))
+            .ok_or_else(|| NodeError::MappingStillOpen {
+                mapping: name.clone(),
+            })?;
+        info!(mapping = %name, device = %mapping.device.path.display(), fresh, "encrypted volume open");
+        Ok(Opened {
+            device: mapping.device,
+            name,
+            fresh,
+        })
+    }
+
+    /// Opens `disk` as `name` with `key`; a key no slot takes is tried
+    /// again after adding it with the previous passphrase, if the secret
+    /// has one that a slot takes.
+    async fn open_with(
+        &self,
+        volume_id: &str,
+        disk: &BlockDevice,
+        name: &str,
+        keys: &VolumeKeys,
+        key: &Passphrase,
+        source: KeySource,
+    ) -> Result<()> {
+        let timeout = self.config.timeouts.crypt;
+        let wrong = |previous| NodeError::WrongKey {
+            volume: volume_id.to_owned(),
+            secret: source.secret,
+            key: secret_keys::PASSPHRASE,
+            previous,
+        };
+        match self.crypt.open(&disk.path, name, key, timeout).await {
+            Err(CryptError::WrongKey { .. }) => {}
+            other => return Ok(other?),
+        }
+        let Some(previous) = &keys.previous else {
+            return Err(wrong(""));
+        };
+        match self.crypt.add_key(&disk.path, previous, key, timeout).await {
+            Ok(()) => {}
+            Err(CryptError::WrongKey { .. }) => {
+                return Err(wrong(", nor its `previousEncryptionPassphrase`"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        info!(
+            mapping = name,
+            "the secret's passphrase was added to the volume's LUKS header, with its previous one (key rotation)"
+        );
+        match self.crypt.open(&disk.path, name, key, timeout).await {
+            Err(CryptError::WrongKey { .. }) => Err(wrong("")),
+            other => Ok(other?),
+        }
+    }
+
+    /// Closes the volume's mapping `stale`, which does not sit on the
+    /// volume's `disk`: only if its own disk is gone (then its filesystem at
+    /// `staging` is dead and is unmounted first); a mapping on a disk that
+    /// is there is another's, and refused.
+    async fn close_stale_mapping(
+        &self,
+        volume_id: &str,
+        stale: &Mapping,
+        disk: &BlockDevice,
+        staging: &Path,
+    ) -> Result<()> {
+        if let Some(other) = &stale.backing {
+            return Err(NodeError::MappingOccupied {
+                volume: volume_id.to_owned(),
+                mapping: stale.name.clone(),
+                other: other.clone(),
+                device: disk.path.clone(),
+            });
+        }
+        warn!(mapping = %stale.name, staging = %staging.display(),
+            "the volume's encrypted mapping sits on a disk that is gone; closing it to open the volume's current disk");
+        if self
+            .mounted(staging)?
+            .is_some_and(|m| Path::new(&m.source) == stale.device.path)
+        {
+            self.unmount_all(staging).await?;
+        }
+        self.close_mapping(&stale.name).await
+    }
+
+    /// Closes mapping `name` and makes sure it is gone.
+    pub(crate) async fn close_mapping(&self, name: &str) -> Result<()> {
+        self.crypt.close(name, self.config.timeouts.crypt).await?;
+        if self.crypt.mapping(name)?.is_some() {
+            return Err(NodeError::MappingStillOpen {
+                mapping: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Labels the LUKS header of `disk` in use: the volume has been handed
+    /// out (or got its filesystem), and is never again taken for new.
+    async fn mark_in_use(&self, volume_id: &str, disk: &BlockDevice) -> Result<()> {
+        self.crypt
+            .set_label(&disk.path, crypt::LABEL_IN_USE, self.config.timeouts.crypt)
+            .await?;
+        info!(
+            volume = volume_id,
+            "the encrypted volume is labelled in use"
+        );
+        Ok(())
+    }
+
+    /// The filesystem on the mapping of a volume never handed out: one a
+    /// crashed stage made is kept; without any signature, `wanted` is made
+    /// (its plaintext is noise, so there are no zeros to check); anything
+    /// else stops the stage.
+    pub(crate) async fn filesystem_on_fresh(
+        &self,
+        device: &Path,
+        wanted: FsType,
+    ) -> Result<FsType> {
+        match self
+            .fs
+            .make_fresh_filesystem(device, wanted.into(), self.config.timeouts.mkfs)
+            .await?
+        {
+            Prepared::Formatted => {
+                info!(device = %device.display(), fs = %wanted, "formatted a new encrypted volume");
+                Ok(wanted)
+            }
+            Prepared::Existing(found) => keep_existing(device, found, wanted),
+        }
     }
 
     /// How to connect the volume of `context`, as this node.
@@ -233,12 +525,14 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
     }
 
     /// Writes the staging record: what unstage, publish, stats and start-up
-    /// read later.
+    /// read later. `device` is what the volume is used through (the
+    /// mapping's, for an encrypted volume named `mapping`).
     async fn record_stage(
         &self,
         req: &StageRequest,
         device: &BlockDevice,
         fs: Option<FsType>,
+        mapping: Option<String>,
     ) -> Result<()> {
         let record = StagingRecord {
             volume_id: req.volume_id.clone(),
@@ -249,6 +543,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             read_only: req.capability.read_only,
             connection: Some(req.context.to_map().into_iter().collect()),
             diskseq: device.diskseq,
+            mapping,
         };
         self.records.save(&record).await?;
         Ok(())

@@ -14,7 +14,18 @@
 //!
 //! A connection whose block device is mounted is never an orphan, record or
 //! not: a plugin killed between the mount and the record of a stage leaves
-//! one, and its filesystem must not lose its disk.
+//! one, and its filesystem must not lose its disk. The same holds when what
+//! is mounted (or bound into a pod) is an encrypted mapping on the disk.
+//!
+//! Encrypted volumes: before an orphan is disconnected, the mappings of
+//! this driver's on its disk are closed (a plugin killed between a stage's
+//! open and its mount leaves one); a disk under a mapping that is not the
+//! driver's is left alone with its connection. Then every mapping of the
+//! driver's whose disk is gone (the connection went while it was open) is
+//! closed, unless a staging record names it or it is mounted or bound: the
+//! volume's stage or publish recovers those. A mapping is the driver's only
+//! if its name has the prefix `rds-csi-` and `cryptsetup` made it for LUKS2;
+//! no other device-mapper device is ever touched.
 //!
 //! Cleanup is best-effort: each orphan is disconnected and waited for within
 //! what is left of the deadline; a failure is logged and counted, and
@@ -29,6 +40,7 @@ use telemetry::NodeMetrics;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::crypt::{Crypt, Mapping};
 use crate::fs::Filesystems;
 use crate::health::judge;
 use crate::nvme::NvmeHost;
@@ -48,6 +60,9 @@ pub struct StartupReport {
     pub failed: Vec<String>,
     /// Connected NQNs without this driver's prefix, left alone.
     pub foreign: Vec<String>,
+    /// Encrypted mappings of this driver's closed (on orphans, or on disks
+    /// that are gone).
+    pub closed_mappings: Vec<String>,
 }
 
 /// The NQNs that staged volumes refer to: every record's, except those of
@@ -74,25 +89,44 @@ pub fn referenced_nqns(
         .collect()
 }
 
-/// Whether the block device of `nqn` is mounted somewhere although no staging
-/// record names it: a stage killed after its mount and before its record
-/// leaves that. Its connection stays (a disconnect under a mounted
-/// filesystem is what must never happen); the repeated stage records it.
-fn mounted_unrecorded(host: &impl NvmeHost, nqn: &str, mounts: &[MountInfo]) -> bool {
+/// Whether the block device of `nqn`, or a mapping on it, is mounted (or,
+/// a mapping, bound into a pod) although no staging record names it: a
+/// stage killed after its mount and before its record leaves that. Its
+/// connection stays (a disconnect under a mounted filesystem is what must
+/// never happen); the repeated stage records it.
+fn mounted_unrecorded(
+    host: &impl NvmeHost,
+    nqn: &str,
+    mappings: &[Mapping],
+    mounts: &[MountInfo],
+) -> bool {
     let Ok(Some(device)) = host.block_device(nqn) else {
         return false;
     };
-    match mounts
-        .iter()
-        .find(|m| std::path::Path::new(&m.source) == device.path)
-    {
-        Some(mount) => {
-            warn!(%nqn, device = %device.path.display(), mounted_at = %mount.mount_point.display(),
+    let held = std::iter::once(&device).chain(
+        mappings
+            .iter()
+            .filter(|m| m.is_on(&device))
+            .map(|m| &m.device),
+    );
+    for dev in held {
+        if let Some(mount) = holder(mounts, dev) {
+            warn!(%nqn, device = %dev.path.display(), mounted_at = %mount.mount_point.display(),
                 "connection kept: its device is mounted though no staging record names it (a stage that stopped before its record)");
-            true
+            return true;
         }
-        None => false,
     }
+    false
+}
+
+/// A mount of `device`: a filesystem on it, or a bind of its device node
+/// (a block volume in a pod).
+fn holder<'a>(mounts: &'a [MountInfo], device: &nvme_host::BlockDevice) -> Option<&'a MountInfo> {
+    let node = std::path::Path::new("/").join(&device.name);
+    mounts.iter().find(|m| {
+        std::path::Path::new(&m.source) == device.path
+            || (m.fs_type == "devtmpfs" && m.root == node)
+    })
 }
 
 /// Reads the records, judges every staged volume, and disconnects orphans
@@ -101,6 +135,7 @@ pub async fn start_up(
     host: &impl NvmeHost,
     fs: &impl Filesystems,
     records: &impl RecordStore,
+    crypt: &impl Crypt,
     our_prefix: &str,
     budget: Duration,
     metrics: &NodeMetrics,
@@ -120,7 +155,7 @@ pub async fn start_up(
     let mounts = fs.mounts();
     let readable: &[MountInfo] = mounts.as_deref().unwrap_or_default();
     for r in &staged {
-        let health = judge(host, readable, r);
+        let health = judge(host, crypt, readable, r);
         let state = health.state_label();
         if health.is_healthy() {
             info!(volume = %r.volume_id, nqn = %r.nqn, state, staging = %r.staging_path.display(), "staged volume found");
@@ -140,9 +175,17 @@ pub async fn start_up(
             return report;
         }
     };
+    // Without the mappings, a mounted one on a disk would go unseen.
+    let mappings = match crypt.mappings() {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(error = %e, "cannot list device-mapper devices; no orphan cleanup this time");
+            return report;
+        }
+    };
     for nqn in connected {
         let in_use = referenced.contains(&nqn)
-            || (nqn.starts_with(our_prefix) && mounted_unrecorded(host, &nqn, readable));
+            || (nqn.starts_with(our_prefix) && mounted_unrecorded(host, &nqn, &mappings, readable));
         let verdict = match host.check_orphan(&nqn, our_prefix, in_use) {
             Ok(v) => v,
             Err(e) => {
@@ -165,6 +208,11 @@ pub async fn start_up(
             report.failed.push(nqn);
             continue;
         }
+        if !close_mappings_on(host, crypt, &nqn, &mappings, deadline, &mut report).await {
+            metrics.orphan_cleanup_failures.inc();
+            report.failed.push(nqn);
+            continue;
+        }
         warn!(%nqn, %reason, "disconnecting an orphaned NVMe/TCP connection of this driver");
         match host.disconnect(&nqn, deadline).await {
             Ok(()) => {
@@ -179,15 +227,94 @@ pub async fn start_up(
             }
         }
     }
+    close_dead_mappings(crypt, &staged, readable, deadline, &mut report).await;
     info!(
         staged = report.staged.len(),
         abnormal = report.abnormal.len(),
         orphans_cleaned = report.cleaned.len(),
         orphans_left = report.failed.len(),
         foreign = report.foreign.len(),
+        mappings_closed = report.closed_mappings.len(),
         "node start-up checks done"
     );
     report
+}
+
+/// Closes this driver's mappings on the disk of the orphan `nqn`; `false`
+/// (the connection stays) when a mapping there is not the driver's or
+/// cannot be closed.
+async fn close_mappings_on(
+    host: &impl NvmeHost,
+    crypt: &impl Crypt,
+    nqn: &str,
+    mappings: &[Mapping],
+    deadline: Instant,
+    report: &mut StartupReport,
+) -> bool {
+    let Ok(Some(disk)) = host.block_device(nqn) else {
+        return true;
+    };
+    for m in mappings.iter().filter(|m| m.is_on(&disk)) {
+        if !m.is_ours() {
+            warn!(%nqn, mapping = %m.name, "orphaned connection kept: a device-mapper device that is not this driver's sits on its disk");
+            return false;
+        }
+        warn!(%nqn, mapping = %m.name, "closing the encrypted mapping on an orphaned connection");
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        match crypt.close(&m.name, timeout).await {
+            Ok(_) => report.closed_mappings.push(m.name.clone()),
+            Err(e) => {
+                warn!(%nqn, mapping = %m.name, error = %e, "could not close the mapping; its connection stays");
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Closes this driver's mappings whose disk is gone, unless a staging record
+/// names one (its stage or publish recovers it) or it is mounted or bound.
+async fn close_dead_mappings(
+    crypt: &impl Crypt,
+    staged: &[StagingRecord],
+    mounts: &[MountInfo],
+    deadline: Instant,
+    report: &mut StartupReport,
+) {
+    let mappings = match crypt.mappings() {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(error = %e, "cannot list device-mapper devices; dead mappings are not closed this time");
+            return;
+        }
+    };
+    for m in mappings
+        .iter()
+        .filter(|m| m.is_ours() && m.backing.is_none())
+    {
+        if staged
+            .iter()
+            .any(|r| r.mapping.as_deref() == Some(m.name.as_str()))
+        {
+            info!(mapping = %m.name, "an encrypted mapping on a disk that is gone is staged; its volume recovers when staged or published again");
+            continue;
+        }
+        if let Some(mount) = holder(mounts, &m.device) {
+            warn!(mapping = %m.name, mounted_at = %mount.mount_point.display(), "an encrypted mapping on a disk that is gone is still mounted; left");
+            continue;
+        }
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        match crypt.close(&m.name, timeout).await {
+            Ok(_) => {
+                info!(mapping = %m.name, "closed an encrypted mapping whose disk is gone");
+                report.closed_mappings.push(m.name.clone());
+            }
+            Err(e) => {
+                warn!(mapping = %m.name, error = %e, "could not close an encrypted mapping whose disk is gone");
+                report.failed.push(m.name.clone());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +385,7 @@ mod tests {
                 read_only: false,
                 connection: None,
                 diskseq: None,
+                mapping: None,
             };
             self.records.save(&r).unwrap();
             r
@@ -269,6 +397,7 @@ mod tests {
                 &Host::new(self.sys.root()),
                 &self.fs(),
                 &self.records,
+                &crate::crypt::LinuxCrypt::new(self.sys.root()),
                 PREFIX,
                 Duration::from_secs(20),
                 &metrics,
@@ -410,6 +539,7 @@ mod tests {
             &Host::new(rig.sys.root()),
             &rig.fs(),
             &rig.records,
+            &crate::crypt::LinuxCrypt::new(rig.sys.root()),
             PREFIX,
             Duration::from_millis(300),
             &metrics,

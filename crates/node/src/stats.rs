@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use node_fs::stats::FsStats;
 
+use crate::crypt::Crypt;
 use crate::error::{NodeError, Result};
 use crate::fs::Filesystems;
 use crate::health::{self, Problem};
@@ -64,7 +65,7 @@ impl VolumeStats {
     }
 }
 
-impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
+impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
     /// The usage and condition of the volume at `volume_path`. A volume not
     /// staged here, and a path that is not absolute or does not exist, are
     /// [`NodeError::NotStaged`] and [`NodeError::NotAtPath`]: the CSI spec's

@@ -1,9 +1,12 @@
-//! NodeUnstageVolume: unmount the staging path, disconnect the volume's NQN,
-//! and only once the kernel holds nothing of it, forget the record.
+//! NodeUnstageVolume: unmount the staging path, close an encrypted volume's
+//! mapping, disconnect the volume's NQN, and only once the kernel holds
+//! nothing of it, forget the record.
 //!
-//! Success is reported only when no controller of the NQN is left: saying
-//! "unstaged" while the kernel still holds the volume lets Kubernetes attach
-//! it on another node, and two writers corrupt the filesystem.
+//! Success is reported only when neither the mapping nor a controller of the
+//! NQN is left: saying "unstaged" while the kernel still holds the volume
+//! lets Kubernetes attach it on another node, and two writers corrupt the
+//! filesystem. The mapping is closed before the disconnect, so that its
+//! last writes reach the disk.
 //!
 //! Without a staging record the volume may still be connected: a stage that
 //! failed after its connect (the device never appeared, the probe could not
@@ -17,13 +20,14 @@ use std::path::Path;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::crypt::{self, Crypt};
 use crate::error::{NodeError, Result};
 use crate::fs::Filesystems;
 use crate::node::Node;
 use crate::nvme::NvmeHost;
 use crate::record::RecordStore;
 
-impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
+impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
     /// Unstages the volume staged at `staging`. Repeating it, also after a
     /// crash at any point, converges on nothing held.
     pub async fn unstage(&self, volume_id: &str, staging: &Path) -> Result<()> {
@@ -33,6 +37,9 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         let Some(record) = record else {
             return self.unstage_unrecorded(volume_id, staging).await;
         };
+        if let Some(mapping) = &record.mapping {
+            self.close_mapping(mapping).await?;
+        }
         self.release(&record.nqn).await?;
         self.records.remove(volume_id, staging).await?;
         self.monitor.forget(volume_id);
@@ -49,6 +56,18 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
                 "no staging record at this path; the volume is staged elsewhere, its connection stays"
             );
             return Ok(());
+        }
+        // A stage stopped after its open and before its record leaves the
+        // volume's mapping open: closed before the disconnect.
+        if let Ok(mapping) = crypt::mapping_name(volume_id)
+            && let Some(m) = self.crypt.mapping(&mapping)?
+        {
+            if !m.is_ours() {
+                warn!(%mapping, "a device-mapper device of this volume's mapping name was not made by cryptsetup for LUKS2; left alone");
+            } else {
+                warn!(%mapping, staging = %staging.display(), "no staging record, but the volume's encrypted mapping is open (a stage that failed after its open); closing it");
+                self.close_mapping(&mapping).await?;
+            }
         }
         let nqn = format!("{}{volume_id}", self.config.nqn_prefix);
         if self.host.controller_state(&nqn)?.is_none() {

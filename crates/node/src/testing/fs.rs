@@ -1,6 +1,7 @@
 //! [`FakeFilesystems`]: the filesystems view of a [`FakeWorld`]: probes of
-//! the image behind a device, mkfs only of an empty one, a mount table in
-//! which a mount outlives its disk, directories and files.
+//! the image behind a device (or the plaintext behind a mapping), mkfs only
+//! of an empty one, a mount table in which a mount outlives its disk,
+//! directories and files.
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
@@ -11,22 +12,23 @@ pub struct FakeFilesystems(pub(super) FakeWorld);
 
 #[allow(clippy::result_large_err)]
 impl FakeFilesystems {
-    /// The image behind `device`, if it is a device that exists now.
-    fn image_of(&self, device: &Path) -> Result<(String, Image), FsError> {
+    /// The device at `device` and what it shows, if it exists now and can
+    /// be read (a mapping whose disk is gone cannot).
+    fn view_of(&self, device: &Path) -> Result<(DeviceInfo, Contents), FsError> {
         let w = self.0.world();
-        let disk = w
-            .disk_by_path(device, Instant::now())
+        let info = w
+            .device(device, Instant::now())
             .ok_or_else(|| FsError::Io {
                 op: "opening",
                 path: device.to_path_buf(),
                 source: os(ENOENT),
             })?;
-        let image = w.images.get(&disk.nqn).cloned().ok_or(FsError::Io {
+        let contents = w.contents_at(&info.target).ok_or(FsError::Io {
             op: "reading",
             path: device.to_path_buf(),
             source: os(EIO),
         })?;
-        Ok((disk.nqn.clone(), image))
+        Ok((info, contents))
     }
 }
 
@@ -36,6 +38,39 @@ fn probe_of(contents: &Contents) -> Probe {
         Contents::Filesystem(fs, _) => Probe::Filesystem(fs.as_str().to_owned()),
         Contents::ForeignFilesystem(name) => Probe::Filesystem(name.clone()),
         Contents::Other(what) => Probe::Other(what.clone()),
+        Contents::Noise => {
+            Probe::Other("data without a known signature: a non-zero byte at offset 0".into())
+        }
+        Contents::Luks { label, .. } => Probe::Luks {
+            label: Some(label.clone()),
+        },
+    }
+}
+
+/// The image of a device, and whether through a mapping.
+fn image_key(target: &Target) -> (String, bool) {
+    match target {
+        Target::Disk { nqn } => (nqn.clone(), false),
+        Target::Mapping { nqn, .. } => (nqn.clone(), true),
+    }
+}
+
+#[allow(clippy::result_large_err)]
+impl FakeFilesystems {
+    /// Makes `fs` on the device `info` (at `device`), filling it.
+    async fn format(
+        &self,
+        device: &Path,
+        info: &DeviceInfo,
+        fs: FsType,
+    ) -> Result<Prepared, FsError> {
+        {
+            let mut w = self.0.world();
+            w.set_contents_at(&info.target, Contents::Filesystem(fs, info.size));
+            w.formatted.push((device.display().to_string(), fs));
+        }
+        self.0.changed("mkfs").await;
+        Ok(Prepared::Formatted)
     }
 }
 
@@ -67,8 +102,8 @@ impl crate::fs::Filesystems for FakeFilesystems {
                 reason: "blkid exited with status 8 (the fake was told to fail)".into(),
             });
         }
-        let (_, image) = self.image_of(device)?;
-        Ok(probe_of(&image.contents))
+        let (_, contents) = self.view_of(device)?;
+        Ok(probe_of(&contents))
     }
 
     async fn make_filesystem(
@@ -84,19 +119,31 @@ impl crate::fs::Filesystems for FakeFilesystems {
                 source: os(EIO),
             });
         }
-        let (nqn, image) = self.image_of(device)?;
-        if image.contents != Contents::Empty {
-            return Ok(Prepared::Existing(probe_of(&image.contents)));
+        let (info, contents) = self.view_of(device)?;
+        if contents != Contents::Empty {
+            return Ok(Prepared::Existing(probe_of(&contents)));
         }
-        {
-            let mut w = self.0.world();
-            if let Some(i) = w.images.get_mut(&nqn) {
-                i.contents = Contents::Filesystem(fs, image.size);
-            }
-            w.formatted.push((device.display().to_string(), fs));
+        self.format(device, &info, fs).await
+    }
+
+    async fn make_fresh_filesystem(
+        &self,
+        device: &Path,
+        fs: FsType,
+        _timeout: Duration,
+    ) -> Result<Prepared, FsError> {
+        if self.0.before("mkfs").await {
+            return Err(FsError::Io {
+                op: "writing",
+                path: device.to_path_buf(),
+                source: os(EIO),
+            });
         }
-        self.0.changed("mkfs").await;
-        Ok(Prepared::Formatted)
+        let (info, contents) = self.view_of(device)?;
+        if !matches!(contents, Contents::Empty | Contents::Noise) {
+            return Ok(Prepared::Existing(probe_of(&contents)));
+        }
+        self.format(device, &info, fs).await
     }
 
     async fn mount(
@@ -123,25 +170,26 @@ impl crate::fs::Filesystems for FakeFilesystems {
         if !self.0.world().is_dir(target) {
             return Err(error(ENOENT));
         }
-        let (nqn, image) = self.image_of(device).map_err(|_| error(ENOENT))?;
-        if !matches!(image.contents, Contents::Filesystem(found, _) if found == fs) {
+        let (info, contents) = self.view_of(device).map_err(|_| error(ENOENT))?;
+        if !matches!(contents, Contents::Filesystem(found, _) if found == fs) {
             return Err(error(EINVAL));
         }
         {
             let mut w = self.0.world();
-            let diskseq = w
-                .disk_by_path(device, Instant::now())
-                .map_or(0, |d| d.diskseq);
             let mount_id = next_mount_id(&mut w);
+            let major = match info.target {
+                Target::Disk { .. } => 259,
+                Target::Mapping { .. } => 253,
+            };
             w.mounts.push(Mount {
                 mount_id,
                 target: target.to_path_buf(),
                 source: device.display().to_string(),
                 fs_type: fs.as_str().to_owned(),
                 root: "/".into(),
-                dev: (259, u32::try_from(diskseq).unwrap_or(u32::MAX)),
+                dev: (major, u32::try_from(info.diskseq).unwrap_or(u32::MAX)),
                 read_only,
-                image: Some(nqn),
+                image: Some(image_key(&info.target)),
             });
         }
         self.0.changed("mount").await;
@@ -171,13 +219,13 @@ impl crate::fs::Filesystems for FakeFilesystems {
                     read_only,
                     ..from
                 }
-            } else if let Some(disk) = w.disk_by_path(source, now) {
+            } else if let Some(device) = w.device(source, now) {
                 Mount {
                     mount_id: 0,
                     target: target.to_path_buf(),
                     source: "udev".into(),
                     fs_type: "devtmpfs".into(),
-                    root: Path::new("/").join(&disk.name),
+                    root: Path::new("/").join(&device.name),
                     dev: (0, 5),
                     read_only,
                     image: None,
@@ -227,14 +275,11 @@ impl crate::fs::Filesystems for FakeFilesystems {
                 source: os(EIO),
             });
         }
-        let (nqn, _) = self.image_of(device)?;
+        let (info, contents) = self.view_of(device)?;
         {
             let mut w = self.0.world();
-            let size = w.disk_by_path(device, Instant::now()).map_or(0, |d| d.size);
-            if let Some(image) = w.images.get_mut(&nqn)
-                && matches!(image.contents, Contents::Filesystem(found, _) if found == fs)
-            {
-                image.contents = Contents::Filesystem(fs, size);
+            if matches!(contents, Contents::Filesystem(found, _) if found == fs) {
+                w.set_contents_at(&info.target, Contents::Filesystem(fs, info.size));
             }
             w.grown += 1;
         }
@@ -247,9 +292,16 @@ impl crate::fs::Filesystems for FakeFilesystems {
         let size = w
             .top_mount(path)
             .and_then(|m| m.image.as_ref())
-            .and_then(|nqn| w.images.get(nqn))
-            .and_then(|i| match i.contents {
-                Contents::Filesystem(_, size) => Some(size),
+            .and_then(|(nqn, mapped)| {
+                let contents = &w.images.get(nqn)?.contents;
+                if *mapped {
+                    contents.plaintext()
+                } else {
+                    Some(contents)
+                }
+            })
+            .and_then(|c| match c {
+                Contents::Filesystem(_, size) => Some(*size),
                 _ => None,
             })
             .ok_or_else(|| FsError::Io {
@@ -270,7 +322,7 @@ impl crate::fs::Filesystems for FakeFilesystems {
     fn block_size(&self, device: &Path) -> Result<u64, FsError> {
         self.0
             .world()
-            .disk_by_path(device, Instant::now())
+            .device(device, Instant::now())
             .map(|d| d.size)
             .ok_or_else(|| FsError::NotBlockDevice {
                 path: device.to_path_buf(),
@@ -278,16 +330,13 @@ impl crate::fs::Filesystems for FakeFilesystems {
     }
 
     fn block_device_exists(&self, device: &Path) -> bool {
-        self.0
-            .world()
-            .disk_by_path(device, Instant::now())
-            .is_some()
+        self.0.world().device(device, Instant::now()).is_some()
     }
 
     fn disk_sequence(&self, device: &Path) -> Option<u64> {
         self.0
             .world()
-            .disk_by_path(device, Instant::now())
+            .device(device, Instant::now())
             .map(|d| d.diskseq)
     }
 

@@ -1,6 +1,7 @@
 //! In-memory fakes of the node's seams, for tests that need no root, no
-//! kernel NVMe/TCP and no loop device: [`FakeNvme`], [`FakeFilesystems`] and
-//! [`FakeRecords`], three views of one [`FakeWorld`].
+//! kernel NVMe/TCP, no device-mapper and no loop device: [`FakeNvme`],
+//! [`FakeFilesystems`], [`FakeRecords`] and [`FakeCrypt`], four views of one
+//! [`FakeWorld`].
 //!
 //! The world plays the RDS (the exported images and what they hold), the
 //! kernel (controllers, block devices, the mount table, directories and
@@ -8,7 +9,11 @@
 //! rules can be checked against it: a connect of a live connection reports
 //! `Already`, a disk keeps its contents across reconnects under a new name
 //! and disk sequence number, a mount outlives the disk it is of, `mount`
-//! refuses a device without that filesystem.
+//! refuses a device without that filesystem. An encrypted image holds a
+//! LUKS header (its key slots and label) and the plaintext its mapping shows
+//! (noise until a filesystem is made on it); a mapping (`/dev/dm-N`)
+//! outlives its disk, dead, and cannot be closed while mounted, bound or
+//! held ([`FakeWorld::hold_mapping`]).
 //!
 //! The fakes can say no:
 //! - [`FakeWorld::fail`]: the next calls of a step fail as that step really
@@ -24,7 +29,9 @@
 //!
 //! The steps a test can fail or delay are `connect`, `disconnect`, `rescan`,
 //! `wait-device`, `probe`, `mkfs`, `mount`, `bind`, `unmount`, `grow`,
-//! `mkdir`, `create`, `remove`, `record` (saving) and `unrecord` (removing).
+//! `mkdir`, `create`, `remove`, `record` (saving), `unrecord` (removing),
+//! and `luks-format`, `luks-open`, `luks-close`, `luks-resize`,
+//! `luks-add-key`, `luks-label`.
 //! The changes counted for crashes are the same, with a record's two files
 //! counted apart (`record-beside`, `record-index`, `unrecord-beside`,
 //! `unrecord-index`); reads (probe, waits) change nothing and are not counted.
@@ -39,6 +46,7 @@ use std::time::Duration;
 use node_fs::format::Prepared;
 use node_fs::mountinfo::MountInfo;
 use node_fs::probe::Probe;
+use node_fs::secret::Passphrase;
 use node_fs::stats::FsStats;
 use node_fs::{FsError, FsType};
 use nvme_host::{
@@ -48,10 +56,12 @@ use telemetry::NodeMetrics;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+mod crypt;
 mod fs;
 mod nvme;
 mod records;
 
+pub use crypt::FakeCrypt;
 pub use fs::FakeFilesystems;
 pub use nvme::FakeNvme;
 pub use records::FakeRecords;
@@ -89,7 +99,11 @@ pub fn config() -> NodeConfig {
 }
 
 /// A node over the fakes, as the tests drive it.
-pub type FakeNode = Node<FakeNvme, FakeFilesystems, FakeRecords>;
+pub type FakeNode = Node<FakeNvme, FakeFilesystems, FakeRecords, FakeCrypt>;
+
+/// What a LUKS2 header takes of an encrypted image (`cryptsetup`'s default
+/// data offset): its mapping is this much smaller than its disk.
+pub const LUKS_HEADER: u64 = 16 << 20;
 
 /// How quickly a connected volume's block device appears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +139,28 @@ pub enum Contents {
     ForeignFilesystem(String),
     /// Something else (`PTTYPE=gpt`, data without a signature, …).
     Other(String),
+    /// Data without a signature: what the mapping of a freshly formatted
+    /// LUKS volume reads as (the decryption of zeros).
+    Noise,
+    /// A LUKS2 header, and what its mapping shows.
+    Luks {
+        /// The keys its slots take.
+        keys: Vec<Passphrase>,
+        /// Its label.
+        label: String,
+        /// The plaintext.
+        plain: Box<Contents>,
+    },
+}
+
+impl Contents {
+    /// What a mapping of this shows: the plaintext of an encrypted image.
+    fn plaintext(&self) -> Option<&Contents> {
+        match self {
+            Self::Luks { plain, .. } => Some(plain),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -162,8 +198,43 @@ struct Mount {
     root: PathBuf,
     dev: (u32, u32),
     read_only: bool,
-    /// The image a filesystem mount is of (for statistics).
-    image: Option<String>,
+    /// The image a filesystem mount is of (for statistics), and whether
+    /// through its mapping.
+    image: Option<(String, bool)>,
+}
+
+/// An open mapping (`/dev/dm-<index>`).
+#[derive(Debug, Clone)]
+struct FakeMapping {
+    name: String,
+    index: u32,
+    /// The image of the disk it was opened on.
+    nqn: String,
+    /// That disk's name and sequence number: when no disk has both any
+    /// more, the mapping is dead.
+    disk: (String, u64),
+    size: u64,
+    diskseq: u64,
+    /// Made by `cryptsetup` for LUKS2 (else someone else's device).
+    luks2: bool,
+}
+
+/// What a device node resolves to.
+#[derive(Debug, Clone)]
+enum Target {
+    /// A disk of the image `nqn`.
+    Disk { nqn: String },
+    /// A mapping of the image `nqn`; `alive` while its disk is there.
+    Mapping { nqn: String, alive: bool },
+}
+
+/// A block device as sysfs shows it.
+#[derive(Debug, Clone)]
+struct DeviceInfo {
+    name: String,
+    size: u64,
+    diskseq: u64,
+    target: Target,
 }
 
 #[derive(Default)]
@@ -186,6 +257,8 @@ struct World {
     busy: BTreeSet<PathBuf>,
     beside: BTreeMap<PathBuf, StagingRecord>,
     index: BTreeMap<String, StagingRecord>,
+    mappings: Vec<FakeMapping>,
+    held_mappings: BTreeSet<String>,
 }
 
 impl World {
@@ -207,12 +280,80 @@ impl World {
             .find(|d| d.name == name && d.visible_at.is_some_and(|t| t <= now))
     }
 
+    /// Whether the mapping sits on its disk, which is still there.
+    fn mapping_alive(&self, m: &FakeMapping) -> bool {
+        self.disks
+            .iter()
+            .any(|d| d.name == m.disk.0 && d.diskseq == m.disk.1)
+    }
+
+    /// The block device at `device` (`/dev/<disk>` or `/dev/dm-N`), as
+    /// sysfs shows it: a dead mapping is still there.
+    fn device(&self, device: &Path, now: Instant) -> Option<DeviceInfo> {
+        if let Some(d) = self.disk_by_path(device, now) {
+            return Some(DeviceInfo {
+                name: d.name.clone(),
+                size: d.size,
+                diskseq: d.diskseq,
+                target: Target::Disk { nqn: d.nqn.clone() },
+            });
+        }
+        let name = device.strip_prefix("/dev").ok()?.to_str()?;
+        let m = self
+            .mappings
+            .iter()
+            .find(|m| format!("dm-{}", m.index) == name)?;
+        Some(DeviceInfo {
+            name: name.to_owned(),
+            size: m.size,
+            diskseq: m.diskseq,
+            target: Target::Mapping {
+                nqn: m.nqn.clone(),
+                alive: self.mapping_alive(m),
+            },
+        })
+    }
+
+    /// What the device at `target` shows: the image's contents, or a
+    /// mapping's plaintext; `None` if it cannot be read.
+    fn contents_at(&self, target: &Target) -> Option<Contents> {
+        match target {
+            Target::Disk { nqn } => self.images.get(nqn).map(|i| i.contents.clone()),
+            Target::Mapping { nqn, alive, .. } => {
+                if !alive {
+                    return None;
+                }
+                self.images
+                    .get(nqn)
+                    .and_then(|i| i.contents.plaintext().cloned())
+            }
+        }
+    }
+
+    /// Writes what the device at `target` shows.
+    fn set_contents_at(&mut self, target: &Target, contents: Contents) {
+        match target {
+            Target::Disk { nqn } => {
+                if let Some(image) = self.images.get_mut(nqn) {
+                    image.contents = contents;
+                }
+            }
+            Target::Mapping { nqn, .. } => {
+                if let Some(Contents::Luks { plain, .. }) =
+                    self.images.get_mut(nqn).map(|i| &mut i.contents)
+                {
+                    **plain = contents;
+                }
+            }
+        }
+    }
+
     fn is_dir(&self, path: &Path) -> bool {
         path == Path::new("/") || self.dirs.contains(path)
     }
 
     fn exists(&self, path: &Path, now: Instant) -> bool {
-        self.is_dir(path) || self.files.contains(path) || self.disk_by_path(path, now).is_some()
+        self.is_dir(path) || self.files.contains(path) || self.device(path, now).is_some()
     }
 
     fn top_mount(&self, target: &Path) -> Option<&Mount> {
@@ -284,9 +425,15 @@ impl FakeWorld {
             self.nvme(),
             self.filesystems(),
             self.records(),
+            self.crypt(),
             identity(),
             metrics,
         )
+    }
+
+    /// The encryption view.
+    pub fn crypt(&self) -> FakeCrypt {
+        FakeCrypt(self.clone())
     }
 
     /// The NVMe host view.
@@ -454,6 +601,64 @@ impl FakeWorld {
             .collect()
     }
 
+    /// The names of the open mappings, in the order they were opened.
+    pub fn mappings(&self) -> Vec<String> {
+        self.world()
+            .mappings
+            .iter()
+            .map(|m| m.name.clone())
+            .collect()
+    }
+
+    /// The label of the LUKS header of the image of `nqn`, if it has one.
+    pub fn luks_label(&self, nqn: &str) -> Option<String> {
+        match self.contents(nqn)? {
+            Contents::Luks { label, .. } => Some(label),
+            _ => None,
+        }
+    }
+
+    /// How many keys the LUKS header of the image of `nqn` takes.
+    pub fn luks_keys(&self, nqn: &str) -> usize {
+        match self.contents(nqn) {
+            Some(Contents::Luks { keys, .. }) => keys.len(),
+            _ => 0,
+        }
+    }
+
+    /// What the mapping of the image of `nqn` shows, if it is encrypted.
+    pub fn plaintext(&self, nqn: &str) -> Option<Contents> {
+        self.contents(nqn)?.plaintext().cloned()
+    }
+
+    /// A process holds mapping `name` open (a pod using a block volume), so
+    /// closing it fails as busy; or no longer.
+    pub fn hold_mapping(&self, name: &str, held: bool) {
+        let mut w = self.world();
+        if held {
+            w.held_mappings.insert(name.to_owned());
+        } else {
+            w.held_mappings.remove(name);
+        }
+    }
+
+    /// Opens a mapping `name` on the current disk of `nqn` behind the
+    /// node's back: one `cryptsetup` made for LUKS2, or (`luks2` false)
+    /// another kind of device-mapper device.
+    pub fn open_directly(&self, nqn: &str, name: &str, luks2: bool) {
+        let now = Instant::now();
+        let mut w = self.world();
+        let Some(disk) = w
+            .disks
+            .iter()
+            .find(|d| d.nqn == nqn && d.visible_at.is_some_and(|t| t <= now))
+            .cloned()
+        else {
+            return;
+        };
+        add_mapping(&mut w, name, &disk, luks2);
+    }
+
     /// The outcomes of the successful connects so far.
     pub fn connects(&self) -> Vec<Connected> {
         self.world().connects.clone()
@@ -557,6 +762,25 @@ fn add_dirs(w: &mut World, path: &Path) {
             w.dirs.insert(dir.to_path_buf());
         }
     }
+}
+
+/// Opens mapping `name` on `disk`, at the lowest free `dm-N`, as the kernel
+/// numbers them.
+fn add_mapping(w: &mut World, name: &str, disk: &Disk, luks2: bool) {
+    let index = (0..)
+        .find(|i| !w.mappings.iter().any(|m| m.index == *i))
+        .unwrap_or(0);
+    w.next_diskseq += 1;
+    let diskseq = w.next_diskseq;
+    w.mappings.push(FakeMapping {
+        name: name.to_owned(),
+        index,
+        nqn: disk.nqn.clone(),
+        disk: (disk.name.clone(), disk.diskseq),
+        size: disk.size.saturating_sub(LUKS_HEADER),
+        diskseq,
+        luks2,
+    });
 }
 
 fn next_mount_id(w: &mut World) -> u32 {

@@ -10,6 +10,7 @@ fn expand(v: &Volume, bytes: u64) -> ExpandRequest {
         volume_path: v.staging.clone(),
         staging_path: Some(v.staging.clone()),
         required_bytes: bytes,
+        keys: node::VolumeKeys::default(),
     }
 }
 

@@ -27,7 +27,8 @@ use node::NvmeHost as _;
 use node::context::ConnectionParams;
 use node::testing::FakeWorld;
 use node::{
-    Capability, FsType, NodeError, PublishRequest, StageRequest, VolumeContext, VolumeKind,
+    Capability, FsType, NodeError, PublishRequest, StageRequest, VolumeContext, VolumeKeys,
+    VolumeKind,
 };
 use telemetry::NodeMetrics;
 
@@ -165,6 +166,7 @@ pub fn context(volume: &Volume) -> VolumeContext {
         fs_type: None,
         connection: ConnectionParams::default(),
         image_path: Some(format!("/raid10/volumes/{}.img", volume.id)),
+        encryption: None,
     }
 }
 
@@ -196,6 +198,7 @@ pub fn stage(volume: &Volume, capability: Capability) -> StageRequest {
         staging_path: volume.staging.clone(),
         capability,
         context: context(volume),
+        keys: VolumeKeys::default(),
     }
 }
 
@@ -208,6 +211,7 @@ pub fn publish(volume: &Volume, target: &Path, capability: Capability) -> Publis
         capability,
         read_only: false,
         context: context(volume).to_map(),
+        keys: VolumeKeys::default(),
     }
 }
 
