@@ -11,10 +11,10 @@
 
 use std::future::Future;
 
-use node::StageRequest;
 use node::testing::FakeWorld;
+use node::{ExpandRequest, StageRequest, VolumeKeys};
 
-use crate::{Rig, Volume, block, filesystem, publish, stage};
+use crate::{GIB, KEY, Rig, Volume, block, encrypted, filesystem, publish, stage};
 
 /// Runs `op`, crashing after change `k`: `Some` if it finished first.
 async fn until_crash<T>(world: &FakeWorld, k: usize, op: impl Future<Output = T>) -> Option<T> {
@@ -66,7 +66,7 @@ fn assert_staged_once(rig: &Rig, v: &Volume, filesystem: bool, when: &str) {
     }
 }
 
-async fn stage_converges(request: fn(&Volume) -> StageRequest, filesystem: bool) {
+async fn stage_converges(request: fn(&Volume) -> StageRequest, filesystem: bool, steps: usize) {
     for retry in RETRIES {
         let mut crashes = 0;
         for k in 1.. {
@@ -87,29 +87,41 @@ async fn stage_converges(request: fn(&Volume) -> StageRequest, filesystem: bool)
             rig.node.unstage(&v.id, &v.staging).await.unwrap();
             rig.assert_nothing_held();
         }
-        let steps = if filesystem { 6 } else { 3 };
         assert_eq!(crashes, steps, "every step of the stage was crashed after");
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_filesystem_stage_crashed_after_any_step_converges() {
-    stage_converges(|v| stage(v, filesystem(None)), true).await;
+    // connect, mkfs, mkdir, mount, and the record's two files.
+    stage_converges(|v| stage(v, filesystem(None)), true, 6).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_block_stage_crashed_after_any_step_converges() {
-    stage_converges(|v| stage(v, block()), false).await;
+    stage_converges(|v| stage(v, block()), false, 3).await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_unstage_crashed_after_any_step_converges() {
+async fn an_encrypted_filesystem_stage_crashed_after_any_step_converges() {
+    // connect, luks-format, luks-open, mkfs, luks-label, mkdir, mount, and
+    // the record's two files.
+    stage_converges(|v| encrypted(v, filesystem(None), KEY), true, 9).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_encrypted_block_stage_crashed_after_any_step_converges() {
+    // connect, luks-format, luks-open, luks-label, and the record's files.
+    stage_converges(|v| encrypted(v, block(), KEY), false, 6).await;
+}
+
+async fn unstage_converges(request: fn(&Volume) -> StageRequest, steps: usize) {
     for retry in RETRIES {
         let mut crashes = 0;
         for k in 1.. {
             let mut rig = Rig::new();
             let v = rig.volume("pvc-1");
-            rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
+            rig.node.stage(request(&v)).await.unwrap();
             let unstage = rig.node.unstage(&v.id, &v.staging);
             if let Some(result) = until_crash(&rig.world, k, unstage).await {
                 result.unwrap();
@@ -124,13 +136,73 @@ async fn an_unstage_crashed_after_any_step_converges() {
                 .await
                 .unwrap_or_else(|e| panic!("{when}: {e}"));
             assert!(
-                rig.held() == (vec![], vec![], 0),
-                "{when}: {:?}",
-                rig.held()
+                rig.held() == (vec![], vec![], 0) && rig.world.mappings().is_empty(),
+                "{when}: {:?} {:?}",
+                rig.held(),
+                rig.world.mappings()
             );
         }
-        // unmount, disconnect, and the record's two files.
-        assert_eq!(crashes, 4);
+        assert_eq!(crashes, steps);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unstage_crashed_after_any_step_converges() {
+    // unmount, disconnect, and the record's two files.
+    unstage_converges(|v| stage(v, filesystem(None)), 4).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_encrypted_unstage_crashed_after_any_step_converges() {
+    // unmount, luks-close, disconnect, and the record's two files.
+    unstage_converges(|v| encrypted(v, filesystem(None), KEY), 5).await;
+    // luks-close, disconnect, and the record's two files.
+    unstage_converges(|v| encrypted(v, block(), KEY), 4).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_encrypted_expansion_crashed_after_any_step_converges() {
+    let expand = |v: &Volume| ExpandRequest {
+        volume_id: v.id.clone(),
+        volume_path: v.staging.clone(),
+        staging_path: Some(v.staging.clone()),
+        required_bytes: 2 * GIB,
+        keys: VolumeKeys::of(KEY),
+    };
+    for retry in RETRIES {
+        let mut crashes = 0;
+        for k in 1.. {
+            let mut rig = Rig::new();
+            let v = rig.volume("pvc-1");
+            rig.node
+                .stage(encrypted(&v, filesystem(None), KEY))
+                .await
+                .unwrap();
+            rig.world.grow_image(&v.nqn, 2 * GIB);
+            if let Some(result) = until_crash(&rig.world, k, rig.node.expand(expand(&v))).await {
+                result.unwrap();
+                break;
+            }
+            crashes += 1;
+            let when = format!("{retry:?} after a crash after {:?}", rig.world.trace());
+            retry_after(&mut rig, retry).await;
+            let size = rig
+                .node
+                .expand(expand(&v))
+                .await
+                .unwrap_or_else(|e| panic!("{when}: {e}"));
+            assert_eq!(size, 2 * GIB, "{when}");
+            assert_eq!(
+                rig.world.plaintext(&v.nqn),
+                Some(node::testing::Contents::Filesystem(
+                    node_fs::FsType::Ext4,
+                    2 * GIB - node::testing::LUKS_HEADER
+                )),
+                "{when}"
+            );
+        }
+        // rescan, luks-resize, grow.
+        assert_eq!(crashes, 3);
     }
 }
 

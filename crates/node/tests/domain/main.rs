@@ -7,12 +7,15 @@
 //! - `crash`: an operation stopped after each of its steps in turn (the
 //!   process dying there), then retried, converges;
 //! - `concurrency`: repeated and concurrent calls converge;
-//! - `monitor`: the health monitor's interval.
+//! - `monitor`: the health monitor's interval;
+//! - `encryption`: LUKS2 volumes through every operation (the key, the
+//!   refusals, rotation, start-up, recovery).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
 
 mod concurrency;
 mod crash;
+mod encryption;
 mod expand;
 mod monitor;
 mod publish;
@@ -121,10 +124,30 @@ impl Rig {
 
     /// Stages `v`, which must fail: the error.
     pub async fn stage_fails(&self, v: &Volume, capability: Capability) -> NodeError {
-        match self.node.stage(stage(v, capability)).await {
-            Ok(()) => panic!("staging {} succeeded", v.id),
+        self.stage_fails_with(stage(v, capability)).await
+    }
+
+    /// Makes a stage request that must fail: the error.
+    pub async fn stage_fails_with(&self, req: StageRequest) -> NodeError {
+        let id = req.volume_id.clone();
+        match self.node.stage(req).await {
+            Ok(()) => panic!("staging {id} succeeded"),
             Err(e) => e,
         }
+    }
+
+    /// An encrypted filesystem volume staged and published into a pod.
+    pub async fn in_use_encrypted(&self, id: &str) -> Volume {
+        let v = self.volume(id);
+        self.node
+            .stage(encrypted(&v, filesystem(None), KEY))
+            .await
+            .unwrap();
+        self.node
+            .publish(publish(&v, &v.target, filesystem(None)))
+            .await
+            .unwrap();
+        v
     }
 
     /// Everything the kernel and the state folder hold: controllers, mount
@@ -137,9 +160,15 @@ impl Rig {
         )
     }
 
-    /// Asserts that nothing is held any more.
+    /// Asserts that nothing is held any more: no controller, mount, record
+    /// or mapping.
     pub fn assert_nothing_held(&self) {
         assert_eq!(self.held(), (vec![], vec![], 0), "something is still held");
+        assert_eq!(
+            self.world.mappings(),
+            Vec::<String>::new(),
+            "a mapping is still open"
+        );
     }
 
     /// How many connects ended with `outcome` (`connected`, `already`, `failed`).
@@ -200,6 +229,18 @@ pub fn stage(volume: &Volume, capability: Capability) -> StageRequest {
         context: context(volume),
         keys: VolumeKeys::default(),
     }
+}
+
+/// The passphrase of the tests' encrypted volumes.
+pub const KEY: &str = "correct horse battery staple";
+
+/// NodeStageVolume of `volume` as an encrypted volume (`encryption=luks2`),
+/// with `key` in the node-stage secret.
+pub fn encrypted(volume: &Volume, capability: Capability, key: &str) -> StageRequest {
+    let mut req = stage(volume, capability);
+    req.context.encryption = Some(node::Encryption::Luks2);
+    req.keys = VolumeKeys::of(key);
+    req
 }
 
 /// NodePublishVolume of `volume` at `target`, with the volume context.
