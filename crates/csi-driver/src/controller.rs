@@ -127,6 +127,7 @@ impl ControllerService {
             fs_type: Some(params.fs_type),
             connection: params.connection,
             image_path: disk.file_path.clone(),
+            encryption: params.encryption,
         };
         Ok(csi::Volume {
             capacity_bytes: size_i64(disk.size),

@@ -92,24 +92,59 @@ impl DriverError {
 fn node_code(e: &NodeError) -> Code {
     use NodeError as E;
     match e {
-        E::BadArgument { .. } | E::Context(_) | E::NqnMismatch { .. } => Code::InvalidArgument,
+        E::BadArgument { .. }
+        | E::Context(_)
+        | E::NqnMismatch { .. }
+        // The request lacks what kubelet puts in it from the StorageClass's
+        // secret parameters: the caller's to fix.
+        | E::MissingKey { .. } => Code::InvalidArgument,
         E::Busy(_) => Code::Aborted,
         E::NotStaged { .. } | E::NotAtPath { .. } => Code::NotFound,
         E::NotStagedAt { .. }
         | E::StagingNotMounted { .. }
         | E::StagingOccupied { .. }
         | E::RefusedToFormat { .. }
-        | E::PublishedElsewhere { .. } => Code::FailedPrecondition,
+        | E::PublishedElsewhere { .. }
+        // The volume is not what the request says it is, or its key is
+        // another: a person must look, retrying the same changes nothing.
+        | E::WrongKey { .. }
+        | E::EncryptedWithoutParameter { .. }
+        | E::NotEncrypted { .. }
+        | E::MappingOccupied { .. } => Code::FailedPrecondition,
         E::PublishedIncompatibly { .. } => Code::AlreadyExists,
         // The connection is down or the kernel is not done yet: worth
         // kubelet's retry.
         E::Unreachable { .. }
         | E::NoConnectionContext { .. }
         | E::NotGrown { .. }
-        | E::StillConnected { .. } => Code::Unavailable,
+        | E::StillConnected { .. }
+        | E::MappingStillOpen { .. } => Code::Unavailable,
         E::StillMounted { .. } | E::Path { .. } | E::Record(_) | E::Config(_) => Code::Internal,
         E::Nvme(e) => nvme_code(e),
         E::Fs(e) => fs_code(e),
+        E::Crypt(e) => crypt_code(e),
+    }
+}
+
+/// Codes for the node's LUKS2 errors.
+fn crypt_code(e: &node::crypt::CryptError) -> Code {
+    use node::crypt::CryptError as E;
+    use node_fs::tool::ToolError;
+    match e {
+        E::Tool {
+            source: ToolError::Timeout { .. },
+            ..
+        } => Code::DeadlineExceeded,
+        // cryptsetup is not installed: the node's set-up, which `doctor`
+        // checks.
+        E::Tool {
+            source: ToolError::NotFound { .. },
+            ..
+        } => Code::FailedPrecondition,
+        E::WrongKey { .. } | E::Taken { .. } => Code::FailedPrecondition,
+        E::BadName { .. } => Code::InvalidArgument,
+        e if e.is_transient() => Code::Unavailable,
+        _ => Code::Internal,
     }
 }
 
@@ -245,6 +280,41 @@ mod tests {
         for (err, code) in cases {
             assert_eq!(Status::from(err).code(), code);
         }
+    }
+
+    #[test]
+    fn encryption_codes() {
+        use node::crypt::CryptError;
+        let crypt = |e: CryptError| DriverError::from(NodeError::from(e)).code();
+        assert_eq!(
+            crypt(CryptError::Tool {
+                target: "/dev/nvme0n1".into(),
+                source: node_fs::tool::ToolError::NotFound {
+                    program: "cryptsetup".into(),
+                    package: Some("cryptsetup-bin"),
+                },
+            }),
+            Code::FailedPrecondition,
+            "cryptsetup missing is the node's set-up"
+        );
+        assert_eq!(
+            crypt(CryptError::Busy {
+                name: "rds-csi-pvc-1".into(),
+                output: String::new(),
+            }),
+            Code::Unavailable,
+            "a mapping in use is worth a retry"
+        );
+        assert_eq!(
+            DriverError::from(NodeError::WrongKey {
+                volume: "pvc-1".into(),
+                secret: "node-stage",
+                key: "encryptionPassphrase",
+                previous: "",
+            })
+            .code(),
+            Code::FailedPrecondition
+        );
     }
 
     #[test]

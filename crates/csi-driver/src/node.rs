@@ -10,8 +10,9 @@ use std::path::Path;
 
 use ::node::request::{absolute, required};
 use ::node::{
-    Capability, ExpandRequest, Filesystems, LinuxFilesystems, LinuxNode, Node, NvmeHost,
-    PublishRequest, RecordStore, Records, StageRequest, Usage, VolumeContext, VolumeKind,
+    Capability, Crypt, ExpandRequest, Filesystems, LinuxCrypt, LinuxFilesystems, LinuxNode, Node,
+    NvmeHost, PublishRequest, RecordStore, Records, StageRequest, Usage, VolumeContext,
+    VolumeKeys, VolumeKind,
 };
 use csi_proto::v1::node_server::Node as CsiNode;
 use csi_proto::v1::node_service_capability::{self, rpc};
@@ -29,9 +30,10 @@ use crate::rpc::call;
 pub use ::node::{NodeConfig, NodeTimeouts, StartupReport};
 
 /// The Node service over the node's seams (the kernel's NVMe host, the
-/// host's filesystems and the record files unless a test gives others).
-pub struct NodeService<H = Host, F = LinuxFilesystems, R = Records> {
-    node: Node<H, F, R>,
+/// host's filesystems, the record files and `cryptsetup` unless a test gives
+/// others).
+pub struct NodeService<H = Host, F = LinuxFilesystems, R = Records, C = LinuxCrypt> {
+    node: Node<H, F, R, C>,
 }
 
 impl NodeService {
@@ -43,14 +45,14 @@ impl NodeService {
     }
 }
 
-impl<H: NvmeHost, F: Filesystems, R: RecordStore> NodeService<H, F, R> {
+impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> NodeService<H, F, R, C> {
     /// The service of `node`.
-    pub fn from_node(node: Node<H, F, R>) -> Self {
+    pub fn from_node(node: Node<H, F, R, C>) -> Self {
         Self { node }
     }
 
     /// The node behind the service.
-    pub fn node(&self) -> &Node<H, F, R> {
+    pub fn node(&self) -> &Node<H, F, R, C> {
         &self.node
     }
 
@@ -81,6 +83,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> NodeService<H, F, R> {
                 staging_path,
                 capability,
                 context,
+                keys: VolumeKeys::from_secrets(req.secrets),
             })
             .await?;
         Ok(csi::NodeStageVolumeResponse {})
@@ -112,6 +115,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> NodeService<H, F, R> {
                 capability,
                 read_only: req.readonly,
                 context: req.volume_context,
+                keys: VolumeKeys::from_secrets(req.secrets),
             })
             .await?;
         Ok(csi::NodePublishVolumeResponse {})
@@ -149,6 +153,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> NodeService<H, F, R> {
                 volume_path: volume_path.into(),
                 staging_path,
                 required_bytes: bounds.required,
+                keys: VolumeKeys::from_secrets(req.secrets),
             })
             .await?;
         Ok(csi::NodeExpandVolumeResponse {
@@ -229,7 +234,7 @@ pub const CAPABILITIES: &[rpc::Type] = &[
 ];
 
 #[tonic::async_trait]
-impl<H: NvmeHost, F: Filesystems, R: RecordStore> CsiNode for NodeService<H, F, R> {
+impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> CsiNode for NodeService<H, F, R, C> {
     async fn node_stage_volume(
         &self,
         request: Request<csi::NodeStageVolumeRequest>,

@@ -19,11 +19,13 @@
 //! | `reconnectDelay` | 5 s                     | 1–3600, at most `ctrlLossTmo`            |
 //! | `keepAliveTmo`   | 5 s                     | 0 (kernel default), 1–3600               |
 //! | `fastIoFailTmo`  | -1 (off)                | -1, 0–604800, at most `ctrlLossTmo`      |
+//! | `encryption`     | none                    | `luks2` (the key: the node-stage secret) |
 
 use std::collections::HashMap;
 
 pub use node::context::{
-    ConnectionParams, FsType, ParamError, VolumeContext, check_address, check_port, keys,
+    ConnectionParams, Encryption, FsType, ParamError, VolumeContext, check_address, check_port,
+    keys,
 };
 use routeros::RdsPath;
 
@@ -67,6 +69,8 @@ pub struct VolumeParams {
     pub connection: ConnectionParams,
     /// Namespace and name of the PVC, when the provisioner passes them.
     pub pvc: Option<(String, String)>,
+    /// Encryption on the node; the controller only passes it on.
+    pub encryption: Option<Encryption>,
 }
 
 /// The keys a StorageClass may use.
@@ -79,6 +83,7 @@ const KNOWN: &[&str] = &[
     keys::RECONNECT_DELAY,
     keys::KEEP_ALIVE_TMO,
     keys::FAST_IO_FAIL_TMO,
+    keys::ENCRYPTION,
     keys::RDS_ADDRESS,
     keys::PVC_NAME,
     keys::PVC_NAMESPACE,
@@ -97,7 +102,7 @@ impl VolumeParams {
         if let Some(key) = unknown.first() {
             return Err(ParamError::Unknown {
                 key: (*key).clone(),
-                known: KNOWN[..8].join(", "),
+                known: KNOWN[..9].join(", "),
             });
         }
         let volume_path = match map.get(keys::VOLUME_PATH) {
@@ -132,6 +137,10 @@ impl VolumeParams {
             fs_type,
             connection: ConnectionParams::from_map(map)?,
             pvc,
+            encryption: map
+                .get(keys::ENCRYPTION)
+                .map(|v| Encryption::parse(v))
+                .transpose()?,
         })
     }
 }
@@ -168,6 +177,7 @@ mod tests {
         assert_eq!(p.connection, ConnectionParams::default());
         assert_eq!(p.connection.ctrl_loss_tmo, Some(1800), "finite by default");
         assert_eq!(p.pvc, None);
+        assert_eq!(p.encryption, None);
     }
 
     #[test]
@@ -181,6 +191,7 @@ mod tests {
             ("reconnectDelay", "2"),
             ("keepAliveTmo", "10"),
             ("fastIoFailTmo", "30"),
+            ("encryption", "luks2"),
             ("csi.storage.k8s.io/pvc/name", "data"),
             ("csi.storage.k8s.io/pvc/namespace", "apps"),
             ("csi.storage.k8s.io/pv/name", "pvc-1"),
@@ -201,6 +212,7 @@ mod tests {
             }
         );
         assert_eq!(p.pvc, Some(("apps".into(), "data".into())));
+        assert_eq!(p.encryption, Some(Encryption::Luks2));
     }
 
     #[test]
@@ -248,6 +260,8 @@ mod tests {
             (&[("reconnectDelay", "0")], "invalid reconnectDelay"),
             (&[("keepAliveTmo", "-1")], "invalid keepAliveTmo"),
             (&[("fastIoFailTmo", "-2")], "invalid fastIoFailTmo"),
+            (&[("encryption", "luks1")], "invalid encryption \"luks1\": must be luks2"),
+            (&[("encryption", "yes")], "invalid encryption"),
             (
                 &[("ctrlLossTmo", "10"), ("reconnectDelay", "20")],
                 "reconnectDelay (20) must not exceed ctrlLossTmo (10)",

@@ -15,10 +15,12 @@ use csi_proto::v1::{
     CapacityRange, NodeExpandVolumeRequest, NodeGetVolumeStatsRequest, NodePublishVolumeRequest,
     NodeStageVolumeRequest, NodeUnstageVolumeRequest, VolumeCapability,
 };
-use node::testing::{self, FakeFilesystems, FakeNvme, FakeRecords, FakeWorld, PREFIX};
+use node::testing::{
+    self, FakeCrypt, FakeFilesystems, FakeNvme, FakeRecords, FakeWorld, PREFIX,
+};
 use tonic::{Code, Request, Response};
 
-type Service = NodeService<FakeNvme, FakeFilesystems, FakeRecords>;
+type Service = NodeService<FakeNvme, FakeFilesystems, FakeRecords, FakeCrypt>;
 
 struct Rig {
     world: FakeWorld,
@@ -257,4 +259,60 @@ async fn unstage_without_a_record_disconnects_the_volume_s_nqn() {
     assert_eq!(rig.world.controllers(&format!("{PREFIX}pvc-1")), 1);
     assert_eq!(rig.unstage("pvc-1", &staging).await, Ok(()));
     assert!(rig.world.connected().is_empty());
+}
+
+/// An encrypted volume's key comes from the request's secrets under
+/// `encryptionPassphrase`: none is INVALID_ARGUMENT, a wrong one
+/// FAILED_PRECONDITION; both messages say which Secret parameters and key
+/// to check, and neither holds a key.
+#[tokio::test(start_paused = true)]
+async fn encrypted_volumes_take_their_key_from_the_node_stage_secret() {
+    let rig = Rig::new();
+    let (staging, _) = rig.volume("pvc-1");
+    let stage = |secrets: &[(&str, &str)]| {
+        let mut volume_context = context("pvc-1");
+        volume_context.insert("encryption".into(), "luks2".into());
+        NodeStageVolumeRequest {
+            volume_id: "pvc-1".into(),
+            staging_target_path: path(&staging),
+            volume_capability: Some(mount(Mode::SingleNodeWriter)),
+            volume_context,
+            secrets: secrets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    };
+    let status = rig
+        .node
+        .node_stage_volume(Request::new(stage(&[("password", "hunter2")])))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("`encryptionPassphrase`")
+            && status
+                .message()
+                .contains("csi.storage.k8s.io/node-stage-secret-name"),
+        "{}",
+        status.message()
+    );
+    assert!(!status.message().contains("hunter2"));
+
+    let key = [("encryptionPassphrase", "the right one")];
+    rig.node
+        .node_stage_volume(Request::new(stage(&key)))
+        .await
+        .unwrap();
+    assert_eq!(rig.unstage("pvc-1", &staging).await, Ok(()));
+
+    let status = rig
+        .node
+        .node_stage_volume(Request::new(stage(&[("encryptionPassphrase", "a wrong one")])))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("does not open volume pvc-1"));
+    assert!(!status.message().contains("wrong one") && !status.message().contains("right one"));
 }
