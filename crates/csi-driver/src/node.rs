@@ -11,8 +11,8 @@ use std::path::Path;
 use ::node::request::{absolute, required};
 use ::node::{
     Capability, Crypt, ExpandRequest, Filesystems, LinuxCrypt, LinuxFilesystems, LinuxNode, Node,
-    NvmeHost, PublishRequest, RecordStore, Records, StageRequest, Usage, VolumeContext,
-    VolumeKeys, VolumeKind,
+    NvmeHost, PublishRequest, RecordStore, Records, StageRequest, Usage, VolumeContext, VolumeKeys,
+    VolumeKind,
 };
 use csi_proto::v1::node_server::Node as CsiNode;
 use csi_proto::v1::node_service_capability::{self, rpc};

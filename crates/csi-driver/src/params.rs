@@ -260,7 +260,10 @@ mod tests {
             (&[("reconnectDelay", "0")], "invalid reconnectDelay"),
             (&[("keepAliveTmo", "-1")], "invalid keepAliveTmo"),
             (&[("fastIoFailTmo", "-2")], "invalid fastIoFailTmo"),
-            (&[("encryption", "luks1")], "invalid encryption \"luks1\": must be luks2"),
+            (
+                &[("encryption", "luks1")],
+                "invalid encryption \"luks1\": must be luks2",
+            ),
             (&[("encryption", "yes")], "invalid encryption"),
             (
                 &[("ctrlLossTmo", "10"), ("reconnectDelay", "20")],

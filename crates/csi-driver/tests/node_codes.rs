@@ -15,9 +15,7 @@ use csi_proto::v1::{
     CapacityRange, NodeExpandVolumeRequest, NodeGetVolumeStatsRequest, NodePublishVolumeRequest,
     NodeStageVolumeRequest, NodeUnstageVolumeRequest, VolumeCapability,
 };
-use node::testing::{
-    self, FakeCrypt, FakeFilesystems, FakeNvme, FakeRecords, FakeWorld, PREFIX,
-};
+use node::testing::{self, FakeCrypt, FakeFilesystems, FakeNvme, FakeRecords, FakeWorld, PREFIX};
 use tonic::{Code, Request, Response};
 
 type Service = NodeService<FakeNvme, FakeFilesystems, FakeRecords, FakeCrypt>;
@@ -309,7 +307,10 @@ async fn encrypted_volumes_take_their_key_from_the_node_stage_secret() {
 
     let status = rig
         .node
-        .node_stage_volume(Request::new(stage(&[("encryptionPassphrase", "a wrong one")])))
+        .node_stage_volume(Request::new(stage(&[(
+            "encryptionPassphrase",
+            "a wrong one",
+        )])))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");

@@ -19,7 +19,7 @@ const HOST_NQN: &str = "nqn.2014-08.org.nvmexpress:uuid:6a1b2c3d-0000-4000-8000-
 const STRANGER: &str = "SHA256:pSY43iobEtHIjSVi8+waoU065/b6K2/LlQ7Bs1g8BFY";
 
 /// Every check, in the order printed.
-const CHECKS: [&str; 9] = [
+const CHECKS: [&str; 10] = [
     "SSH reachable",
     "host key",
     "key accepted",
@@ -29,6 +29,7 @@ const CHECKS: [&str; 9] = [
     "kernel NVMe/TCP",
     "host NQN",
     "node tools",
+    "encryption",
 ];
 
 struct Setup {
@@ -42,8 +43,8 @@ struct Setup {
 
 /// The simulator with a 1 TiB pool `storage-pool` holding `metal-csi` (the
 /// default volume path), its client key in a file, and a fake host root
-/// with what the node's kernel check looks for (this machine's kernel has no
-/// NVMe/TCP) and a valid `/etc/nvme/hostnqn`.
+/// with what the node's kernel checks look for (this machine's kernel has
+/// neither NVMe/TCP nor dm-crypt) and a valid `/etc/nvme/hostnqn`.
 async fn setup() -> Setup {
     setup_with_routeros("7.21.1 (stable)").await
 }
@@ -59,6 +60,7 @@ async fn setup_with_routeros(version: &str) -> Setup {
 
     let root = dir.path().join("host");
     std::fs::create_dir_all(root.join("sys/module/nvme_tcp")).unwrap();
+    std::fs::create_dir_all(root.join("sys/module/dm_crypt")).unwrap();
     std::fs::create_dir_all(root.join("dev")).unwrap();
     std::fs::write(root.join("dev/nvme-fabrics"), "").unwrap();
     std::fs::create_dir_all(dir.path().join("etc-nvme")).unwrap();
@@ -188,7 +190,7 @@ async fn everything_in_order_passes_with_exit_0() {
     );
     assert!(line(&out, "[ok]", "host NQN").contains(HOST_NQN), "{out}");
     assert!(
-        out.ends_with("doctor: 0 failed, 9 ok, 0 skipped\n"),
+        out.ends_with("doctor: 0 failed, 10 ok, 0 skipped\n"),
         "{out}"
     );
     assert!(
@@ -316,7 +318,7 @@ async fn an_nvme_port_nobody_listens_on_fails_with_the_fix() {
         "{fix}"
     );
     assert!(
-        out.ends_with("doctor: 1 failed, 8 ok, 0 skipped\n"),
+        out.ends_with("doctor: 1 failed, 9 ok, 0 skipped\n"),
         "{out}"
     );
 }
@@ -354,6 +356,12 @@ async fn a_node_without_nvme_tcp_fails_the_kernel_check_and_skips_the_controller
     );
     assert!(
         line(&out, "[ok]", "host NQN").contains("will be generated at first start"),
+        "{out}"
+    );
+    // No dm-crypt under that root either: the fix says how to load it.
+    line(&out, "[FAIL]", "encryption");
+    assert!(
+        fix_of(&out, "encryption").contains("modprobe dm-crypt"),
         "{out}"
     );
     assert!(!Path::new(&s.path("state")).exists(), "nothing generated");

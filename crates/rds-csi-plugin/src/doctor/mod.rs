@@ -12,7 +12,7 @@
 //! It takes the plugin's own flags (and environment variables), checked the
 //! same way, so it judges exactly the configuration the plugin would run
 //! with. The controller's checks (1–6) run in `--mode controller` and `all`,
-//! the node's (7–9) in `--mode node` and `all`; a check that needs one that
+//! the node's (7–10) in `--mode node` and `all`; a check that needs one that
 //! failed is skipped, with the reason. Exit status 0 when nothing failed, 1
 //! when something did, 2 for bad flags. Nothing is changed anywhere: only
 //! reads, on the RDS and on this machine.
@@ -54,6 +54,8 @@ pub mod name {
     pub const HOST_NQN: &str = "host NQN";
     /// (9) The programs the node runs.
     pub const TOOLS: &str = "node tools";
+    /// (10) What encrypted volumes need: cryptsetup and dm-crypt.
+    pub const ENCRYPTION: &str = "encryption";
 
     /// The controller's checks, in order.
     pub const CONTROLLER: [&str; 6] = [
@@ -65,7 +67,7 @@ pub mod name {
         NVME_PORT,
     ];
     /// The node's checks, in order.
-    pub const NODE: [&str; 3] = [KERNEL, HOST_NQN, TOOLS];
+    pub const NODE: [&str; 4] = [KERNEL, HOST_NQN, TOOLS, ENCRYPTION];
 }
 
 /// Limit for each TCP connection test.
@@ -315,7 +317,7 @@ async fn over_ssh(c: &ControllerConfig, report: &mut Report) {
     client.transport().close().await;
 }
 
-/// Checks 7 to 9.
+/// Checks 7 to 10.
 async fn node(n: &NodeConfig, report: &mut Report) {
     report.push(verdict::kernel(&probe::kernel(&n.host_root)));
     report.push(verdict::host_nqn(&nvme_host::find_host_nqn(
@@ -324,6 +326,9 @@ async fn node(n: &NodeConfig, report: &mut Report) {
     )));
     let path = std::env::var_os("PATH");
     report.push(verdict::tools(&probe::tools(path.as_deref()).await));
+    report.push(verdict::encryption(
+        &probe::encryption(&n.host_root, path.as_deref()).await,
+    ));
 }
 
 /// The `doctor` subcommand: `args` are the program name and then the

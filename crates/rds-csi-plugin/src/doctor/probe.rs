@@ -16,7 +16,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::verdict::{
-    KernelSeen, NODE_TOOLS, SshSeen, TcpFailure, ToolSeen, VolumePathSeen, lists_nvme_tcp,
+    EncryptionSeen, KernelSeen, NODE_TOOLS, SshSeen, TcpFailure, ToolSeen, VolumePathSeen,
+    lists_module, lists_nvme_tcp,
 };
 
 /// Opens (and closes) a TCP connection to `host:port`, trying each address
@@ -73,25 +74,67 @@ pub async fn volume_path(client: &RdsClient, path: &RdsPath) -> VolumePathSeen {
 /// (`lib/modules/<release>/modules.dep` or `modules.builtin`), and
 /// `dev/nvme-fabrics`.
 pub fn kernel(root: &Path) -> KernelSeen {
-    let release = fs::read_to_string(root.join("proc/sys/kernel/osrelease"))
-        .ok()
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty() && !r.contains('/'));
-    let available = release.as_deref().and_then(|release| {
-        let dir = root.join("lib/modules").join(release);
-        let lists: Vec<bool> = ["modules.dep", "modules.builtin"]
-            .iter()
-            .filter_map(|file| fs::read_to_string(dir.join(file)).ok())
-            .map(|text| lists_nvme_tcp(&text))
-            .collect();
-        (!lists.is_empty()).then(|| lists.contains(&true))
-    });
+    let release = release(root);
+    let available = module_available(root, release.as_deref(), lists_nvme_tcp);
     KernelSeen {
         host_root: root.to_owned(),
         loaded: root.join("sys/module/nvme_tcp").is_dir(),
         release,
         available,
         fabrics_device: root.join("dev/nvme-fabrics").exists(),
+    }
+}
+
+/// The running kernel's release, from `<root>/proc/sys/kernel/osrelease`.
+fn release(root: &Path) -> Option<String> {
+    fs::read_to_string(root.join("proc/sys/kernel/osrelease"))
+        .ok()
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty() && !r.contains('/'))
+}
+
+/// Whether `lists` finds the module in `modules.dep` or `modules.builtin`
+/// of `release` under `root`; `None` when neither can be read.
+fn module_available(
+    root: &Path,
+    release: Option<&str>,
+    lists: impl Fn(&str) -> bool,
+) -> Option<bool> {
+    let dir = root.join("lib/modules").join(release?);
+    let found: Vec<bool> = ["modules.dep", "modules.builtin"]
+        .iter()
+        .filter_map(|file| fs::read_to_string(dir.join(file)).ok())
+        .map(|text| lists(&text))
+        .collect();
+    (!found.is_empty()).then(|| found.contains(&true))
+}
+
+/// What encrypted volumes need, as seen under `root` and on `path_var`:
+/// `cryptsetup` (run with `--version` through `node_fs::tool::run`), and
+/// dm-crypt loaded (`sys/module/dm_crypt`) or installed for the running
+/// kernel.
+pub async fn encryption(root: &Path, path_var: Option<&OsStr>) -> EncryptionSeen {
+    let program = node_fs::crypt::CRYPTSETUP;
+    let found = path_var.and_then(|p| find_in_path(program, p));
+    let ran = match node_fs::tool::run(program, &["--version"], TOOL_TIMEOUT).await {
+        Ok(output) if output.status.code().is_some() => Ok(()),
+        Ok(output) => Err(format!(
+            "it ended without an exit status ({})",
+            output.status
+        )),
+        Err(e) => Err(e.to_string()),
+    };
+    let release = release(root);
+    EncryptionSeen {
+        cryptsetup: ToolSeen {
+            program,
+            package: node_fs::tool::debian_package(program).unwrap_or("cryptsetup-bin"),
+            found,
+            ran,
+        },
+        loaded: root.join("sys/module/dm_crypt").is_dir(),
+        available: module_available(root, release.as_deref(), |t| lists_module(t, "dm-crypt")),
+        release,
     }
 }
 
@@ -178,6 +221,29 @@ mod tests {
         let seen = kernel(r);
         assert_eq!(seen.available, Some(true));
         assert!(seen.loaded && seen.fabrics_device);
+    }
+
+    #[tokio::test]
+    async fn what_encryption_needs_is_read_under_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let seen = encryption(r, Some(OsStr::new(""))).await;
+        assert!(!seen.loaded && seen.available.is_none());
+        assert_eq!(seen.cryptsetup.found, None, "not on an empty PATH");
+        fs::create_dir_all(r.join("proc/sys/kernel")).unwrap();
+        fs::write(r.join("proc/sys/kernel/osrelease"), "6.1.0-18-amd64\n").unwrap();
+        let modules = r.join("lib/modules/6.1.0-18-amd64");
+        fs::create_dir_all(&modules).unwrap();
+        fs::write(
+            modules.join("modules.dep"),
+            "kernel/drivers/md/dm-crypt.ko.xz: kernel/drivers/md/dm-mod.ko.xz\n",
+        )
+        .unwrap();
+        fs::create_dir_all(r.join("sys/module/dm_crypt")).unwrap();
+        let seen = encryption(r, Some(OsStr::new(""))).await;
+        assert_eq!(seen.available, Some(true));
+        assert!(seen.loaded);
+        assert_eq!(seen.cryptsetup.package, "cryptsetup-bin");
     }
 
     #[tokio::test]

@@ -412,12 +412,19 @@ pub struct KernelSeen {
 /// Whether `modules.dep` or `modules.builtin` text lists the `nvme-tcp`
 /// module (`kernel/drivers/nvme/host/nvme-tcp.ko[.xz|.zst|.gz]`).
 pub fn lists_nvme_tcp(modules: &str) -> bool {
+    lists_module(modules, "nvme-tcp")
+}
+
+/// Whether `modules.dep` or `modules.builtin` text lists the module `name`
+/// (`…/<name>.ko[.xz|.zst|.gz]` as the first path of a line).
+pub fn lists_module(modules: &str, name: &str) -> bool {
+    let wanted = format!("{name}.ko");
     modules.lines().any(|line| {
         let path = line.split(':').next().unwrap_or_default().trim();
         let file = path.rsplit('/').next().unwrap_or_default();
         ["", ".xz", ".zst", ".gz"]
             .iter()
-            .any(|ext| file.strip_suffix(ext) == Some("nvme-tcp.ko"))
+            .any(|ext| file.strip_suffix(ext) == Some(wanted.as_str()))
     })
 }
 
@@ -583,6 +590,78 @@ pub fn tools(seen: &[ToolSeen]) -> Check {
             packages.join(" ")
         ),
     )
+}
+
+/// What the node has for encrypted volumes: `cryptsetup`, and the kernel's
+/// dm-crypt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptionSeen {
+    /// `cryptsetup`, as [`tools`] sees each tool.
+    pub cryptsetup: ToolSeen,
+    /// `<root>/sys/module/dm_crypt` exists.
+    pub loaded: bool,
+    /// The running kernel's release, if readable.
+    pub release: Option<String>,
+    /// Whether `modules.dep` or `modules.builtin` of that release lists
+    /// `dm-crypt`; `None` when neither could be read.
+    pub available: Option<bool>,
+}
+
+/// (10) The node can open encrypted volumes: `cryptsetup` runs and the
+/// kernel has dm-crypt. Needed only by StorageClasses with `encryption:
+/// luks2`, which every fix says.
+pub fn encryption(seen: &EncryptionSeen) -> Check {
+    const ONLY: &str = "(needed only for StorageClasses with encryption: luks2)";
+    let release = seen.release.as_deref().unwrap_or("$(uname -r)");
+    let tool = &seen.cryptsetup;
+    let tool_problem = match (&tool.found, &tool.ran) {
+        (None, _) => Some("cryptsetup is not found in PATH".to_owned()),
+        (Some(at), Err(why)) => Some(format!("{} does not run: {why}", at.display())),
+        (Some(_), Ok(())) => None,
+    };
+    let module = match (seen.loaded, seen.available) {
+        (true, _) => Ok("dm_crypt is loaded".to_owned()),
+        (false, Some(true)) => Ok(format!(
+            "dm-crypt is installed for kernel {release} (the kernel loads it at the first open)"
+        )),
+        (false, Some(false)) => Err(format!(
+            "dm_crypt is not loaded and kernel {release} has no such module"
+        )),
+        (false, None) => Err(format!(
+            "dm_crypt is not loaded, and whether kernel {release} has it cannot be seen"
+        )),
+    };
+    match (tool_problem, module) {
+        (None, Ok(module)) => Check::ok(name::ENCRYPTION, format!("cryptsetup runs; {module}")),
+        (Some(problem), module) => {
+            let mut detail = problem;
+            if let Err(m) = &module {
+                detail.push_str("; ");
+                detail.push_str(m);
+            }
+            let mut fix = format!(
+                "install it on the node, or in the plugin's image: apt-get install {} (Debian, \
+                 Ubuntu; the image of deploy/Dockerfile has it) {ONLY}",
+                tool.package
+            );
+            if module.is_err() {
+                fix.push_str(&format!(
+                    "; and load dm-crypt: modprobe dm-crypt, at every boot: echo dm-crypt > \
+                     /etc/modules-load.d/dm-crypt.conf"
+                ));
+            }
+            Check::fail(name::ENCRYPTION, detail, fix)
+        }
+        (None, Err(module)) => Check::fail(
+            name::ENCRYPTION,
+            format!("cryptsetup runs, but {module}"),
+            format!(
+                "on the node, run modprobe dm-crypt; to load it at every boot: echo dm-crypt > \
+                 /etc/modules-load.d/dm-crypt.conf. If the module is missing, install the \
+                 kernel's modules (Debian: linux-image-{release}) {ONLY}"
+            ),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -833,6 +912,76 @@ mod tests {
         ));
         assert!(!lists_nvme_tcp(
             "kernel/drivers/nvme/target/nvmet-tcp.ko.zst:\n"
+        ));
+    }
+
+    #[test]
+    fn encryption_verdicts() {
+        let tool = |found: bool, ran: Result<(), String>| ToolSeen {
+            program: "cryptsetup",
+            package: "cryptsetup-bin",
+            found: found.then(|| PathBuf::from("/usr/sbin/cryptsetup")),
+            ran,
+        };
+        let seen = EncryptionSeen {
+            cryptsetup: tool(true, Ok(())),
+            loaded: true,
+            release: Some("6.1.0-18-amd64".into()),
+            available: None,
+        };
+        assert_eq!(encryption(&seen).status, Status::Ok);
+        let c = encryption(&EncryptionSeen {
+            loaded: false,
+            available: Some(true),
+            ..seen.clone()
+        });
+        assert_eq!(c.status, Status::Ok, "{c:?}");
+        assert!(c.detail.contains("loads it at the first open"), "{c:?}");
+
+        let c = encryption(&EncryptionSeen {
+            cryptsetup: tool(false, Err("not found".into())),
+            ..seen.clone()
+        });
+        assert_eq!(c.status, Status::Fail);
+        let fix = c.fix.unwrap();
+        assert!(fix.contains("apt-get install cryptsetup-bin"), "{fix}");
+        assert!(fix.contains("encryption: luks2"), "{fix}");
+
+        let c = encryption(&EncryptionSeen {
+            loaded: false,
+            available: Some(false),
+            ..seen.clone()
+        });
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.detail
+                .contains("kernel 6.1.0-18-amd64 has no such module"),
+            "{c:?}"
+        );
+        assert!(c.fix.unwrap().contains("modprobe dm-crypt"));
+
+        let c = encryption(&EncryptionSeen {
+            cryptsetup: tool(true, Err("exec format error".into())),
+            loaded: false,
+            available: None,
+            ..seen
+        });
+        assert!(
+            c.detail.contains("does not run") && c.detail.contains("dm_crypt is not loaded"),
+            "{c:?}"
+        );
+        let fix = c.fix.unwrap();
+        assert!(
+            fix.contains("cryptsetup-bin") && fix.contains("modprobe dm-crypt"),
+            "{fix}"
+        );
+        assert!(lists_module(
+            "kernel/drivers/md/dm-crypt.ko.xz: kernel/drivers/md/dm-mod.ko.xz\n",
+            "dm-crypt"
+        ));
+        assert!(!lists_module(
+            "kernel/drivers/md/dm-mod.ko: kernel/drivers/md/dm-crypt.ko\n",
+            "dm-crypt"
         ));
     }
 
