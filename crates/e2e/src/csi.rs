@@ -3,10 +3,13 @@
 //! talking to its socket the way the sidecars and kubelet do.
 //!
 //! The plugin process is this very binary started with `plugin` as its first
-//! argument (see `guest-suite`), so a scenario can kill it with SIGKILL and
-//! start it again, as a crash and a restart of the pod would.
+//! argument (see `guest-suite`), in a process group of its own, so a
+//! scenario can kill it and every program it runs (mkfs, cryptsetup) with
+//! SIGKILL and start it again, as a crash and a restart of the pod's
+//! container would.
 
 use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -169,6 +172,7 @@ impl Cluster {
         let child = Command::new(exe)
             .arg("plugin")
             .args(&self.plugin_args)
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -199,11 +203,14 @@ impl Cluster {
         Ok(())
     }
 
-    /// Kills the plugin with SIGKILL, as a crash would: nothing of it runs
-    /// afterwards.
+    /// Kills the plugin and the programs it runs with SIGKILL, as the end
+    /// of its container would: nothing of it runs afterwards.
     pub fn kill_plugin(&mut self) -> Outcome {
         if let Some(mut child) = self.plugin.0.take() {
-            child.kill().context("cannot kill the plugin")?;
+            let group = rustix::process::Pid::from_raw(child.id() as i32)
+                .context("the plugin has no process id")?;
+            rustix::process::kill_process_group(group, rustix::process::Signal::KILL)
+                .context("cannot kill the plugin's process group")?;
             child.wait().context("cannot reap the plugin")?;
         }
         Ok(())
@@ -343,17 +350,24 @@ impl Cluster {
         staging: &Path,
         cap: VolumeCapability,
     ) -> Outcome {
+        self.stage_with_secrets(volume, staging, cap, &[])
+            .await
+            .map_err(|s| format!("NodeStageVolume: {s:?}\n{}", self.plugin_log_tail()))
+    }
+
+    /// NodeStageVolume with `secrets` (what kubelet reads from the node-stage
+    /// Secret); the gRPC status when it fails.
+    pub async fn stage_with_secrets(
+        &mut self,
+        volume: &Volume,
+        staging: &Path,
+        cap: VolumeCapability,
+        secrets: &[(&str, &str)],
+    ) -> Result<(), tonic::Status> {
         self.node
-            .node_stage_volume(csi::NodeStageVolumeRequest {
-                volume_id: volume.id.clone(),
-                staging_target_path: staging.display().to_string(),
-                volume_capability: Some(cap),
-                volume_context: volume.context.clone(),
-                ..Default::default()
-            })
+            .node_stage_volume(stage_request(volume, staging, cap, secrets))
             .await
             .map(|_| ())
-            .map_err(|s| format!("NodeStageVolume: {s:?}\n{}", self.plugin_log_tail()))
     }
 
     /// NodePublishVolume.
@@ -448,6 +462,20 @@ impl Cluster {
         path: &Path,
         bytes: u64,
     ) -> Outcome<u64> {
+        self.expand_with_secrets(volume, staging, path, bytes, &[])
+            .await
+    }
+
+    /// [`Cluster::expand`], with `secrets` in NodeExpandVolume (what kubelet
+    /// reads from the node-expand Secret).
+    pub async fn expand_with_secrets(
+        &mut self,
+        volume: &Volume,
+        staging: &Path,
+        path: &Path,
+        bytes: u64,
+        secrets: &[(&str, &str)],
+    ) -> Outcome<u64> {
         let range = CapacityRange {
             required_bytes: bytes as i64,
             limit_bytes: 0,
@@ -473,6 +501,7 @@ impl Cluster {
                 volume_path: path.display().to_string(),
                 capacity_range: Some(range),
                 staging_target_path: staging.display().to_string(),
+                secrets: secret_map(secrets),
                 ..Default::default()
             })
             .await
@@ -507,6 +536,30 @@ impl Cluster {
             kubelet.join(format!("pods/{pod}/volumes/kubernetes.io~csi/{name}/mount")),
         )
     }
+}
+
+/// NodeStageVolume of `volume` at `staging`, with `secrets`.
+pub fn stage_request(
+    volume: &Volume,
+    staging: &Path,
+    cap: VolumeCapability,
+    secrets: &[(&str, &str)],
+) -> csi::NodeStageVolumeRequest {
+    csi::NodeStageVolumeRequest {
+        volume_id: volume.id.clone(),
+        staging_target_path: staging.display().to_string(),
+        volume_capability: Some(cap),
+        volume_context: volume.context.clone(),
+        secrets: secret_map(secrets),
+        ..Default::default()
+    }
+}
+
+fn secret_map(secrets: &[(&str, &str)]) -> HashMap<String, String> {
+    secrets
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// The plugin process; killed if still running when dropped (a scenario

@@ -3,6 +3,7 @@
 
 mod node_block;
 mod node_condition;
+pub(crate) mod node_encrypted;
 mod node_expand;
 pub(crate) mod node_lifecycle;
 mod node_orphans;
@@ -63,6 +64,18 @@ pub const ALL: &[Scenario] = &[
     Scenario {
         name: "node_block_and_read_only",
         run: |ctx| Box::pin(node_block::run(ctx)),
+    },
+    Scenario {
+        name: "node_encrypted_filesystem",
+        run: |ctx| Box::pin(node_encrypted::filesystem(ctx)),
+    },
+    Scenario {
+        name: "node_encrypted_block",
+        run: |ctx| Box::pin(node_encrypted::block_volume(ctx)),
+    },
+    Scenario {
+        name: "node_encrypted_plugin_killed_between_open_and_mount",
+        run: |ctx| Box::pin(node_encrypted::killed_between_open_and_mount(ctx)),
     },
     Scenario {
         name: "node_expand_ext4",
