@@ -15,6 +15,8 @@
 //! - [`kmsg`]: the kernel log, to prove a scenario caused no I/O errors.
 //! - [`rds`]: a simulator with nvmet export, and a client for it.
 //! - [`bench`]: NodeStageVolume's time beside the same steps by hand.
+//! - [`bench_encryption`]: an encrypted volume's throughput beside a plain
+//!   one's.
 //! - [`demo`]: the README's first command, one volume through the driver.
 //! - [`sanity`]: the community's csi-sanity against the whole driver, on the
 //!   host (no initiator) or in the guest.
@@ -22,6 +24,7 @@
 //!   own, and CSI clients of its socket.
 
 pub mod bench;
+pub mod bench_encryption;
 pub mod csi;
 pub mod demo;
 pub mod fabrics;

@@ -799,6 +799,21 @@ fn check_storage_classes(
                 format!("StorageClass {name}: the node cannot make filesystem {fs:?}")
             });
         }
+        // An encrypted class gets its key only from a node-stage secret,
+        // and grows its volumes only with a node-expand one.
+        if params.contains_key(keys::ENCRYPTION) {
+            for secret in ["node-stage", "node-expand"] {
+                for part in ["name", "namespace"] {
+                    let key = format!("csi.storage.k8s.io/{secret}-secret-{part}");
+                    problems.check(params.contains_key(&key), || {
+                        format!(
+                            "StorageClass {name}: encryption without {key}: the node would \
+                             have no passphrase"
+                        )
+                    });
+                }
+            }
+        }
         params.retain(|k, _| !PROVISIONER_KEYS.contains(&k.as_str()));
         for (key, value) in [
             (keys::PVC_NAME, "data"),

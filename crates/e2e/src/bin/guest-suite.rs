@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "usage: guest-suite [--list] [FILTER]...\n       guest-suite --bench-stage [RUNS]\n       guest-suite --demo [WHERE]\n       guest-suite --csi-sanity host|guest CSI_SANITY_BINARY"
+            "usage: guest-suite [--list] [FILTER]...\n       guest-suite --bench-stage [RUNS]\n       guest-suite --bench-encryption [RUNS [MIB]]\n       guest-suite --demo [WHERE]\n       guest-suite --csi-sanity host|guest CSI_SANITY_BINARY"
         );
         return ExitCode::SUCCESS;
     }
@@ -77,6 +77,19 @@ fn main() -> ExitCode {
     if args.first().is_some_and(|a| a == "--bench-stage") {
         let runs = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5);
         return match bench(runs) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("guest-suite: benchmark failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.first().is_some_and(|a| a == "--bench-encryption") {
+        let runs = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5);
+        let mib = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(256);
+        return match in_scratch("bench-encryption-", |dir| async move {
+            e2e::bench_encryption::encryption(&dir, runs.max(1), mib).await
+        }) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("guest-suite: benchmark failed: {e}");
