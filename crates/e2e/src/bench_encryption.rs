@@ -111,10 +111,10 @@ fn dd(device: &Path, write: bool, mib: u64) -> Outcome<Duration> {
 
 async fn measure(cluster: &mut Cluster, runs: usize, mib: u64) -> Outcome<[Vec<Duration>; 4]> {
     let (plain, plain_staging, plain_dev) =
-        published(cluster, "pvc-be0c0000-aaaa-bbbb-cccc-00000000000a", &[]).await?;
+        published(cluster, "pvc-be0c000a-aaaa-bbbb-cccc-000000000001", &[]).await?;
     let (enc, enc_staging, enc_dev) = published(
         cluster,
-        "pvc-be0c0000-aaaa-bbbb-cccc-00000000000e",
+        "pvc-be0c000e-aaaa-bbbb-cccc-000000000001",
         ENCRYPTED,
     )
     .await?;
