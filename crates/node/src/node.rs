@@ -241,11 +241,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
         &self,
         record: &StagingRecord,
     ) -> Result<Option<nvme_host::BlockDevice>> {
-        Ok(crate::health::volume_device(
-            &*self.host,
-            &*self.crypt,
-            record,
-        )?)
+        crate::health::volume_device(&*self.host, &*self.crypt, record)
     }
 
     /// Fails with [`NodeError::NotAtPath`] unless `path` is absolute and

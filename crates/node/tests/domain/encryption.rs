@@ -501,7 +501,11 @@ async fn start_up_closes_only_the_driver_s_unused_mappings() {
     let mut closed = report.closed_mappings.clone();
     closed.sort();
     assert_eq!(closed, ["rds-csi-pvc-2", "rds-csi-pvc-4"], "{report:?}");
-    assert_eq!(report.cleaned, [killed.nqn.clone()], "{report:?}");
+    assert_eq!(
+        report.cleaned,
+        std::slice::from_ref(&killed.nqn),
+        "{report:?}"
+    );
     assert!(report.failed.contains(&foreign.nqn), "{report:?}");
     let mut left = rig.world.mappings();
     left.sort();

@@ -645,10 +645,10 @@ pub fn encryption(seen: &EncryptionSeen) -> Check {
                 tool.package
             );
             if module.is_err() {
-                fix.push_str(&format!(
+                fix.push_str(
                     "; and load dm-crypt: modprobe dm-crypt, at every boot: echo dm-crypt > \
-                     /etc/modules-load.d/dm-crypt.conf"
-                ));
+                     /etc/modules-load.d/dm-crypt.conf",
+                );
             }
             Check::fail(name::ENCRYPTION, detail, fix)
         }
