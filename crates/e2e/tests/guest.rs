@@ -27,7 +27,7 @@ fn guest_suite_passes_in_the_guest() {
     let suite = env!("CARGO_BIN_EXE_guest-suite");
     let work = tempfile::tempdir().expect("a work folder");
     let output = Command::new(&run)
-        .args(["-t", "300"])
+        .args(["-t", "600"])
         .arg(work.path())
         .arg("--")
         .arg(suite)
