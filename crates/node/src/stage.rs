@@ -211,7 +211,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
         })?;
         let existing = self.crypt.mapping(&name)?;
         let open = match existing {
-            Some(m) if m.is_on(disk) => true,
+            Some(m) if m.is_on(disk) && m.is_ours() => true,
             Some(m) => {
                 self.close_stale_mapping(volume_id, &m, disk, staging)
                     .await?;
@@ -310,7 +310,8 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
     /// Closes the volume's mapping `stale`, which does not sit on the
     /// volume's `disk`: only if its own disk is gone (then its filesystem at
     /// `staging` is dead and is unmounted first); a mapping on a disk that
-    /// is there is another's, and refused.
+    /// is there is another's, and refused, as is a device of that name that
+    /// `cryptsetup` did not make for LUKS2.
     async fn close_stale_mapping(
         &self,
         volume_id: &str,
@@ -318,13 +319,20 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
         disk: &BlockDevice,
         staging: &Path,
     ) -> Result<()> {
+        let occupied = |other: String| NodeError::MappingOccupied {
+            volume: volume_id.to_owned(),
+            mapping: stale.name.clone(),
+            other,
+            device: disk.path.clone(),
+        };
+        if !stale.is_ours() {
+            return Err(occupied(format!(
+                "{} (a device-mapper device cryptsetup did not make for LUKS2)",
+                stale.backing.as_deref().unwrap_or("a disk that is gone")
+            )));
+        }
         if let Some(other) = &stale.backing {
-            return Err(NodeError::MappingOccupied {
-                volume: volume_id.to_owned(),
-                mapping: stale.name.clone(),
-                other: other.clone(),
-                device: disk.path.clone(),
-            });
+            return Err(occupied(other.clone()));
         }
         warn!(mapping = %stale.name, staging = %staging.display(),
             "the volume's encrypted mapping sits on a disk that is gone; closing it to open the volume's current disk");

@@ -461,6 +461,28 @@ async fn a_mapping_name_taken_on_another_disk_is_refused() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_device_of_the_mapping_s_name_that_is_not_luks2_is_never_closed() {
+    let rig = Rig::new();
+    let v = rig.volume("pvc-1");
+    let other = rig.volume("pvc-2");
+    rig.node.stage(stage(&other, block())).await.unwrap();
+    // Someone else's device-mapper device, named as the volume's mapping
+    // would be, on a disk that is gone since.
+    rig.world.open_directly(&other.nqn, MAPPING, false);
+    rig.world.lose_connection(&other.nqn);
+    let e = rig
+        .stage_fails_with(encrypted(&v, filesystem(None), KEY))
+        .await;
+    assert!(
+        matches!(e, NodeError::MappingOccupied { .. }),
+        "{}",
+        kind(&e)
+    );
+    assert!(e.to_string().contains("did not make for LUKS2"), "{e}");
+    assert_eq!(rig.world.mappings(), [MAPPING], "left alone");
+}
+
+#[tokio::test(start_paused = true)]
 async fn start_up_closes_only_the_driver_s_unused_mappings() {
     let mut rig = Rig::new();
     // An encrypted volume staged and mounted: kept.
