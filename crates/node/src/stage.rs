@@ -7,14 +7,15 @@
 //!
 //! - block volume: [`Node::attach`] → [`Node::record_stage`];
 //! - filesystem volume: [`Node::attach`] → [`Node::ensure_filesystem`] →
-//!   [`Node::ensure_mounted`] → [`Node::record_stage`].
+//!   [`Node::ensure_mounted`] → [`Node::ensure_grown`] (a filesystem smaller
+//!   than its device, as a restore or clone to a larger size leaves it, is
+//!   grown: [`crate::stage_growth`]) → [`Node::record_stage`].
 //!
 //! Where the next features go: the host identity a ControllerPublish hands
 //! over (fencing) is chosen in [`Node::connection_for`]; an encrypted volume
 //! opens its mapping between `attach` and `ensure_filesystem`, which then
 //! work on the mapping's device (and unstage closes it before the
-//! disconnect); a volume restored larger than its filesystem grows it after
-//! `ensure_mounted`.
+//! disconnect).
 
 use std::path::Path;
 
@@ -88,6 +89,8 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             Earlier::Load(&req.volume_id),
         )
         .await?;
+        self.ensure_grown(&device, &req.staging_path, fs, req.capability.read_only)
+            .await?;
         self.record_stage(req, &device, Some(fs)).await
     }
 

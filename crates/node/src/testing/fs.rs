@@ -242,6 +242,29 @@ impl crate::fs::Filesystems for FakeFilesystems {
         Ok(())
     }
 
+    async fn filesystem_size(
+        &self,
+        fs: FsType,
+        device: &Path,
+        _timeout: Duration,
+    ) -> Result<u64, FsError> {
+        if self.0.before("fs-size").await {
+            return Err(FsError::Io {
+                op: "reading",
+                path: device.to_path_buf(),
+                source: os(EIO),
+            });
+        }
+        let (_, image) = self.image_of(device)?;
+        match image.contents {
+            Contents::Filesystem(found, size) if found == fs => Ok(size),
+            _ => Err(FsError::Superblock {
+                device: device.to_path_buf(),
+                fs,
+            }),
+        }
+    }
+
     fn fs_stats(&self, path: &Path) -> Result<FsStats, FsError> {
         let w = self.0.world();
         let size = w
