@@ -181,6 +181,14 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         earlier: Earlier<'_>,
     ) -> Result<()> {
         let mut options = flags.to_vec();
+        // XFS refuses to mount a second filesystem with the UUID of one
+        // mounted already, and a volume restored from a snapshot or cloned
+        // holds its source's filesystem, UUID and all (as does this
+        // volume's own dead mount after a lost connection, which pods may
+        // still hold). `nouuid` lifts only that check.
+        if fs == FsType::Xfs && !options.iter().any(|o| o == "nouuid") {
+            options.push("nouuid".into());
+        }
         if let Some(mount) = self.mounted(staging)? {
             // Only a staging path that is mounted already needs the record
             // of what was staged there.
@@ -216,11 +224,6 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
                 "the staging mount is of the volume's old device, whose connection is gone; mounting its current device instead"
             );
             self.unmount_all(staging).await?;
-            // Pods may still hold the old, dead mount; xfs refuses a second
-            // mount of the same filesystem UUID unless told.
-            if fs == FsType::Xfs && !options.iter().any(|o| o == "nouuid") {
-                options.push("nouuid".into());
-            }
         }
         self.create_dir_all(staging).await?;
         self.fs

@@ -104,7 +104,7 @@ impl crate::fs::Filesystems for FakeFilesystems {
         device: &Path,
         target: &Path,
         fs: FsType,
-        _options: &[String],
+        options: &[String],
         read_only: bool,
     ) -> Result<(), FsError> {
         let failed = self.0.before("mount").await;
@@ -142,6 +142,7 @@ impl crate::fs::Filesystems for FakeFilesystems {
                 dev: (259, u32::try_from(diskseq).unwrap_or(u32::MAX)),
                 read_only,
                 image: Some(nqn),
+                options: options.to_vec(),
             });
         }
         self.0.changed("mount").await;
@@ -181,6 +182,7 @@ impl crate::fs::Filesystems for FakeFilesystems {
                     dev: (0, 5),
                     read_only,
                     image: None,
+                    options: Vec::new(),
                 }
             } else {
                 return Err(error(ENOENT));

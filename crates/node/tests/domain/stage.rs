@@ -299,3 +299,28 @@ async fn a_growth_that_fails_fails_the_stage_and_the_retry_grows() {
     assert!(matches!(e, NodeError::Fs(_)), "{}", kind(&e));
     assert_eq!(rig.world.grown(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn xfs_is_mounted_without_its_duplicate_uuid_check() {
+    let rig = Rig::new();
+    // A clone or restore holds its source's filesystem, UUID and all: XFS
+    // would refuse to mount it beside its source without `nouuid`.
+    let xfs = rig.volume("pvc-1");
+    rig.world
+        .set_contents(&xfs.nqn, Contents::Filesystem(FsType::Xfs.into(), GIB));
+    rig.node
+        .stage(stage(&xfs, filesystem(Some(FsType::Xfs))))
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.world.mount_options_at(&xfs.staging),
+        [["noatime", "nouuid"]]
+    );
+    // ext4 has no such check, and gets only what was asked.
+    let ext4 = rig.volume("pvc-2");
+    rig.node
+        .stage(stage(&ext4, filesystem(None)))
+        .await
+        .unwrap();
+    assert_eq!(rig.world.mount_options_at(&ext4.staging), [["noatime"]]);
+}
