@@ -767,3 +767,68 @@ async fn a_pool_above_the_limit_takes_no_new_snapshot() {
     make(&mut c, create(&pv_name(2), GIB)).await;
     snap(&mut c, "after", &source).await;
 }
+
+#[tokio::test]
+async fn each_call_costs_the_execs_docs_routeros_cli_names() {
+    if !root_tier() {
+        return;
+    }
+    // No periodic checks of the RDS while counting.
+    let plugin = Plugin::start_with(Options {
+        btrfs_bytes: Some(8 << 30),
+        check_interval: 3600,
+        ..Options::default()
+    })
+    .await;
+    eventually("the first check of the RDS", || async {
+        (plugin.metric("rds_csi_rds_up").await == 1.0).then_some(())
+    })
+    .await;
+    let execs = || plugin.sim.engine.execs_served();
+    let mut c = plugin.controller().await;
+
+    let before = execs();
+    let (source, _) = make(&mut c, create(&pv_name(1), GIB)).await;
+    assert_eq!(execs() - before, 1, "create");
+    let before = execs();
+    let s = snap(&mut c, "s", &source).await;
+    assert_eq!(
+        execs() - before,
+        3,
+        "snapshot: the disk, the pool, the script"
+    );
+    let before = execs();
+    let (restored, _) = make(&mut c, from_snapshot(&pv_name(2), GIB, &s.snapshot_id)).await;
+    assert_eq!(execs() - before, 2, "restore");
+    let before = execs();
+    let (cloned, _) = make(&mut c, from_volume(&pv_name(3), GIB, &source)).await;
+    assert_eq!(execs() - before, 2, "clone");
+    for req in [
+        list_all(),
+        ListSnapshotsRequest {
+            snapshot_id: s.snapshot_id.clone(),
+            ..Default::default()
+        },
+        ListSnapshotsRequest {
+            source_volume_id: source.clone(),
+            ..Default::default()
+        },
+    ] {
+        let before = execs();
+        listed(&mut c, req.clone()).await;
+        assert_eq!(execs() - before, 1, "{req:?}");
+    }
+    let before = execs();
+    c.delete_snapshot(DeleteSnapshotRequest {
+        snapshot_id: s.snapshot_id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(execs() - before, 1, "delete a snapshot");
+    for id in [&source, &restored, &cloned] {
+        let before = execs();
+        delete_volume(&mut c, id).await;
+        assert_eq!(execs() - before, 1, "delete {id}");
+    }
+}
