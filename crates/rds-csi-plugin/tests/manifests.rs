@@ -54,6 +54,15 @@ const PROVISIONER_KEYS: &[&str] = &[
     "csi.storage.k8s.io/node-expand-secret-namespace",
 ];
 
+/// The VolumeSnapshotClass parameters external-snapshotter consumes itself
+/// and does not pass to CreateSnapshot.
+const SNAPSHOTTER_KEYS: &[&str] = &[
+    "csi.storage.k8s.io/snapshotter-secret-name",
+    "csi.storage.k8s.io/snapshotter-secret-namespace",
+    "csi.storage.k8s.io/snapshotter-list-secret-name",
+    "csi.storage.k8s.io/snapshotter-list-secret-namespace",
+];
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -839,9 +848,8 @@ fn check_storage_classes(
 }
 
 /// The VolumeSnapshotClasses against the controller: there is one for the
-/// driver exactly when it takes snapshots, and it passes CreateSnapshot no
-/// parameters (the driver takes none: a snapshot is a btrfs subvolume
-/// snapshot, with nothing to choose).
+/// driver exactly when it takes snapshots, and CreateSnapshot's own check
+/// accepts its parameters as the snapshotter passes them.
 fn check_snapshot_classes(objects: &Objects, driver: &str, problems: &mut Problems) {
     let snapshots =
         csi_driver::controller::CAPABILITIES.contains(&ControllerCap::CreateDeleteSnapshot);
@@ -863,12 +871,14 @@ fn check_snapshot_classes(objects: &Objects, driver: &str, problems: &mut Proble
                 s(class, &["driver"])
             )
         });
-        let params = string_map(class.get("parameters"));
-        problems.check(params.is_empty(), || {
-            format!(
-                "VolumeSnapshotClass {name}: the driver takes no snapshot parameters: {params:?}"
-            )
-        });
+        let mut params: HashMap<String, String> =
+            string_map(class.get("parameters")).into_iter().collect();
+        params.retain(|k, _| !SNAPSHOTTER_KEYS.contains(&k.as_str()));
+        if let Err(e) = csi_driver::snapshots::check_parameters(&params) {
+            problems.0.push(format!(
+                "VolumeSnapshotClass {name}: CreateSnapshot refuses it: {e}"
+            ));
+        }
         let policy = s(class, &["deletionPolicy"]);
         problems.check(matches!(policy, Some("Delete" | "Retain")), || {
             format!("VolumeSnapshotClass {name}: deletionPolicy {policy:?}")
@@ -1055,7 +1065,7 @@ fn the_check_finds_what_is_wrong() {
                     serde_norway::from_str("{fastCopy: \"yes\"}").unwrap(),
                 );
             },
-            "no snapshot parameters",
+            "CreateSnapshot refuses it",
         ),
     ];
     for (kind, what, edit, expect) in edits {
