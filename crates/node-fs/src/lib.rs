@@ -1,7 +1,8 @@
 //! The node's filesystem work: look at what a device holds, format it, mount and
-//! bind it, grow it, report its usage, and read the mount table; and the
-//! LUKS2 encryption under an encrypted volume's filesystem (`crypt`, with
-//! `cryptsetup`; `dm`, the device-mapper state in sysfs; `secret`, the key).
+//! bind it, tell how large its filesystem is and grow it, report its usage,
+//! and read the mount table; and the LUKS2 encryption under an encrypted
+//! volume's filesystem (`crypt`, with `cryptsetup`; `dm`, the device-mapper
+//! state in sysfs; `secret`, the key).
 //!
 //! The CSI node service (in `csi-driver`) decides *what* to do; this crate only
 //! knows *how*. It keeps I/O thin and parsing pure: `mountinfo::parse`,
@@ -35,6 +36,7 @@ pub mod crypt;
 pub mod dm;
 pub mod error;
 pub mod format;
+pub mod fs_size;
 mod fs_type;
 pub mod mount;
 pub mod mountinfo;

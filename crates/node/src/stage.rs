@@ -7,7 +7,9 @@
 //!
 //! - block volume: [`Node::attach`] → [`Node::record_stage`];
 //! - filesystem volume: [`Node::attach`] → [`Node::ensure_filesystem`] →
-//!   [`Node::ensure_mounted`] → [`Node::record_stage`];
+//!   [`Node::ensure_mounted`] → [`Node::ensure_grown`] (a filesystem smaller
+//!   than its device, as a restore or clone to a larger size leaves it, is
+//!   grown: [`crate::stage_growth`]) → [`Node::record_stage`];
 //! - an encrypted volume (`encryption=luks2` in its context) takes
 //!   [`Node::ensure_open`] after `attach`: the disk gets a LUKS2 header only
 //!   on the same positive "empty" that guards plain volumes, is opened with
@@ -23,8 +25,7 @@
 //! that holds anything but a LUKS header is refused too.
 //!
 //! Where the next features go: the host identity a ControllerPublish hands
-//! over (fencing) is chosen in [`Node::connection_for`]; a volume restored
-//! larger than its filesystem grows it after `ensure_mounted`.
+//! over (fencing) is chosen in [`Node::connection_for`].
 
 use std::path::Path;
 
@@ -177,6 +178,8 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
             Earlier::Load(&req.volume_id),
         )
         .await?;
+        self.ensure_grown(&device, &req.staging_path, fs, req.capability.read_only)
+            .await?;
         self.record_stage(req, &device, Some(fs), mapping).await
     }
 
@@ -478,6 +481,14 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
         earlier: Earlier<'_>,
     ) -> Result<()> {
         let mut options = flags.to_vec();
+        // XFS refuses to mount a second filesystem with the UUID of one
+        // mounted already, and a volume restored from a snapshot or cloned
+        // holds its source's filesystem, UUID and all (as does this
+        // volume's own dead mount after a lost connection, which pods may
+        // still hold). `nouuid` lifts only that check.
+        if fs == FsType::Xfs && !options.iter().any(|o| o == "nouuid") {
+            options.push("nouuid".into());
+        }
         if let Some(mount) = self.mounted(staging)? {
             // Only a staging path that is mounted already needs the record
             // of what was staged there.
@@ -513,11 +524,6 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
                 "the staging mount is of the volume's old device, whose connection is gone; mounting its current device instead"
             );
             self.unmount_all(staging).await?;
-            // Pods may still hold the old, dead mount; xfs refuses a second
-            // mount of the same filesystem UUID unless told.
-            if fs == FsType::Xfs && !options.iter().any(|o| o == "nouuid") {
-                options.push("nouuid".into());
-            }
         }
         self.create_dir_all(staging).await?;
         self.fs

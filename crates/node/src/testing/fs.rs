@@ -151,7 +151,7 @@ impl crate::fs::Filesystems for FakeFilesystems {
         device: &Path,
         target: &Path,
         fs: FsType,
-        _options: &[String],
+        options: &[String],
         read_only: bool,
     ) -> Result<(), FsError> {
         let failed = self.0.before("mount").await;
@@ -190,6 +190,7 @@ impl crate::fs::Filesystems for FakeFilesystems {
                 dev: (major, u32::try_from(info.diskseq).unwrap_or(u32::MAX)),
                 read_only,
                 image: Some(image_key(&info.target)),
+                options: options.to_vec(),
             });
         }
         self.0.changed("mount").await;
@@ -229,6 +230,7 @@ impl crate::fs::Filesystems for FakeFilesystems {
                     dev: (0, 5),
                     read_only,
                     image: None,
+                    options: Vec::new(),
                 }
             } else {
                 return Err(error(ENOENT));
@@ -285,6 +287,29 @@ impl crate::fs::Filesystems for FakeFilesystems {
         }
         self.0.changed("grow").await;
         Ok(())
+    }
+
+    async fn filesystem_size(
+        &self,
+        fs: FsType,
+        device: &Path,
+        _timeout: Duration,
+    ) -> Result<u64, FsError> {
+        if self.0.before("fs-size").await {
+            return Err(FsError::Io {
+                op: "reading",
+                path: device.to_path_buf(),
+                source: os(EIO),
+            });
+        }
+        let (_, contents) = self.view_of(device)?;
+        match contents {
+            Contents::Filesystem(found, size) if found == fs => Ok(size),
+            _ => Err(FsError::Superblock {
+                device: device.to_path_buf(),
+                fs,
+            }),
+        }
     }
 
     fn fs_stats(&self, path: &Path) -> Result<FsStats, FsError> {

@@ -201,6 +201,8 @@ struct Mount {
     /// The image a filesystem mount is of (for statistics), and whether
     /// through its mapping.
     image: Option<(String, bool)>,
+    /// The options the mount was asked for.
+    options: Vec<String>,
 }
 
 /// An open mapping (`/dev/dm-<index>`).
@@ -552,6 +554,7 @@ impl FakeWorld {
             dev: (8, 1),
             read_only: false,
             image: None,
+            options: Vec::new(),
         });
     }
 
@@ -681,6 +684,16 @@ impl FakeWorld {
             .iter()
             .filter(|m| m.target == target)
             .map(|m| m.source.clone())
+            .collect()
+    }
+
+    /// The options each mount at `target` was asked for, oldest first.
+    pub fn mount_options_at(&self, target: &Path) -> Vec<Vec<String>> {
+        self.world()
+            .mounts
+            .iter()
+            .filter(|m| m.target == target)
+            .map(|m| m.options.clone())
             .collect()
     }
 

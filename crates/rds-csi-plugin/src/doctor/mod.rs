@@ -15,11 +15,14 @@
 //! the node's (7–10) in `--mode node` and `all`; a check that needs one that
 //! failed is skipped, with the reason. Exit status 0 when nothing failed, 1
 //! when something did, 2 for bad flags. Nothing is changed anywhere: only
-//! reads, on the RDS and on this machine.
+//! reads, on the RDS and on this machine, unless `--check-snapshots` asks
+//! for the [`snapshots`] checks, which make (and remove) scratch volumes and
+//! a snapshot.
 //!
 //! [`verdict`] judges (no I/O, unit-tested); `probe` observes.
 
 mod probe;
+pub mod snapshots;
 pub mod verdict;
 
 use std::ffi::OsString;
@@ -56,6 +59,20 @@ pub mod name {
     pub const TOOLS: &str = "node tools";
     /// (10) What encrypted volumes need: cryptsetup and dm-crypt.
     pub const ENCRYPTION: &str = "encryption";
+    /// (S1) `--check-snapshots`: a scratch volume in a subvolume of its own.
+    pub const SNAPSHOT_SCRATCH: &str = "snapshots: scratch volume";
+    /// (S2) A marker written over NVMe/TCP.
+    pub const SNAPSHOT_MARKER: &str = "snapshots: marker written";
+    /// (S3) A snapshot as the driver takes it.
+    pub const SNAPSHOT_TAKEN: &str = "snapshots: snapshot";
+    /// (S4) A restore, larger, holds the marker.
+    pub const SNAPSHOT_RESTORE: &str = "snapshots: restore";
+    /// (S5) A clone holds the marker.
+    pub const SNAPSHOT_CLONE: &str = "snapshots: clone";
+    /// (S6) The snapshot outlives its source.
+    pub const SNAPSHOT_OUTLIVES: &str = "snapshots: outlives its volume";
+    /// (S7) Everything made for the checks is removed.
+    pub const SNAPSHOT_CLEANUP: &str = "snapshots: clean-up";
 
     /// The controller's checks, in order.
     pub const CONTROLLER: [&str; 6] = [
@@ -213,8 +230,16 @@ impl Report {
     }
 }
 
-/// Makes every check the configuration calls for, in order.
-pub async fn run(config: &PluginConfig, report: &mut Report) {
+/// The checks that change things, asked for by a flag of the doctor's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OptIn {
+    /// `--check-snapshots`: the [`snapshots`] checks.
+    pub snapshots: bool,
+}
+
+/// Makes every check the configuration calls for, in order; then the
+/// checks `opt_in` asks for.
+pub async fn run(config: &PluginConfig, opt_in: OptIn, report: &mut Report) {
     match &config.controller {
         Some(c) => controller(c, report).await,
         None => report.skip_all(
@@ -232,6 +257,58 @@ pub async fn run(config: &PluginConfig, report: &mut Report) {
             ),
         ),
     }
+    if opt_in.snapshots {
+        snapshot_checks(config, report).await;
+    }
+}
+
+/// The `--check-snapshots` checks, when everything they need is there.
+async fn snapshot_checks(config: &PluginConfig, report: &mut Report) {
+    let (Some(c), Some(n)) = (&config.controller, &config.node) else {
+        report.skip_all(
+            &snapshots::CHECKS,
+            "--check-snapshots needs --mode all: SSH to the RDS (the controller's flags) and \
+             this machine's NVMe/TCP initiator (the node's)",
+        );
+        return;
+    };
+    // The NVMe/TCP port may only listen while a disk is exported, which
+    // the scratch volume will be: its check is not needed here.
+    let needed = [
+        name::KEY_ACCEPTED,
+        name::ROUTEROS_VERSION,
+        name::VOLUME_PATH,
+        name::KERNEL,
+    ];
+    let passed = |n: &str| {
+        report
+            .checks
+            .iter()
+            .any(|c| c.name == n && c.status == Status::Ok)
+    };
+    if let Some(missing) = needed.iter().find(|n| !passed(n)) {
+        report.skip_all(
+            &snapshots::CHECKS,
+            &format!("needs the {missing} check to pass"),
+        );
+        return;
+    }
+    let Ok(key) = ClientKey::load(&c.rds.private_key) else {
+        report.skip_all(&snapshots::CHECKS, "needs a usable key (--rds-private-key)");
+        return;
+    };
+    let mut ssh = SshConfig::new(
+        c.rds.address.clone(),
+        c.rds.port,
+        c.rds.user.clone(),
+        key,
+        c.rds.host_key.clone(),
+    );
+    ssh.connect_timeout = SSH_TIMEOUT;
+    ssh.command_timeout = c.rds.command_timeout;
+    let client = RdsClient::new(ssh);
+    snapshots::run(c, n, &client, report).await;
+    client.transport().close().await;
 }
 
 fn mode_flag(mode: Mode) -> &'static str {
@@ -331,17 +408,32 @@ async fn node(n: &NodeConfig, report: &mut Report) {
     ));
 }
 
+/// The id of the doctor's own flag, `--check-snapshots`.
+const CHECK_SNAPSHOTS: &str = "check_snapshots";
+
 /// The `doctor` subcommand: `args` are the program name and then the
 /// plugin's flags (without the word `doctor`). Exit status 0 when nothing
 /// failed, 1 when a check failed, 2 for bad flags.
 pub fn main(args: Vec<OsString>) -> ExitCode {
     let mut command = Args::command()
+        .arg(
+            clap::Arg::new(CHECK_SNAPSHOTS)
+                .long("check-snapshots")
+                .action(clap::ArgAction::SetTrue)
+                .help(
+                    "Also check that the RDS makes snapshots, restores and clones as the \
+                     driver assumes: makes a small scratch volume in --volume-path, writes a \
+                     marker over NVMe/TCP, snapshots, restores and clones it, reads the \
+                     marker back, and removes everything again. Needs --mode all (SSH and \
+                     this machine's NVMe/TCP initiator)",
+                ),
+        )
         .name("rds-csi-plugin doctor")
         .bin_name("rds-csi-plugin doctor")
         .about(
             "Checks the set-up against the RDS and this machine, and prints a checklist with \
              the fix of each failure. Takes the plugin's flags (and environment variables); \
-             changes nothing.",
+             changes nothing, unless --check-snapshots is given.",
         )
         .after_help(
             "Exit status: 0 when nothing failed, 1 when a check failed, 2 for bad flags. \
@@ -392,8 +484,11 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         mode_flag(config.mode)
     );
     drop(out);
+    let opt_in = OptIn {
+        snapshots: matches.get_flag(CHECK_SNAPSHOTS),
+    };
     let mut report = Report::live();
-    runtime.block_on(run(&config, &mut report));
+    runtime.block_on(run(&config, opt_in, &mut report));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", report.summary());
     let _ = out.flush();
