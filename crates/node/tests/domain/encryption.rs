@@ -402,6 +402,33 @@ async fn expansion_grows_the_disk_the_mapping_and_the_filesystem() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_filesystem_smaller_than_its_mapping_grows_at_stage() {
+    // A disk grown while unstaged (a restore or clone to a larger size, or
+    // an expansion whose NodeExpandVolume never came): the mapping opens at
+    // the disk's whole size, and the stage grows the filesystem inside.
+    let rig = Rig::new();
+    let v = rig.volume("pvc-1");
+    rig.node
+        .stage(encrypted(&v, filesystem(None), KEY))
+        .await
+        .unwrap();
+    rig.node.unstage(&v.id, &v.staging).await.unwrap();
+    rig.world.grow_image(&v.nqn, 2 * GIB);
+    rig.node
+        .stage(encrypted(&v, filesystem(None), KEY))
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.world.plaintext(&v.nqn),
+        Some(Contents::Filesystem(
+            FsType::Ext4.into(),
+            2 * GIB - LUKS_HEADER
+        ))
+    );
+    assert_eq!(rig.world.grown(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_changed_secret_with_the_previous_passphrase_rotates_the_key() {
     let rig = Rig::new();
     let v = rig.volume("pvc-1");
