@@ -86,6 +86,8 @@ pub struct DiskView {
     pub comment: Option<String>,
     /// `mount-filesystem`.
     pub mount_filesystem: bool,
+    /// `nvme-tcp-server-allow-host-name`, as set.
+    pub allow_host_name: String,
 }
 
 /// A regular file in a pool, as tests see it.
@@ -274,6 +276,7 @@ impl Engine {
                 export: d.nvme_tcp_export,
                 comment: d.comment.clone(),
                 mount_filesystem: d.mount_filesystem,
+                allow_host_name: d.nvme_tcp_server_allow_host_name.clone(),
             })
             .collect()
     }

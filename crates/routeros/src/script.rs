@@ -7,7 +7,8 @@
 //! bottom of this file; `docs/routeros-cli.md` shows each of them.
 
 use crate::value::{
-    CliValue, Comment, CommentPattern, ImagePattern, Nqn, PoolName, RdsPath, Slot, SlotPrefix,
+    CliValue, Comment, CommentPattern, HostList, ImagePattern, Nqn, PoolName, RdsPath, Slot,
+    SlotPrefix,
 };
 
 /// A RouterOS script under construction.
@@ -238,6 +239,52 @@ pub fn delete_disk(slot: &Slot, tests: &[OwnerTest], sweep: bool) -> Script {
     script
 }
 
+/// Who may connect to a disk's NVMe/TCP export: whether it is exported, and
+/// the hosts allowed (`nvme-tcp-export`, `nvme-tcp-server-allow-host-name`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ExportState {
+    /// `nvme-tcp-export`.
+    pub export: bool,
+    /// `nvme-tcp-server-allow-host-name`; empty admits any host.
+    pub hosts: HostList,
+}
+
+/// Changes who may connect to the disk in `slot` from `expected` to `new`,
+/// only if the disk is in the `expected` state now, then prints the disk.
+///
+/// A compare-and-set: the condition and the change run in one script, so a
+/// change made meanwhile by someone else (another controller, an operator,
+/// an earlier attempt of this one whose answer was lost) is never
+/// overwritten; the caller reads the printed state and decides again. The
+/// hosts and the export flag are set in one command.
+///
+/// With `bounce`, the export is switched off in that command and on again
+/// in the next: RouterOS, like the kernel's target, is assumed to check the
+/// list only when a host connects, so a host removed from it keeps a live
+/// connection until the export goes away under it. The remaining hosts
+/// reconnect on their own. `bounce` with `new.export` off is the same as
+/// without.
+pub fn set_export(slot: &Slot, expected: &ExportState, new: &ExportState, bounce: bool) -> Script {
+    let script = Script::new()
+        .syntax(":local d [/disk find where slot=")
+        .value(slot)
+        .syntax(" and nvme-tcp-export=")
+        .value(&expected.export)
+        .syntax(" and nvme-tcp-server-allow-host-name=")
+        .value(&expected.hosts)
+        .syntax("]; :if ([:len $d] = 1) do={/disk set $d nvme-tcp-server-allow-host-name=")
+        .value(&new.hosts);
+    let script = if bounce && new.export {
+        script.syntax(" nvme-tcp-export=no; /disk set $d nvme-tcp-export=yes}; ")
+    } else {
+        script
+            .syntax(" nvme-tcp-export=")
+            .value(&new.export)
+            .syntax("}; ")
+    };
+    print_slot(script, slot)
+}
+
 /// Prints the pool entry mounted at `pool`, which carries `size` and `free`.
 pub fn pool(pool: &PoolName) -> Script {
     Script::new()
@@ -363,6 +410,44 @@ mod tests {
         assert_eq!(
             grow_disk(&slot, 2048, &[]).into_text(),
             get_disk(&slot).into_text()
+        );
+    }
+
+    #[test]
+    fn set_export_compares_then_sets_in_one_command() {
+        let slot = Slot::new("pvc-1").unwrap();
+        let a = Nqn::new("nqn.2024-01.x:node:a").unwrap();
+        let b = Nqn::new("nqn.2024-01.x:node:b").unwrap();
+        let closed = ExportState::default();
+        let to_a = ExportState {
+            export: true,
+            hosts: HostList::new([&a]),
+        };
+        let to_ab = ExportState {
+            export: true,
+            hosts: HostList::new([&a, &b]),
+        };
+        assert_eq!(
+            set_export(&slot, &closed, &to_a, false).into_text(),
+            concat!(
+                r#":local d [/disk find where slot="pvc-1" and nvme-tcp-export=no and nvme-tcp-server-allow-host-name=""]; "#,
+                r#":if ([:len $d] = 1) do={/disk set $d nvme-tcp-server-allow-host-name="nqn.2024-01.x:node:a" nvme-tcp-export=yes}; "#,
+                r#"/disk print detail where slot="pvc-1""#
+            )
+        );
+        assert_eq!(
+            set_export(&slot, &to_ab, &to_a, true).into_text(),
+            concat!(
+                r#":local d [/disk find where slot="pvc-1" and nvme-tcp-export=yes and nvme-tcp-server-allow-host-name="nqn.2024-01.x:node:a,nqn.2024-01.x:node:b"]; "#,
+                r#":if ([:len $d] = 1) do={/disk set $d nvme-tcp-server-allow-host-name="nqn.2024-01.x:node:a" nvme-tcp-export=no; /disk set $d nvme-tcp-export=yes}; "#,
+                r#"/disk print detail where slot="pvc-1""#
+            )
+        );
+        // Closing needs no bounce: the export going away ends every
+        // connection.
+        assert_eq!(
+            set_export(&slot, &to_a, &closed, true).into_text(),
+            set_export(&slot, &to_a, &closed, false).into_text()
         );
     }
 
