@@ -6,9 +6,18 @@
 //! the work through [`RdsClient`], whose operations are idempotent. A disk is
 //! only ever changed if [`naming::is_ours`] says this driver (or the Go driver
 //! it replaces) made it.
+//!
+//! ControllerPublishVolume and ControllerUnpublishVolume decide with
+//! [`attach`] from the export recorded on the disk, and write the decision
+//! with a compare-and-set against the state they decided from
+//! ([`RdsClient::set_export`]). The state last seen of each volume is kept
+//! in memory, but only as a guess of what the compare should expect, so that
+//! a publish usually takes one round trip: a wrong guess changes nothing on
+//! the RDS, which answers with the real state, from which the decision is
+//! made again. The RDS stays the only record.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use csi_proto::v1::controller_server::Controller;
 use csi_proto::v1::controller_service_capability::{self, rpc};
@@ -18,8 +27,9 @@ use csi_proto::v1::{self as csi};
 use rds_client::RdsClient;
 use routeros::{Disk, NewDisk, Slot, SlotPrefix};
 use tonic::{Request, Response, Status};
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::attach::{self, Decision, Fence, Mode, Recorded, Target};
 use crate::capability;
 use crate::capacity::Bounds;
 use crate::error::{DriverError, Result};
@@ -35,17 +45,227 @@ pub struct ControllerService {
     defaults: Defaults,
     nqn_prefix: String,
     locks: VolumeLocks,
+    fence: Fence,
+    /// The export of each volume as last seen on the RDS, by slot: what a
+    /// compare-and-set expects first. Only disks known to be ours are here.
+    exports: Mutex<HashMap<String, Recorded>>,
 }
+
+/// How many times a publish or unpublish decides again after finding the
+/// disk changed under it, before giving up with ABORTED (the sidecar
+/// retries).
+const DECISION_ATTEMPTS: usize = 4;
 
 impl ControllerService {
     /// A controller making volumes through `rds`, with NQNs `<nqn_prefix><slot>`.
     pub fn new(rds: Arc<RdsClient>, defaults: Defaults, nqn_prefix: impl Into<String>) -> Self {
+        let nqn_prefix = nqn_prefix.into();
         Self {
             rds,
             defaults,
-            nqn_prefix: nqn_prefix.into(),
+            fence: Fence::new(nqn_prefix.clone()),
+            nqn_prefix,
             locks: VolumeLocks::default(),
+            exports: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn cached_export(&self, slot: &Slot) -> Option<Recorded> {
+        self.exports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(slot.as_str())
+            .cloned()
+    }
+
+    fn remember_export(&self, slot: &str, recorded: Option<Recorded>) {
+        let mut exports = self.exports.lock().unwrap_or_else(PoisonError::into_inner);
+        match recorded {
+            Some(recorded) => exports.insert(slot.to_owned(), recorded),
+            None => exports.remove(slot),
+        };
+    }
+
+    /// Reads the export of a disk that is ours, and remembers it.
+    fn record_of(&self, disk: &Disk) -> Result<Recorded> {
+        let recorded = self.fence.read(disk)?;
+        self.remember_export(&disk.slot, Some(recorded.clone()));
+        Ok(recorded)
+    }
+
+    /// The export of volume `slot` as the RDS holds it now; `None` when the
+    /// volume does not exist.
+    async fn read_export(&self, slot: &Slot) -> Result<Option<Recorded>> {
+        match self.own_disk(slot).await? {
+            Some(disk) => Ok(Some(self.record_of(&disk)?)),
+            None => {
+                self.remember_export(slot.as_str(), None);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Brings the export of `slot` to what `decide` asks of the state it is
+    /// in, with a compare-and-set, deciding again from what the RDS answers
+    /// when the disk was not in the state decided from. Returns the export
+    /// as it is afterwards; `None` when the volume does not exist.
+    async fn converge_export(
+        &self,
+        slot: &Slot,
+        decide: impl Fn(&Target) -> Result<Decision>,
+    ) -> Result<Option<Target>> {
+        // The state to decide from: the one last seen (a guess, checked by
+        // the compare), or read now.
+        let (mut recorded, mut fresh) = match self.cached_export(slot) {
+            Some(recorded) => (recorded, false),
+            None => match self.read_export(slot).await? {
+                Some(recorded) => (recorded, true),
+                None => return Ok(None),
+            },
+        };
+        for _ in 0..DECISION_ATTEMPTS {
+            let decision = match decide(&recorded.target) {
+                Ok(decision) => decision,
+                // A refusal is only final when decided from what the RDS
+                // holds now.
+                Err(_) if !fresh => {
+                    match self.read_export(slot).await? {
+                        Some(now) => recorded = now,
+                        None => return Ok(None),
+                    }
+                    fresh = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let (to, bounce) = match decision {
+                Decision::Unchanged if fresh => return Ok(Some(recorded.target)),
+                // A guess that needs no change is checked by reading, not by
+                // writing the same values again: whether RouterOS restarts
+                // an export on any `set` is not known.
+                Decision::Unchanged => {
+                    match self.read_export(slot).await? {
+                        Some(now) => recorded = now,
+                        None => return Ok(None),
+                    }
+                    fresh = true;
+                    continue;
+                }
+                Decision::Change { to, bounce } => (to, bounce),
+            };
+            let new = self.fence.write(slot.as_str(), &to)?;
+            let Some(disk) = self
+                .rds
+                .set_export(slot, &recorded.state, &new, bounce)
+                .await?
+            else {
+                self.remember_export(slot.as_str(), None);
+                return Ok(None);
+            };
+            if !is_ours(&disk) {
+                self.remember_export(slot.as_str(), None);
+                return Err(not_ours(slot));
+            }
+            let now = self.record_of(&disk)?;
+            if now.target == to {
+                if now.target != recorded.target {
+                    info!(
+                        published = ?now.target.published_nodes(),
+                        exported = now.target.exported,
+                        bounced = bounce,
+                        "export changed"
+                    );
+                }
+                return Ok(Some(now.target));
+            }
+            if fresh && now.target == recorded.target {
+                // Nobody changed the disk, yet the compare did not match:
+                // RouterOS holds the list in a form the driver does not send.
+                return Err(DriverError::Internal(format!(
+                    "RouterOS did not match the export of volume {slot} as the driver read it                      back (nvme-tcp-server-allow-host-name={:?}); run                      `rds-csi-plugin doctor --check-fence` on a node to see how this RouterOS                      stores allow lists",
+                    recorded.state.hosts.as_str()
+                )));
+            }
+            recorded = now;
+            fresh = true;
+        }
+        Err(DriverError::Aborted(format!(
+            "the export of volume {slot} kept changing while it was being decided; try again"
+        )))
+    }
+
+    async fn publish(
+        &self,
+        req: csi::ControllerPublishVolumeRequest,
+    ) -> Result<csi::ControllerPublishVolumeResponse> {
+        let id = req.volume_id.as_str();
+        if id.is_empty() {
+            return Err(invalid("volume ID is required"));
+        }
+        if req.node_id.is_empty() {
+            return Err(invalid("node ID is required"));
+        }
+        let Some(cap) = req.volume_capability.as_ref() else {
+            return Err(invalid("volume capability is required"));
+        };
+        let cap = capability::check(cap).map_err(DriverError::InvalidArgument)?;
+        let slot = Slot::new(id).map_err(|_| DriverError::VolumeNotFound(id.to_owned()))?;
+        let identity = nvme_host::fence::identity_of_node(&self.nqn_prefix, &req.node_id)
+            .map_err(|e| DriverError::NotFound(e.to_string()))?;
+        let mode = Mode::of(&cap, req.readonly);
+        let _guard = self.locks.try_lock(id)?;
+        let node = identity.nqn.as_str();
+        self.converge_export(&slot, |recorded| {
+            Ok(attach::decide_publish(id, recorded, node, mode)?)
+        })
+        .await?
+        .ok_or_else(|| DriverError::VolumeNotFound(id.to_owned()))?;
+        info!(node = %req.node_id, %mode, "volume published");
+        Ok(csi::ControllerPublishVolumeResponse {
+            publish_context: nvme_host::fence::to_publish_context(&identity),
+        })
+    }
+
+    async fn unpublish(
+        &self,
+        req: csi::ControllerUnpublishVolumeRequest,
+    ) -> Result<csi::ControllerUnpublishVolumeResponse> {
+        let id = req.volume_id.as_str();
+        if id.is_empty() {
+            return Err(invalid("volume ID is required"));
+        }
+        // An ID that cannot be a slot names no disk: published nowhere.
+        let Ok(slot) = Slot::new(id) else {
+            return Ok(csi::ControllerUnpublishVolumeResponse {});
+        };
+        let node = match req.node_id.as_str() {
+            "" => None,
+            node => {
+                if let Err(e) = nvme_host::fence::node_name_of(&self.nqn_prefix, node) {
+                    // Nothing can be published to a node that is not one of
+                    // ours; failing would leave Kubernetes detaching forever.
+                    info!(node, reason = %e, "not a node of this driver: nothing to unpublish");
+                    return Ok(csi::ControllerUnpublishVolumeResponse {});
+                }
+                Some(node)
+            }
+        };
+        let _guard = self.locks.try_lock(id)?;
+        match self
+            .converge_export(&slot, |recorded| {
+                Ok(attach::decide_unpublish(recorded, node))
+            })
+            .await
+        {
+            Ok(Some(_)) => info!(node = ?node, "volume unpublished"),
+            Ok(None) => info!(node = ?node, "volume does not exist: nothing to unpublish"),
+            Err(DriverError::FailedPrecondition(reason)) => {
+                // A disk that is not ours was never published by us.
+                warn!(%reason, "not unpublishing");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(csi::ControllerUnpublishVolumeResponse {})
     }
 
     async fn create(&self, req: csi::CreateVolumeRequest) -> Result<csi::CreateVolumeResponse> {
@@ -95,6 +315,7 @@ impl ControllerService {
                 disk.comment.as_deref().unwrap_or("no comment")
             )));
         }
+        self.record_of(&disk)?;
         if disk.file_path.as_deref() != Some(file_path.as_str()) {
             return Err(DriverError::AlreadyExists(format!(
                 "volume {name} exists at {}, not at {file_path} as now requested",
@@ -154,6 +375,9 @@ impl ControllerService {
             return Ok(csi::DeleteVolumeResponse {});
         };
         let _guard = self.locks.try_lock(id)?;
+        // The guess of its export goes with the volume (it is only a guess:
+        // forgetting it never loses a record).
+        self.remember_export(id, None);
         // One exec: the RDS removes the disk and its image only if it passes
         // the ownership tests, checked in the same script. With the disk gone,
         // only a slot of this driver's shape gets its stray image looked for.
@@ -330,7 +554,10 @@ impl ControllerService {
                     volume_id: d.slot.clone(),
                     ..Default::default()
                 }),
-                status: None,
+                status: Some(list_volumes_response::VolumeStatus {
+                    published_node_ids: self.fence.published_nodes(d),
+                    volume_condition: None,
+                }),
             })
             .collect();
         Ok(csi::ListVolumesResponse {
@@ -368,13 +595,20 @@ impl ControllerService {
             .own_disk(&slot)
             .await?
             .ok_or_else(|| DriverError::VolumeNotFound(id.to_owned()))?;
+        if let Ok(recorded) = self.fence.read(&disk) {
+            self.remember_export(&disk.slot, Some(recorded));
+        }
+        let published = self.fence.published_nodes(&disk);
         Ok(csi::ControllerGetVolumeResponse {
             volume: Some(csi::Volume {
                 capacity_bytes: size_i64(disk.size),
                 volume_id: disk.slot,
                 ..Default::default()
             }),
-            status: Some(csi::controller_get_volume_response::VolumeStatus::default()),
+            status: Some(csi::controller_get_volume_response::VolumeStatus {
+                published_node_ids: published,
+                volume_condition: None,
+            }),
         })
     }
 }
@@ -434,6 +668,8 @@ pub const CAPABILITIES: &[rpc::Type] = &[
     rpc::Type::GetCapacity,
     rpc::Type::GetVolume,
     rpc::Type::SingleNodeMultiWriter,
+    rpc::Type::PublishUnpublishVolume,
+    rpc::Type::ListVolumesPublishedNodes,
 ];
 
 fn volume_of(request: &impl HasVolumeId) -> String {
@@ -456,6 +692,8 @@ macro_rules! has_volume_id {
 }
 
 has_volume_id!(
+    csi::ControllerPublishVolumeRequest,
+    csi::ControllerUnpublishVolumeRequest,
     csi::DeleteVolumeRequest,
     csi::ControllerExpandVolumeRequest,
     csi::ValidateVolumeCapabilitiesRequest,
@@ -487,20 +725,28 @@ impl Controller for ControllerService {
 
     async fn controller_publish_volume(
         &self,
-        _request: Request<csi::ControllerPublishVolumeRequest>,
+        request: Request<csi::ControllerPublishVolumeRequest>,
     ) -> Result<Response<csi::ControllerPublishVolumeResponse>, Status> {
-        Err(Status::unimplemented(
-            "volumes need no controller publish; nodes attach them directly",
-        ))
+        let req = request.into_inner();
+        call(
+            "ControllerPublishVolume",
+            &volume_of(&req),
+            self.publish(req),
+        )
+        .await
     }
 
     async fn controller_unpublish_volume(
         &self,
-        _request: Request<csi::ControllerUnpublishVolumeRequest>,
+        request: Request<csi::ControllerUnpublishVolumeRequest>,
     ) -> Result<Response<csi::ControllerUnpublishVolumeResponse>, Status> {
-        Err(Status::unimplemented(
-            "volumes need no controller unpublish; nodes detach them directly",
-        ))
+        let req = request.into_inner();
+        call(
+            "ControllerUnpublishVolume",
+            &volume_of(&req),
+            self.unpublish(req),
+        )
+        .await
     }
 
     async fn validate_volume_capabilities(
