@@ -1,6 +1,7 @@
 //! The scenarios, by name. To add one: write `async fn run(ctx: Ctx) ->
 //! Outcome` in a module under `scenarios/`, and list it in [`ALL`].
 
+mod doctor_fence;
 mod node_block;
 mod node_condition;
 mod node_expand;
@@ -95,6 +96,10 @@ pub const ALL: &[Scenario] = &[
     Scenario {
         name: "node_reconnect_on_publish_after_ctrl_loss",
         run: |ctx| Box::pin(node_recovery::run(ctx)),
+    },
+    Scenario {
+        name: "doctor_check_fence",
+        run: |ctx| Box::pin(doctor_fence::run(ctx)),
     },
     Scenario {
         name: "demo_walkthrough",

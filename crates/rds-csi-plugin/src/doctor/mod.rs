@@ -15,10 +15,12 @@
 //! the node's (7–9) in `--mode node` and `all`; a check that needs one that
 //! failed is skipped, with the reason. Exit status 0 when nothing failed, 1
 //! when something did, 2 for bad flags. Nothing is changed anywhere: only
-//! reads, on the RDS and on this machine.
+//! reads, on the RDS and on this machine, unless `--check-fence` asks for
+//! the [`fence`] checks, which make (and remove) a scratch disk.
 //!
 //! [`verdict`] judges (no I/O, unit-tested); `probe` observes.
 
+pub mod fence;
 mod probe;
 pub mod verdict;
 
@@ -54,6 +56,16 @@ pub mod name {
     pub const HOST_NQN: &str = "host NQN";
     /// (9) The programs the node runs.
     pub const TOOLS: &str = "node tools";
+    /// (F1) `--check-fence`: a scratch disk to try the fence on.
+    pub const FENCE_SCRATCH: &str = "fence: scratch disk";
+    /// (F2) Only the listed host may connect.
+    pub const FENCE_LISTED_ONLY: &str = "fence: listed host only";
+    /// (F3) A list of two hosts.
+    pub const FENCE_LIST_OF_TWO: &str = "fence: list of two";
+    /// (F4) Unpublishing one host ends its connection, not the other's.
+    pub const FENCE_UNPUBLISH_CUTS: &str = "fence: unpublish cuts off";
+    /// (F5) Everything made for the checks is removed.
+    pub const FENCE_CLEANUP: &str = "fence: clean-up";
 
     /// The controller's checks, in order.
     pub const CONTROLLER: [&str; 6] = [
@@ -211,8 +223,9 @@ impl Report {
     }
 }
 
-/// Makes every check the configuration calls for, in order.
-pub async fn run(config: &PluginConfig, report: &mut Report) {
+/// Makes every check the configuration calls for, in order; with
+/// `check_fence`, then the fence checks.
+pub async fn run(config: &PluginConfig, check_fence: bool, report: &mut Report) {
     match &config.controller {
         Some(c) => controller(c, report).await,
         None => report.skip_all(
@@ -230,6 +243,57 @@ pub async fn run(config: &PluginConfig, report: &mut Report) {
             ),
         ),
     }
+    if check_fence {
+        fence_checks(config, report).await;
+    }
+}
+
+/// The `--check-fence` checks, when everything they need is there.
+async fn fence_checks(config: &PluginConfig, report: &mut Report) {
+    let (Some(c), Some(n)) = (&config.controller, &config.node) else {
+        report.skip_all(
+            &fence::CHECKS,
+            "--check-fence needs --mode all: SSH to the RDS (the controller's flags) and this              machine's NVMe/TCP initiator (the node's)",
+        );
+        return;
+    };
+    // The NVMe/TCP port may only listen while a disk is exported, which
+    // the scratch disk will be: its check is not needed here.
+    let needed = [
+        name::KEY_ACCEPTED,
+        name::ROUTEROS_VERSION,
+        name::VOLUME_PATH,
+        name::KERNEL,
+    ];
+    let passed = |n: &str| {
+        report
+            .checks
+            .iter()
+            .any(|c| c.name == n && c.status == Status::Ok)
+    };
+    if let Some(missing) = needed.iter().find(|n| !passed(n)) {
+        report.skip_all(
+            &fence::CHECKS,
+            &format!("needs the {missing} check to pass"),
+        );
+        return;
+    }
+    let Ok(key) = ClientKey::load(&c.rds.private_key) else {
+        report.skip_all(&fence::CHECKS, "needs a usable key (--rds-private-key)");
+        return;
+    };
+    let mut ssh = SshConfig::new(
+        c.rds.address.clone(),
+        c.rds.port,
+        c.rds.user.clone(),
+        key,
+        c.rds.host_key.clone(),
+    );
+    ssh.connect_timeout = SSH_TIMEOUT;
+    ssh.command_timeout = c.rds.command_timeout;
+    let client = RdsClient::new(ssh);
+    fence::run(c, n, &client, report).await;
+    client.transport().close().await;
 }
 
 fn mode_flag(mode: Mode) -> &'static str {
@@ -326,17 +390,30 @@ async fn node(n: &NodeConfig, report: &mut Report) {
     report.push(verdict::tools(&probe::tools(path.as_deref()).await));
 }
 
+/// The id of the doctor's own flag, `--check-fence`.
+const CHECK_FENCE: &str = "check_fence";
+
 /// The `doctor` subcommand: `args` are the program name and then the
 /// plugin's flags (without the word `doctor`). Exit status 0 when nothing
 /// failed, 1 when a check failed, 2 for bad flags.
 pub fn main(args: Vec<OsString>) -> ExitCode {
     let mut command = Args::command()
+        .arg(
+            clap::Arg::new(CHECK_FENCE)
+                .long("check-fence")
+                .action(clap::ArgAction::SetTrue)
+                .help(
+                    "Also check that the RDS fences volumes as the driver assumes: makes a \
+                     small scratch disk, connects to it as two host identities, and removes \
+                     it again. Needs --mode all (SSH and this machine's NVMe/TCP initiator)",
+                ),
+        )
         .name("rds-csi-plugin doctor")
         .bin_name("rds-csi-plugin doctor")
         .about(
             "Checks the set-up against the RDS and this machine, and prints a checklist with \
              the fix of each failure. Takes the plugin's flags (and environment variables); \
-             changes nothing.",
+             changes nothing, unless --check-fence is given.",
         )
         .after_help(
             "Exit status: 0 when nothing failed, 1 when a check failed, 2 for bad flags. \
@@ -387,8 +464,9 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         mode_flag(config.mode)
     );
     drop(out);
+    let check_fence = matches.get_flag(CHECK_FENCE);
     let mut report = Report::live();
-    runtime.block_on(run(&config, &mut report));
+    runtime.block_on(run(&config, check_fence, &mut report));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", report.summary());
     let _ = out.flush();

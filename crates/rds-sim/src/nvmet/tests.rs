@@ -776,3 +776,19 @@ fn a_restarted_simulator_adopts_the_allowed_hosts() {
     r.engine.nvmet_shutdown().unwrap();
     assert_eq!(r.record(), Record::default());
 }
+
+#[test]
+fn a_fault_lets_any_host_in_whatever_the_list() {
+    let r = rig();
+    r.engine.faults().set_ignore_allow_list(true);
+    r.add("pvc-1", NQN, 4420);
+    r.ok(&format!(
+        "/disk set pvc-1 nvme-tcp-server-allow-host-name=\"{HOST_A}\""
+    ));
+    assert_eq!(r.allowed(NQN), None);
+    r.engine.faults().set_ignore_allow_list(false);
+    r.ok(&format!(
+        "/disk set pvc-1 nvme-tcp-server-allow-host-name=\"{HOST_B}\""
+    ));
+    assert_eq!(r.allowed(NQN), Some(vec![HOST_B.to_string()]));
+}
