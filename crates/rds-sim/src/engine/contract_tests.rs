@@ -44,6 +44,8 @@ fn fill(script: &str, slot: &str, size: u64) -> String {
         .replace("\"^PREFIX\"", "\"^pvc-\"")
         .replace("\"POOL\"", "\"raid10\"")
         .replace("\"D\"", "\"raid10/volumes\"")
+        .replace("\"H\"", &format!("\"{HOST_A},{HOST_B}\""))
+        .replace("\"H2\"", &format!("\"{HOST_B}\""))
         .replace("=N ", &format!("={size} "))
         .replace("=N}", &format!("={size}}}"))
         .replace("< N)", &format!("< {size})"))
@@ -52,6 +54,10 @@ fn fill(script: &str, slot: &str, size: u64) -> String {
 fn create(s: &Sim, slot: &str, size: u64) -> String {
     s.ok(&fill(&doc_script("Create"), slot, size))
 }
+
+/// Two host NQNs of the driver's form, for the allow list.
+const HOST_A: &str = "nqn.2024-01.io.srvlab.csi.rds:node:a";
+const HOST_B: &str = "nqn.2024-01.io.srvlab.csi.rds:node:b";
 
 const HEADER: &str = "Flags: B - BLOCK-DEVICE; M - MOUNTED; t - NVME-TCP-EXPORT\r\n";
 
@@ -67,11 +73,12 @@ fn the_doc_scripts_are_found_and_filled_completely() {
         "Version",
         "Pools",
         "File type",
+        "Who may connect",
     ] {
         let script = fill(&doc_script(section), SLOT, GIB);
         for placeholder in [
-            "\"S\"", "\"P\"", "\"F\"", "\"Q\"", "\"C\"", "\"D\"", "PREFIX", "POOL", "=N", "< N",
-            "OWNER",
+            "\"S\"", "\"P\"", "\"F\"", "\"Q\"", "\"C\"", "\"D\"", "\"H\"", "\"H2\"", "PREFIX",
+            "POOL", "=N", "< N", "OWNER",
         ] {
             assert!(!script.contains(placeholder), "{section}: {script}");
         }
@@ -345,5 +352,39 @@ fn file_type_puts_missing_or_the_type() {
     assert_eq!(
         s.ok(&fill(&doc_script("File type"), "", 0)),
         "directory\r\n"
+    );
+}
+
+#[test]
+fn who_may_connect_changes_only_from_the_expected_state() {
+    let s = sim(100 * GIB);
+    create(&s, SLOT, GIB);
+    let script = fill(&doc_script("Who may connect"), SLOT, GIB);
+    // Not in the expected state (no hosts listed yet): nothing changes, and
+    // the disk is printed as it is.
+    let out = s.ok(&script);
+    assert!(
+        out.contains("nvme-tcp-server-allow-host-name=\"\""),
+        "{out}"
+    );
+    s.ok(&format!(
+        "/disk set {SLOT} nvme-tcp-server-allow-host-name=\"{HOST_A},{HOST_B}\""
+    ));
+    let out = s.ok(&script);
+    assert!(
+        out.contains(&format!("nvme-tcp-server-allow-host-name=\"{HOST_B}\"")),
+        "{out}"
+    );
+    assert!(
+        out.contains("nvme-tcp-export=yes"),
+        "switched on again: {out}"
+    );
+    let disk = &s.engine.disks()[0];
+    assert_eq!((disk.export, disk.allow_host_name.as_str()), (true, HOST_B));
+    // Run again: the condition no longer holds.
+    let out = s.ok(&script);
+    assert!(
+        out.contains(&format!("nvme-tcp-server-allow-host-name=\"{HOST_B}\"")),
+        "{out}"
     );
 }
