@@ -4,6 +4,8 @@
 //!   plugin's state directory; [`find_host_nqn`] says which, without writing.
 //! - [`fence`]: the identity a node attaches published volumes with, derived
 //!   from its node name, and how it travels in the `publish_context` (pure).
+//! - [`refusal`]: which controllers the target refuses (unpublished from
+//!   this node), from the kernel log.
 //! - [`ConnectionConfig::option_string`]: the connect string, validated so no
 //!   value can inject an option (pure).
 //! - [`Host`]: everything under an injected root. [`Host::connect`] writes the
@@ -28,6 +30,7 @@ mod host;
 pub mod identity;
 mod lifecycle;
 pub mod options;
+pub mod refusal;
 mod scan;
 pub mod sysfs;
 pub mod testing;
