@@ -26,9 +26,14 @@
 //! A decision says what the export must become ([`Target`]), or why the
 //! request is refused. The controller writes the target with a
 //! compare-and-set against the state it decided from, and decides again from
-//! what it then reads if someone changed the disk meanwhile, so two
-//! publishes racing for one volume (two controllers, or a request whose
-//! earlier attempt is still running) never both win.
+//! what it then reads if someone changed the disk meanwhile. RouterOS runs
+//! the commands of two scripts interleaved, so the compare and the set are
+//! not one step: two controllers that both believe they lead (the per-volume
+//! lock serialises one controller's calls, leader election the replicas')
+//! can both pass the compare, and the later set wins. Even then only one
+//! node is let in, because the export is the fence and the record at once:
+//! the node whose publish was overwritten is refused when it connects, and
+//! the next publish or ListVolumes reads the truth.
 
 use std::collections::BTreeSet;
 use std::fmt;
