@@ -25,7 +25,7 @@ use csi_proto::v1::{
     CapacityRange, ControllerPublishVolumeRequest, ControllerUnpublishVolumeRequest,
     CreateVolumeRequest, VolumeCapability,
 };
-use rds_client::{ClientKey, HostKeyPolicy, RdsClient, SshConfig};
+use rds_client::RdsClient;
 use rds_sim::SimConfig;
 use rds_sim::testing::TestSim;
 use routeros::RdsPath;
@@ -107,12 +107,13 @@ async fn one(controller: &ControllerService, op: Op, id: &str) -> Duration {
 
 async fn phase(
     controller: &Arc<ControllerService>,
-    client: &RdsClient,
+    sim: &TestSim,
     op: Op,
     ids: &[String],
     concurrent: bool,
 ) -> Phase {
-    let before = client.transport().stats().snapshot().commands;
+    // Every script is one SSH exec: the simulator counts the round trips.
+    let before = sim.engine.execs_served();
     let start = Instant::now();
     let mut latencies = Vec::with_capacity(ids.len());
     if concurrent {
@@ -137,7 +138,7 @@ async fn phase(
     Phase {
         wall,
         latencies,
-        round_trips: client.transport().stats().snapshot().commands - before,
+        round_trips: sim.engine.execs_served() - before,
     }
 }
 
@@ -170,13 +171,7 @@ async fn main() {
     let sim = TestSim::start(SimConfig::single_pool(dir.path(), "raid10", 1 << 50))
         .await
         .unwrap();
-    let mut config = SshConfig::new(
-        sim.addr.ip().to_string(),
-        sim.addr.port(),
-        sim.user.clone(),
-        ClientKey::from_key(sim.client_key.clone()),
-        HostKeyPolicy::Key(sim.host_key.clone()),
-    );
+    let mut config = test_support::sim::client_config(&sim);
     config.command_timeout = Duration::from_secs(120);
     let client = Arc::new(RdsClient::new(config));
     client.system_resource().await.unwrap(); // connect outside the measurements
@@ -220,7 +215,7 @@ async fn main() {
     let mut worst_trips = 0.0f64;
     for concurrent in [false, true] {
         for op in [Op::Publish, Op::Unpublish] {
-            let p = phase(&controller, &client, op, &ids, concurrent).await;
+            let p = phase(&controller, &sim, op, &ids, concurrent).await;
             let trips = p.round_trips as f64 / n as f64;
             println!(
                 "{:<10} {:<10} {:>10.1} {:>10.2} {:>10.2} {:>12.1} {:>12.2}",
@@ -242,7 +237,7 @@ async fn main() {
     // A restarted controller has seen none of the volumes: its first
     // publish of each reads the disk first.
     let restarted = controller_on(&client);
-    let p = phase(&restarted, &client, Op::Publish, &ids, true).await;
+    let p = phase(&restarted, &sim, Op::Publish, &ids, true).await;
     let restart_trips = p.round_trips as f64 / n as f64;
     println!(
         "{:<10} {:<10} {:>10.1} {:>10.2} {:>10.2} {:>12.1} {:>12.2}",

@@ -26,7 +26,7 @@ use std::time::Duration;
 use csi_driver::NodeConfig;
 use nvme_host::{ConnectionConfig, CtrlState, Host, HostIdentity, fence};
 use rds_client::RdsClient;
-use routeros::{Comment, ExportState, HostList, NewDisk, Nqn, Slot};
+use routeros::{Comment, ExportState, HostList, NewDisk, Nqn, OwnerTest, Slot};
 use tokio::time::Instant;
 use verdict::{BounceSeen, CleanupSeen, ConnectSeen, ListSeen, ScratchSeen};
 
@@ -36,6 +36,9 @@ use crate::config::ControllerConfig;
 /// The scratch disk's size: small, but more than any minimum a filesystem
 /// or RouterOS may have.
 const SCRATCH_BYTES: u64 = 64 << 20;
+
+/// The scratch disk's comment, by which it is removed.
+const SCRATCH_COMMENT: &str = "rds-csi doctor --check-fence scratch disk, safe to remove";
 
 /// How long a connection may take to end, or to come back, after a bounce:
 /// several reconnect delays of the connections made here (1 s each).
@@ -121,22 +124,28 @@ pub async fn run(c: &ControllerConfig, n: &NodeConfig, client: &RdsClient, repor
             return;
         }
     };
-    let made = Comment::new("rds-csi doctor --check-fence scratch disk, safe to remove")
-        .map_err(|e| e.to_string());
-    let made = match made {
-        Ok(comment) => client
-            .create_volume(&NewDisk {
-                slot: scratch.slot.clone(),
-                file_path: path.clone(),
-                size: SCRATCH_BYTES,
-                nvme_port: scratch.port,
-                nqn: scratch.nqn.clone(),
-                comment,
-            })
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e),
+    let comment = match Comment::new(SCRATCH_COMMENT) {
+        Ok(comment) => comment,
+        Err(e) => {
+            report.push(verdict::scratch(&ScratchSeen::Failed(e.to_string())));
+            report.skip_all(&CHECKS[1..], "needs the scratch disk");
+            return;
+        }
     };
+    // The scratch disk is removed only while it carries exactly this
+    // comment: the RDS checks it in the same script.
+    let owner = [OwnerTest::CommentIs(comment.clone())];
+    let made = client
+        .create_volume(&NewDisk {
+            slot: scratch.slot.clone(),
+            file_path: path.clone(),
+            size: SCRATCH_BYTES,
+            nvme_port: scratch.port,
+            nqn: scratch.nqn.clone(),
+            comment,
+        })
+        .await
+        .map_err(|e| e.to_string());
     let disk = match made {
         Ok(disk) => {
             report.push(verdict::scratch(&ScratchSeen::Made {
@@ -149,7 +158,7 @@ pub async fn run(c: &ControllerConfig, n: &NodeConfig, client: &RdsClient, repor
             report.push(verdict::scratch(&ScratchSeen::Failed(e)));
             report.skip_all(&CHECKS[1..], "needs the scratch disk");
             // A create cut off half-way may have left it.
-            let _ = client.delete_volume(&scratch.slot).await;
+            let _ = client.delete_volume(&scratch.slot, &owner, true).await;
             return;
         }
     };
@@ -168,8 +177,14 @@ pub async fn run(c: &ControllerConfig, n: &NodeConfig, client: &RdsClient, repor
     {
         seen.disconnect = Some(e.to_string());
     }
-    if let Err(e) = client.delete_volume(&scratch.slot).await {
-        seen.removal = Some(e.to_string());
+    match client.delete_volume(&scratch.slot, &owner, true).await {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            seen.removal = Some(format!(
+                "the disk no longer carries the comment {SCRATCH_COMMENT:?}, so it was left"
+            ));
+        }
+        Err(e) => seen.removal = Some(e.to_string()),
     }
     report.push(verdict::cleanup(scratch.slot.as_str(), &seen));
 }
