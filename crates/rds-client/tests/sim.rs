@@ -124,7 +124,8 @@ async fn volume_lifecycle() {
     assert_eq!(disk.file_path.as_deref(), Some("/raid10/volumes/pvc-1.img"));
     assert_eq!(disk.nqn.as_deref(), Some("nqn.2000-02.com.mikrotik:pvc-1"));
     assert_eq!(disk.nvme_tcp_port, Some(4420));
-    assert!(disk.nvme_tcp_export);
+    assert!(!disk.nvme_tcp_export, "made closed to every host");
+    assert!(disk.allowed_hosts.is_empty());
     assert_eq!(disk.mount_filesystem, Some(false));
     assert_eq!(disk.comment.as_deref(), Some("rds-csi:pvc-1"));
     let meta = std::fs::metadata(env.image("pvc-1")).unwrap();
@@ -1066,12 +1067,13 @@ fn export(on: bool, names: &[&str]) -> routeros::ExportState {
 async fn set_export_changes_only_from_the_expected_state() {
     let env = env(10 * GIB).await;
     env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
-    let open = export(true, &[]);
+    // New disks are closed.
+    let closed = export(false, &[]);
     let to_a = export(true, &["a"]);
 
     let disk = env
         .client
-        .set_export(&slot("pvc-1"), &open, &to_a, false)
+        .set_export(&slot("pvc-1"), &closed, &to_a, false)
         .await
         .unwrap()
         .unwrap();
@@ -1087,7 +1089,7 @@ async fn set_export_changes_only_from_the_expected_state() {
     let to_b = export(true, &["b"]);
     let disk = env
         .client
-        .set_export(&slot("pvc-1"), &open, &to_b, false)
+        .set_export(&slot("pvc-1"), &closed, &to_b, false)
         .await
         .unwrap()
         .unwrap();
@@ -1113,7 +1115,6 @@ async fn set_export_changes_only_from_the_expected_state() {
         .unwrap();
     assert_eq!(disk.allowed_hosts, ["nqn.2024-01.x:node:b"]);
     assert!(disk.nvme_tcp_export, "switched on again after the bounce");
-    let closed = export(false, &[]);
     let disk = env
         .client
         .set_export(&slot("pvc-1"), &to_b, &closed, true)
@@ -1141,7 +1142,7 @@ async fn set_export_converges_when_the_answer_is_lost() {
     env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
     let to_ab = export(true, &["a", "b"]);
     env.client
-        .set_export(&slot("pvc-1"), &export(true, &[]), &to_ab, false)
+        .set_export(&slot("pvc-1"), &export(false, &[]), &to_ab, false)
         .await
         .unwrap();
     // The connection drops after the bounce's second command ran: the

@@ -85,6 +85,11 @@ const REGULAR_FILE: &str = "(type=file or type~\" file\\$\")";
 
 /// Creates the disk unless a disk with its slot exists, then prints the disk.
 ///
+/// The disk is made closed to every host (`nvme-tcp-export=no`): it is
+/// published nowhere until ControllerPublishVolume lets a node in
+/// ([`set_export`]). The port and NQN are set now, so that publishing
+/// changes nothing but who may connect.
+///
 /// A stray image at the path (left by a create or delete that was cut off) is
 /// removed first, so a new volume never starts with old data; a path used by
 /// another disk stops the script with an error instead, and so does a path
@@ -123,7 +128,7 @@ pub fn create_disk(disk: &NewDisk) -> Script {
         .value(&disk.size)
         .syntax(" slot=")
         .value(&disk.slot)
-        .syntax(" mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=")
+        .syntax(" mount-filesystem=no nvme-tcp-export=no nvme-tcp-server-port=")
         .value(&disk.nvme_port)
         .syntax(" nvme-tcp-server-nqn=")
         .value(&disk.nqn)
@@ -343,7 +348,7 @@ mod tests {
                 r#":if ([:len [/file find where name="raid10/volumes/pvc-1.img" and (type=file or type~" file\$")]] = 0) do={"#,
                 r#":error ("rds-csi: not a regular file, left in place: " . "raid10/volumes/pvc-1.img")}; "#,
                 r#"/file remove $f}; "#,
-                r#"/disk add type=file file-path="/raid10/volumes/pvc-1.img" file-size=1073741824 slot="pvc-1" mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-1" comment="rds-csi:pvc-1"}; "#,
+                r#"/disk add type=file file-path="/raid10/volumes/pvc-1.img" file-size=1073741824 slot="pvc-1" mount-filesystem=no nvme-tcp-export=no nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-1" comment="rds-csi:pvc-1"}; "#,
                 r#"/disk print detail where slot="pvc-1""#
             )
         );

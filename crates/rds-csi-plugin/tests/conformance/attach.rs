@@ -81,6 +81,8 @@ async fn publish_opens_the_volume_to_that_node_alone_and_says_who_to_be() {
     let plugin = Plugin::start().await;
     let mut c = plugin.controller().await;
     let id = create_volume(&mut c, create(&pv_name(1), GIB)).await;
+    // Made closed: no host can connect before a publish.
+    assert_eq!(plugin.export_of(&id), (false, String::new()));
 
     let published = c
         .controller_publish_volume(publish_req(&id, &node("worker-1"), rwo()))
@@ -202,8 +204,9 @@ async fn publish_checks_its_arguments_and_what_they_name() {
         assert_eq!(err.code(), Code::NotFound, "{not_a_node}: {err:?}");
         assert!(err.message().contains("names no node"), "{}", err.message());
     }
-    // Nothing was changed by any of them.
-    assert_eq!(plugin.export_of(&id), (true, String::new()));
+    // Nothing was changed by any of them: the volume is as it was made,
+    // closed to every host.
+    assert_eq!(plugin.export_of(&id), (false, String::new()));
 }
 
 #[tokio::test]

@@ -69,7 +69,7 @@ async fn create_makes_a_volume_and_says_how_to_reach_it() {
         !disk.mount_filesystem,
         "mount-filesystem=no on every volume"
     );
-    assert!(disk.export);
+    assert!(!disk.export, "made closed to every host, until published");
     assert_eq!(disk.size, 3 << 29);
 }
 

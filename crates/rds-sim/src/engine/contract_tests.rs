@@ -92,7 +92,8 @@ fn create_makes_the_disk_and_prints_it_like_the_doc() {
     let out = create(&s, SLOT, GIB);
     let lines: Vec<&str> = out.split("\r\n").collect();
     assert_eq!(lines[0], HEADER.trim_end());
-    assert_eq!(lines[1], format!(" 0 B  t ;;; rds-csi:{SLOT}"));
+    // Made closed: no `t` flag until a publish exports it.
+    assert_eq!(lines[1], format!(" 0 B    ;;; rds-csi:{SLOT}"));
     assert_eq!(
         lines[2],
         format!("        type=file slot=\"{SLOT}\" slot-default=\"\"")
@@ -115,7 +116,7 @@ fn create_makes_the_disk_and_prints_it_like_the_doc() {
         "compress=no",
         "sector-size=512",
         "raid-master=none",
-        "nvme-tcp-export=yes",
+        "nvme-tcp-export=no",
         "nvme-tcp-server-port=4420",
         "nvme-tcp-server-allow-host-name=\"\"",
         "iscsi-export=no",
@@ -151,7 +152,7 @@ fn create_makes_the_disk_and_prints_it_like_the_doc() {
             disk.export,
             disk.mount_filesystem
         ),
-        (SLOT, GIB, true, false)
+        (SLOT, GIB, false, false)
     );
     let image = s.host(&format!("raid10/volumes/{SLOT}.img"));
     assert_eq!(std::fs::metadata(image).unwrap().len(), GIB);
@@ -213,8 +214,8 @@ fn list_by_prefix() {
     }
     let out = s.ok(&fill(&doc_script("List"), "", 0));
     assert!(
-        out.contains(" 0 B  t ;;; rds-csi:pvc-1\r\n")
-            && out.contains("\r\n\r\n 1 B  t ;;; rds-csi:pvc-2\r\n"),
+        out.contains(" 0 B    ;;; rds-csi:pvc-1\r\n")
+            && out.contains("\r\n\r\n 1 B    ;;; rds-csi:pvc-2\r\n"),
         "{out}"
     );
     assert!(!out.contains("other-1"));
@@ -360,15 +361,15 @@ fn who_may_connect_changes_only_from_the_expected_state() {
     let s = sim(100 * GIB);
     create(&s, SLOT, GIB);
     let script = fill(&doc_script("Who may connect"), SLOT, GIB);
-    // Not in the expected state (no hosts listed yet): nothing changes, and
-    // the disk is printed as it is.
+    // Not in the expected state (closed, as made): nothing changes, and the
+    // disk is printed as it is.
     let out = s.ok(&script);
     assert!(
-        out.contains("nvme-tcp-server-allow-host-name=\"\""),
+        out.contains("nvme-tcp-export=no") && out.contains("nvme-tcp-server-allow-host-name=\"\""),
         "{out}"
     );
     s.ok(&format!(
-        "/disk set {SLOT} nvme-tcp-server-allow-host-name=\"{HOST_A},{HOST_B}\""
+        "/disk set {SLOT} nvme-tcp-export=yes nvme-tcp-server-allow-host-name=\"{HOST_A},{HOST_B}\""
     ));
     let out = s.ok(&script);
     assert!(
