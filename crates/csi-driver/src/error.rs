@@ -110,7 +110,8 @@ fn node_code(e: &NodeError) -> Code {
         | E::StagingNotMounted { .. }
         | E::StagingOccupied { .. }
         | E::RefusedToFormat { .. }
-        | E::PublishedElsewhere { .. } => Code::FailedPrecondition,
+        | E::PublishedElsewhere { .. }
+        | E::PublishedToAnother { .. } => Code::FailedPrecondition,
         E::PublishedIncompatibly { .. } => Code::AlreadyExists,
         // The connection is down or the kernel is not done yet: worth
         // kubelet's retry.

@@ -81,6 +81,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> NodeService<H, F, R> {
                 staging_path,
                 capability,
                 context,
+                publish_context: req.publish_context,
             })
             .await?;
         Ok(csi::NodeStageVolumeResponse {})
@@ -112,6 +113,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> NodeService<H, F, R> {
                 capability,
                 read_only: req.readonly,
                 context: req.volume_context,
+                publish_context: req.publish_context,
             })
             .await?;
         Ok(csi::NodePublishVolumeResponse {})
@@ -308,9 +310,13 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> CsiNode for NodeService<H, F, 
         _request: Request<csi::NodeGetInfoRequest>,
     ) -> std::result::Result<Response<csi::NodeGetInfoResponse>, Status> {
         let config = self.node.config();
+        // The node ID is the host NQN this node attaches published volumes
+        // as: the controller lets exactly that host in when it publishes a
+        // volume to this node.
+        let node_id = self.node.node_id().to_owned();
         call("NodeGetInfo", "", async {
             Ok(csi::NodeGetInfoResponse {
-                node_id: config.node_id.clone(),
+                node_id,
                 max_volumes_per_node: config.max_volumes,
                 accessible_topology: None,
             })

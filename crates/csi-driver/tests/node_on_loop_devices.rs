@@ -127,6 +127,7 @@ impl Rig {
             read_only: false,
             connection: None,
             diskseq: None,
+            host: None,
         };
         Records::new(self.path("state")).save(&record).unwrap();
         record

@@ -31,6 +31,7 @@
 pub mod context;
 pub mod error;
 mod expand;
+pub mod fence;
 pub mod fs;
 pub mod health;
 pub mod locks;
@@ -47,6 +48,7 @@ mod unstage;
 
 pub use context::{ConnectionParams, FsType, ParamError, VolumeContext};
 pub use error::NodeError;
+pub use fence::{Chosen, Identities};
 pub use fs::{Filesystems, LinuxFilesystems};
 pub use node::{LinuxNode, Node, NodeConfig, NodeTimeouts};
 pub use nvme::NvmeHost;

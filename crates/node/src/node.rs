@@ -14,6 +14,7 @@ use tracing::info;
 
 use crate::context::FsType;
 use crate::error::{NodeError, Result};
+use crate::fence::Identities;
 use crate::fs::{Filesystems, LinuxFilesystems};
 use crate::health::{HealthMonitor, Observation};
 use crate::locks::VolumeLocks;
@@ -57,7 +58,9 @@ impl Default for NodeTimeouts {
 /// The node's configuration.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    /// This node's name.
+    /// This node's name (the Kubernetes node name). The node ID it reports
+    /// is the host NQN it attaches published volumes as, made from this
+    /// name ([`crate::fence`]).
     pub node_id: String,
     /// Most volumes the scheduler may put on this node (0: no limit).
     pub max_volumes: i64,
@@ -84,7 +87,7 @@ pub struct Node<H, F, R> {
     pub(crate) host: Arc<H>,
     pub(crate) fs: Arc<F>,
     pub(crate) records: Arc<R>,
-    pub(crate) identity: HostIdentity,
+    pub(crate) identities: Identities,
     pub(crate) locks: VolumeLocks,
     pub(crate) metrics: NodeMetrics,
     pub(crate) monitor: Arc<HealthMonitor>,
@@ -108,7 +111,10 @@ impl LinuxNode {
 }
 
 impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
-    /// The node of `config` over the given seams, connecting as `identity`.
+    /// The node of `config` over the given seams; `identity` is the host's
+    /// own NVMe identity, and the identity it attaches published volumes as
+    /// follows from the node name (a node name that cannot make one is a
+    /// configuration error).
     pub fn new(
         config: NodeConfig,
         host: H,
@@ -123,12 +129,17 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
                     .into(),
             ));
         }
-        info!(hostnqn = %identity.nqn, "NVMe host identity");
+        let identities = Identities::new(identity, &config.nqn_prefix, &config.node_id)?;
+        info!(
+            hostnqn = %identities.own().nqn,
+            attach_hostnqn = %identities.attach().nqn,
+            "NVMe host identities: the host's own, and the one published volumes are attached as"
+        );
         Ok(Self {
             host: Arc::new(host),
             fs: Arc::new(fs),
             records: Arc::new(records),
-            identity,
+            identities,
             monitor: Arc::new(HealthMonitor::new(metrics.clone())),
             metrics,
             config,
@@ -139,6 +150,17 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
     /// The configuration.
     pub fn config(&self) -> &NodeConfig {
         &self.config
+    }
+
+    /// The node's host identities.
+    pub fn identities(&self) -> &Identities {
+        &self.identities
+    }
+
+    /// The node ID this node reports: the host NQN it attaches published
+    /// volumes as.
+    pub fn node_id(&self) -> &str {
+        &self.identities.attach().nqn
     }
 
     /// The NVMe host seam.
@@ -165,6 +187,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             &*self.host,
             &*self.fs,
             &*self.records,
+            &self.identities.ours(),
             &self.config.nqn_prefix,
             self.config.timeouts.orphan_cleanup,
             &self.metrics,
@@ -184,6 +207,8 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             Arc::clone(&self.fs),
             Arc::clone(&self.records),
             self.config.health_interval,
+            self.identities.ours(),
+            self.config.timeouts.disconnect,
             stop,
         ))
     }

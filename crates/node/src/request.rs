@@ -46,6 +46,10 @@ pub struct StageRequest {
     pub capability: Capability,
     /// Where its target is and how to connect.
     pub context: VolumeContext,
+    /// The publish context ControllerPublishVolume returned: the host
+    /// identity to connect as (see [`crate::fence`]); empty when the volume
+    /// was not published by a controller with attachment.
+    pub publish_context: HashMap<String, String>,
 }
 
 /// NodePublishVolume's arguments.
@@ -65,6 +69,9 @@ pub struct PublishRequest {
     /// The volume context as the request carries it, read only when the
     /// volume's connection is gone and must be made again.
     pub context: HashMap<String, String>,
+    /// The publish context as the request carries it, read with the volume
+    /// context.
+    pub publish_context: HashMap<String, String>,
 }
 
 /// NodeExpandVolume's arguments.

@@ -9,8 +9,10 @@
 //! - filesystem volume: [`Node::attach`] → [`Node::ensure_filesystem`] →
 //!   [`Node::ensure_mounted`] → [`Node::record_stage`].
 //!
-//! Where the next features go: the host identity a ControllerPublish hands
-//! over (fencing) is chosen in [`Node::connection_for`]; an encrypted volume
+//! The host identity the volume is connected as is the one ControllerPublish
+//! handed over in the publish context ([`crate::fence`]), chosen before
+//! anything else is done, and kept in the record. Where the next features
+//! go: an encrypted volume
 //! opens its mapping between `attach` and `ensure_filesystem`, which then
 //! work on the mapping's device (and unstage closes it before the
 //! disconnect); a volume restored larger than its filesystem grows it after
@@ -20,7 +22,7 @@ use std::path::Path;
 
 use node_fs::format::Prepared;
 use node_fs::probe::Probe;
-use nvme_host::{BlockDevice, Connected, ConnectionConfig};
+use nvme_host::{BlockDevice, Connected, ConnectionConfig, HostIdentity};
 use telemetry::metrics::OutcomeLabels;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -65,8 +67,17 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
 
     /// A block volume: connected, and recorded.
     async fn stage_block(&self, req: &StageRequest) -> Result<()> {
-        let device = self.attach(&req.context).await?;
-        self.record_stage(req, &device, None).await
+        let host = self.host_for(req)?;
+        let device = self.attach(&req.context, &host).await?;
+        self.record_stage(req, &host, &device, None).await
+    }
+
+    /// The identity to connect the volume of `req` as.
+    fn host_for(&self, req: &StageRequest) -> Result<HostIdentity> {
+        let chosen = self
+            .identities
+            .for_volume(&req.volume_id, &req.publish_context)?;
+        Ok(chosen.identity().clone())
     }
 
     /// A filesystem volume: connected, its filesystem made if it is empty,
@@ -77,7 +88,8 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         wanted: FsType,
         mount_flags: &[String],
     ) -> Result<()> {
-        let device = self.attach(&req.context).await?;
+        let host = self.host_for(req)?;
+        let device = self.attach(&req.context, &host).await?;
         let fs = self.ensure_filesystem(&device.path, wanted).await?;
         self.ensure_mounted(
             &device,
@@ -88,16 +100,20 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             Earlier::Load(&req.volume_id),
         )
         .await?;
-        self.record_stage(req, &device, Some(fs)).await
+        self.record_stage(req, &host, &device, Some(fs)).await
     }
 
-    /// How to connect the volume of `context`, as this node.
-    pub(crate) fn connection_for(&self, context: &VolumeContext) -> ConnectionConfig {
+    /// How to connect the volume of `context`, as `host`.
+    pub(crate) fn connection_for(
+        &self,
+        context: &VolumeContext,
+        host: &HostIdentity,
+    ) -> ConnectionConfig {
         ConnectionConfig {
             traddr: context.nvme_address.clone(),
             trsvcid: context.nvme_port,
             nqn: context.nqn.clone(),
-            host: self.identity.clone(),
+            host: host.clone(),
             ctrl_loss_tmo: context.connection.ctrl_loss_tmo,
             reconnect_delay: Some(context.connection.reconnect_delay),
             keep_alive_tmo: context.connection.keep_alive_tmo,
@@ -106,10 +122,14 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         }
     }
 
-    /// Connects the volume's NQN (reusing a connection that exists) and waits
-    /// for its block device.
-    pub(crate) async fn attach(&self, context: &VolumeContext) -> Result<BlockDevice> {
-        let connection = self.connection_for(context);
+    /// Connects the volume's NQN as `host` (reusing a connection that
+    /// exists) and waits for its block device.
+    pub(crate) async fn attach(
+        &self,
+        context: &VolumeContext,
+        host: &HostIdentity,
+    ) -> Result<BlockDevice> {
+        let connection = self.connection_for(context, host);
         let retries = &self.metrics.nvme_connect_retries;
         let connected = self
             .host
@@ -137,7 +157,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             .host
             .wait_for_block_device(&context.nqn, Instant::now() + self.config.timeouts.device)
             .await?;
-        info!(nqn = %context.nqn, device = %device.path.display(), ?connected, "connected");
+        info!(nqn = %context.nqn, hostnqn = %host.nqn, device = %device.path.display(), ?connected, "connected");
         Ok(device)
     }
 
@@ -237,6 +257,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
     async fn record_stage(
         &self,
         req: &StageRequest,
+        host: &HostIdentity,
         device: &BlockDevice,
         fs: Option<FsType>,
     ) -> Result<()> {
@@ -249,6 +270,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             read_only: req.capability.read_only,
             connection: Some(req.context.to_map().into_iter().collect()),
             diskseq: device.diskseq,
+            host: Some(host.into()),
         };
         self.records.save(&record).await?;
         Ok(())

@@ -16,6 +16,23 @@
 //! not: a plugin killed between the mount and the record of a stage leaves
 //! one, and its filesystem must not lose its disk.
 //!
+//! Only connections made as one of this node's host identities are judged
+//! ([`crate::fence`]); another identity's, on the same kernel, are not this
+//! node's.
+//!
+//! A connection the target **refuses** is disconnected, record, mount or not:
+//! the volume was unpublished from this node (a node that was force-detached
+//! while it was away, coming back), the RDS lets another node in now, and
+//! this one never serves again (see [`nvme_host::Host::refused`]). Keeping it
+//! would only hold its I/O, and whatever waits on it (an unmount, a `sync`,
+//! a process reading the volume), until `ctrlLossTmo` (30 minutes by
+//! default) on kernels that keep asking; disconnected, the I/O fails at
+//! once. A filesystem still mounted on it cannot be unmounted cleanly either
+//! way, since its last writes can no longer reach the disk, which belongs to
+//! another node now: it stays mounted, dead, for kubelet's unstage (which
+//! unmounts it) or a repeated stage (which replaces it). Its record stays
+//! for the same reason.
+//!
 //! Cleanup is best-effort: each orphan is disconnected and waited for within
 //! what is left of the deadline; a failure is logged and counted, and
 //! start-up goes on.
@@ -46,6 +63,9 @@ pub struct StartupReport {
     pub cleaned: Vec<String>,
     /// Orphaned NQNs that could not be disconnected in time.
     pub failed: Vec<String>,
+    /// NQNs the target refuses this node, disconnected (also in `cleaned`)
+    /// or not (also in `failed`).
+    pub refused: Vec<String>,
     /// Connected NQNs without this driver's prefix, left alone.
     pub foreign: Vec<String>,
 }
@@ -95,12 +115,27 @@ fn mounted_unrecorded(host: &impl NvmeHost, nqn: &str, mounts: &[MountInfo]) -> 
     }
 }
 
+/// Whether the target refuses any of `ours` for `nqn`. A kernel log that
+/// cannot be read says nothing: the connection is then judged like any
+/// other.
+fn refused_by_target(host: &impl NvmeHost, nqn: &str, ours: &[String]) -> bool {
+    ours.iter().any(|hostnqn| match host.refused(nqn, hostnqn) {
+        Ok(refused) => refused,
+        Err(e) => {
+            warn!(%nqn, %hostnqn, error = %e, "cannot tell whether the target refuses this connection; judged as any other");
+            false
+        }
+    })
+}
+
 /// Reads the records, judges every staged volume, and disconnects orphans
-/// of `our_prefix` within `budget`.
+/// of `our_prefix` connected as one of `ours` (host NQNs) within `budget`,
+/// and connections the target refuses.
 pub async fn start_up(
     host: &impl NvmeHost,
     fs: &impl Filesystems,
     records: &impl RecordStore,
+    ours: &[String],
     our_prefix: &str,
     budget: Duration,
     metrics: &NodeMetrics,
@@ -133,7 +168,7 @@ pub async fn start_up(
     }
 
     let referenced = referenced_nqns(&staged, mounts.as_deref());
-    let connected = match host.connected_subsystems() {
+    let connected = match host.connected_subsystems(ours) {
         Ok(nqns) => nqns,
         Err(e) => {
             warn!(error = %e, "cannot list NVMe subsystems; no orphan cleanup this time");
@@ -141,23 +176,30 @@ pub async fn start_up(
         }
     };
     for nqn in connected {
-        let in_use = referenced.contains(&nqn)
-            || (nqn.starts_with(our_prefix) && mounted_unrecorded(host, &nqn, readable));
-        let verdict = match host.check_orphan(&nqn, our_prefix, in_use) {
-            Ok(v) => v,
-            Err(e) => {
-                warn!(%nqn, error = %e, "cannot judge a connected subsystem; left alone");
-                continue;
+        let refused = nqn.starts_with(our_prefix) && refused_by_target(host, &nqn, ours);
+        let reason = if refused {
+            warn!(%nqn, "the target refuses this node for a volume (it was unpublished from here, and another node may own it now): disconnecting, so that its I/O fails instead of waiting forever");
+            report.refused.push(nqn.clone());
+            "the target refuses this node".to_owned()
+        } else {
+            let in_use = referenced.contains(&nqn)
+                || (nqn.starts_with(our_prefix) && mounted_unrecorded(host, &nqn, readable));
+            let verdict = match host.check_orphan(&nqn, our_prefix, in_use) {
+                Ok(v) => v,
+                Err(e) => {
+                    warn!(%nqn, error = %e, "cannot judge a connected subsystem; left alone");
+                    continue;
+                }
+            };
+            match verdict {
+                Orphan::NotOurs => {
+                    info!(%nqn, "connected subsystem of someone else; left alone");
+                    report.foreign.push(nqn);
+                    continue;
+                }
+                Orphan::InUse => continue,
+                Orphan::Orphan(reason) => reason.to_string(),
             }
-        };
-        let reason = match verdict {
-            Orphan::NotOurs => {
-                info!(%nqn, "connected subsystem of someone else; left alone");
-                report.foreign.push(nqn);
-                continue;
-            }
-            Orphan::InUse => continue,
-            Orphan::Orphan(reason) => reason,
         };
         if Instant::now() >= deadline {
             warn!(%nqn, %reason, "orphaned NVMe/TCP connection left: the start-up cleanup ran out of time");
@@ -166,7 +208,7 @@ pub async fn start_up(
             continue;
         }
         warn!(%nqn, %reason, "disconnecting an orphaned NVMe/TCP connection of this driver");
-        match host.disconnect(&nqn, deadline).await {
+        match host.disconnect(&nqn, ours, deadline).await {
             Ok(()) => {
                 info!(%nqn, "orphan disconnected");
                 metrics.orphans_cleaned.inc();
@@ -184,6 +226,7 @@ pub async fn start_up(
         abnormal = report.abnormal.len(),
         orphans_cleaned = report.cleaned.len(),
         orphans_left = report.failed.len(),
+        refused = report.refused.len(),
         foreign = report.foreign.len(),
         "node start-up checks done"
     );
@@ -200,6 +243,11 @@ mod tests {
     use std::path::Path;
 
     const PREFIX: &str = "nqn.2024-01.io.srvlab.csi.rds:";
+
+    /// The host identity `FakeController`s connect as: the node's own.
+    fn ours() -> Vec<String> {
+        vec![FakeController::new("x").hostnqn]
+    }
 
     struct Rig {
         dir: tempfile::TempDir,
@@ -258,6 +306,7 @@ mod tests {
                 read_only: false,
                 connection: None,
                 diskseq: None,
+                host: None,
             };
             self.records.save(&r).unwrap();
             r
@@ -269,6 +318,7 @@ mod tests {
                 &Host::new(self.sys.root()),
                 &self.fs(),
                 &self.records,
+                &ours(),
                 PREFIX,
                 Duration::from_secs(20),
                 &metrics,
@@ -410,6 +460,7 @@ mod tests {
             &Host::new(rig.sys.root()),
             &rig.fs(),
             &rig.records,
+            &ours(),
             PREFIX,
             Duration::from_millis(300),
             &metrics,

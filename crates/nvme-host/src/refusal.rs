@@ -96,25 +96,32 @@ pub fn read_events(kmsg: &Path) -> std::io::Result<Vec<Event>> {
         rustix::fs::Mode::empty(),
     )?;
     let mut file = File::from(fd);
-    let mut events = Vec::new();
+    let mut text = Vec::new();
     let mut buf = vec![0_u8; 8192];
     loop {
+        // `/dev/kmsg` gives one whole record per read; a plain file (a
+        // test's log) gives whatever fits. Either way the records, joined,
+        // are lines.
         match file.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => {
-                let record = String::from_utf8_lossy(&buf[..n]);
-                // The first line is `priority,seq,time,flags;text`; the
-                // lines after it (" KEY=value") are metadata.
-                let first = record.lines().next().unwrap_or_default();
-                let text = first.split_once(';').map_or(first, |(_, text)| text);
-                events.extend(parse_event(text));
-            }
+            Ok(n) => text.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PIPE.raw_os_error()) => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(events)
+    Ok(parse_log(&String::from_utf8_lossy(&text)))
+}
+
+/// The NVMe events of kernel log records as `/dev/kmsg` gives them: each
+/// record's first line is `priority,seq,time,flags;text`, and the lines
+/// after it that start with a space (` KEY=value`) are metadata.
+pub fn parse_log(records: &str) -> Vec<Event> {
+    records
+        .lines()
+        .filter(|line| !line.starts_with(' '))
+        .filter_map(|line| parse_event(line.split_once(';').map_or(line, |(_, text)| text)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -184,6 +191,24 @@ mod tests {
             ctrl: "nvme0".into(),
         });
         assert!(!last_refused(&back, "nvme0", SUB, HOST));
+    }
+
+    #[test]
+    fn kmsg_records_are_read_with_their_metadata_left_out() {
+        let log = format!(
+            "6,100,5000,-;nvme nvme0: new ctrl: NQN \"{SUB}\", addr 127.0.0.1:4420\n SUBSYSTEM=nvme\n DEVICE=c243:0\n\
+             3,101,6000,-;{}\n\
+             4,102,7000,-;nvme nvme0: Reconnecting in 1 seconds...\n",
+            refused("nvme0")
+        );
+        let events = parse_log(&log);
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(last_refused(&events, "nvme0", SUB, HOST));
+
+        let dir = tempfile::tempdir().unwrap();
+        let kmsg = dir.path().join("kmsg");
+        std::fs::write(&kmsg, &log).unwrap();
+        assert_eq!(read_events(&kmsg).unwrap(), events);
     }
 
     #[test]

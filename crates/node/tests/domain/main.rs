@@ -7,6 +7,8 @@
 //! - `crash`: an operation stopped after each of its steps in turn (the
 //!   process dying there), then retried, converges;
 //! - `concurrency`: repeated and concurrent calls converge;
+//! - `fence`: the host identity a volume is connected as, this node's
+//!   connections only, and connections the RDS refuses;
 //! - `monitor`: the health monitor's interval.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
@@ -14,6 +16,7 @@
 mod concurrency;
 mod crash;
 mod expand;
+mod fence;
 mod monitor;
 mod publish;
 mod stage;
@@ -31,7 +34,7 @@ use node::{
 };
 use telemetry::NodeMetrics;
 
-pub use node::testing::{FakeNode, PREFIX, config, identity};
+pub use node::testing::{FakeNode, PREFIX, attach_identity, config, identity, published_here};
 
 /// A volume's size.
 pub const GIB: u64 = 1 << 30;
@@ -189,13 +192,15 @@ pub fn block() -> Capability {
     }
 }
 
-/// NodeStageVolume of `volume` with `capability`.
+/// NodeStageVolume of `volume` with `capability`, published to this node
+/// by a controller with attachment.
 pub fn stage(volume: &Volume, capability: Capability) -> StageRequest {
     StageRequest {
         volume_id: volume.id.clone(),
         staging_path: volume.staging.clone(),
         capability,
         context: context(volume),
+        publish_context: published_here(),
     }
 }
 
@@ -208,6 +213,7 @@ pub fn publish(volume: &Volume, target: &Path, capability: Capability) -> Publis
         capability,
         read_only: false,
         context: context(volume).to_map(),
+        publish_context: published_here(),
     }
 }
 
