@@ -105,6 +105,7 @@ async fn stage_by_hand(
         .create_volume(&rds::volume(&name, GIB)?)
         .await
         .context("create the by-hand volume")?;
+    cluster.rds.open_to_any_host(&name).await?;
     let nqn = disk.nqn.clone().context("no NQN")?;
     let dir = cluster.scratch.join(format!("by-hand-{run}"));
     std::fs::create_dir_all(&dir).context("mkdir")?;

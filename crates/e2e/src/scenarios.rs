@@ -2,6 +2,7 @@
 //! Outcome` in a module under `scenarios/`, and list it in [`ALL`].
 
 mod doctor_fence;
+mod fence;
 mod node_block;
 mod node_condition;
 mod node_expand;
@@ -96,6 +97,14 @@ pub const ALL: &[Scenario] = &[
     Scenario {
         name: "node_reconnect_on_publish_after_ctrl_loss",
         run: |ctx| Box::pin(node_recovery::run(ctx)),
+    },
+    Scenario {
+        name: "fence_two_nodes",
+        run: |ctx| Box::pin(fence::two_nodes(ctx)),
+    },
+    Scenario {
+        name: "fence_migration",
+        run: |ctx| Box::pin(fence::migration(ctx)),
     },
     Scenario {
         name: "doctor_check_fence",

@@ -96,6 +96,7 @@ async fn steps(rds: &Rds) -> Outcome {
     )?;
     let before = fabrics::pattern(1, MIB as usize);
     let after = fabrics::pattern(2, MIB as usize);
+    rds.open_to_any_host(SOURCE).await?;
     let dev = attach(SOURCE).await?;
     dev.write_at(0, &before)?;
 
@@ -112,9 +113,10 @@ async fn steps(rds: &Rds) -> Outcome {
         .await
         .context("restore the snapshot")?;
     ensure(
-        restored.nvme_tcp_export,
-        "the restored volume is not exported",
+        !restored.nvme_tcp_export,
+        "the restored volume is exported before any publish",
     )?;
+    rds.open_to_any_host(RESTORED).await?;
     let dev = attach(RESTORED).await?;
     ensure(
         dev.read_at(0, MIB as usize)? == before,
@@ -125,6 +127,7 @@ async fn steps(rds: &Rds) -> Outcome {
     c.clone_volume(&rds::new_volume(CLONE, SIZE)?, &source)
         .await
         .context("clone the volume")?;
+    rds.open_to_any_host(CLONE).await?;
     let dev = attach(CLONE).await?;
     ensure(
         dev.read_at(0, MIB as usize)? == after,

@@ -50,13 +50,22 @@ async fn steps(rds: &Rds) -> Outcome {
     let nqn = rds::nqn(NAME);
     let slot = rds::slot(NAME)?;
 
-    // The controller's create: the disk is exported at once.
+    // The controller's create: the disk is made closed, exported to nobody;
+    // opened (as a publish does), it is exported at once.
     let disk = rds
         .client
         .create_volume(&rds::volume(NAME, GIB)?)
         .await
         .context("create the volume")?;
     ensure(disk.size == GIB, format!("created {} bytes", disk.size))?;
+    ensure(
+        rds.sim.engine.nvmet_exports().is_empty(),
+        format!(
+            "exported before any publish: {:?}",
+            rds.sim.engine.nvmet_exports()
+        ),
+    )?;
+    rds.open_to_any_host(NAME).await?;
     ensure(
         rds.sim.engine.nvmet_exports() == [nqn.clone()],
         format!("exports: {:?}", rds.sim.engine.nvmet_exports()),

@@ -55,6 +55,7 @@ async fn steps(root: &Path) -> Outcome {
             .create_volume(&rds::volume(name, GIB)?)
             .await
             .context(format!("create {name}"))?;
+        first.open_to_any_host(name).await?;
     }
     let (hostnqn, hostid) = fabrics::new_host_identity()?;
     fabrics::connect(&Connect {
