@@ -182,7 +182,10 @@ impl ControllerService {
                 // Nobody changed the disk, yet the compare did not match:
                 // RouterOS holds the list in a form the driver does not send.
                 return Err(DriverError::Internal(format!(
-                    "RouterOS did not match the export of volume {slot} as the driver read it                      back (nvme-tcp-server-allow-host-name={:?}); run                      `rds-csi-plugin doctor --check-fence` on a node to see how this RouterOS                      stores allow lists",
+                    "RouterOS did not match the export of volume {slot} as the driver read it \
+                     back (nvme-tcp-server-allow-host-name={:?}); run \
+                     `rds-csi-plugin doctor --check-fence` on a node to see how this RouterOS \
+                     stores allow lists",
                     recorded.state.hosts.as_str()
                 )));
             }
