@@ -25,7 +25,7 @@ use csi_proto::v1::list_volumes_response;
 use csi_proto::v1::validate_volume_capabilities_response::Confirmed;
 use csi_proto::v1::{self as csi};
 use rds_client::RdsClient;
-use routeros::{Disk, NewDisk, Slot, SlotPrefix};
+use routeros::{Disk, NewDisk, OwnerTest, Slot, SlotPrefix};
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
@@ -48,7 +48,15 @@ pub struct ControllerService {
     fence: Fence,
     /// The export of each volume as last seen on the RDS, by slot: what a
     /// compare-and-set expects first. Only disks known to be ours are here.
-    exports: Mutex<HashMap<String, Recorded>>,
+    exports: Mutex<HashMap<String, Known>>,
+}
+
+/// A volume's export as last seen, and the ownership test that pins the
+/// disk it was seen on: the compare-and-set changes that disk only.
+#[derive(Debug, Clone)]
+struct Known {
+    recorded: Recorded,
+    owner: Vec<OwnerTest>,
 }
 
 /// How many times a publish or unpublish decides again after finding the
@@ -70,7 +78,7 @@ impl ControllerService {
         }
     }
 
-    fn cached_export(&self, slot: &Slot) -> Option<Recorded> {
+    fn cached_export(&self, slot: &Slot) -> Option<Known> {
         self.exports
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -78,26 +86,31 @@ impl ControllerService {
             .cloned()
     }
 
-    fn remember_export(&self, slot: &str, recorded: Option<Recorded>) {
+    fn remember_export(&self, slot: &str, known: Option<Known>) {
         let mut exports = self.exports.lock().unwrap_or_else(PoisonError::into_inner);
-        match recorded {
-            Some(recorded) => exports.insert(slot.to_owned(), recorded),
+        match known {
+            Some(known) => exports.insert(slot.to_owned(), known),
             None => exports.remove(slot),
         };
     }
 
-    /// Reads the export of a disk that is ours, and remembers it.
-    fn record_of(&self, disk: &Disk) -> Result<Recorded> {
-        let recorded = self.fence.read(disk)?;
-        self.remember_export(&disk.slot, Some(recorded.clone()));
-        Ok(recorded)
+    /// Reads the export of a disk that is ours, and remembers it with the
+    /// test that pins that disk: its exact comment, or, for a disk of the
+    /// Go driver (which has none), its slot's shape.
+    fn record_of(&self, slot: &Slot, disk: &Disk) -> Result<Known> {
+        let known = Known {
+            recorded: self.fence.read(disk)?,
+            owner: naming::exact_owner(disk).unwrap_or_else(|| naming::owner_tests(slot)),
+        };
+        self.remember_export(&disk.slot, Some(known.clone()));
+        Ok(known)
     }
 
     /// The export of volume `slot` as the RDS holds it now; `None` when the
     /// volume does not exist.
-    async fn read_export(&self, slot: &Slot) -> Result<Option<Recorded>> {
+    async fn read_export(&self, slot: &Slot) -> Result<Option<Known>> {
         match self.own_disk(slot).await? {
-            Some(disk) => Ok(Some(self.record_of(&disk)?)),
+            Some(disk) => Ok(Some(self.record_of(slot, &disk)?)),
             None => {
                 self.remember_export(slot.as_str(), None);
                 Ok(None)
@@ -124,7 +137,7 @@ impl ControllerService {
             },
         };
         for _ in 0..DECISION_ATTEMPTS {
-            let decision = match decide(&recorded.target) {
+            let decision = match decide(&recorded.recorded.target) {
                 Ok(decision) => decision,
                 // A refusal is only final when decided from what the RDS
                 // holds now.
@@ -139,7 +152,7 @@ impl ControllerService {
                 Err(e) => return Err(e),
             };
             let (to, bounce) = match decision {
-                Decision::Unchanged if fresh => return Ok(Some(recorded.target)),
+                Decision::Unchanged if fresh => return Ok(Some(recorded.recorded.target)),
                 // A guess that needs no change is checked by reading, not by
                 // writing the same values again: whether RouterOS restarts
                 // an export on any `set` is not known.
@@ -156,7 +169,13 @@ impl ControllerService {
             let new = self.fence.write(slot.as_str(), &to)?;
             let Some(disk) = self
                 .rds
-                .set_export(slot, &recorded.state, &new, bounce)
+                .set_export(
+                    slot,
+                    &recorded.owner,
+                    &recorded.recorded.state,
+                    &new,
+                    bounce,
+                )
                 .await?
             else {
                 self.remember_export(slot.as_str(), None);
@@ -166,19 +185,22 @@ impl ControllerService {
                 self.remember_export(slot.as_str(), None);
                 return Err(not_ours(slot));
             }
-            let now = self.record_of(&disk)?;
-            if now.target == to {
-                if now.target != recorded.target {
+            let now = self.record_of(slot, &disk)?;
+            if now.recorded.target == to {
+                if now.recorded.target != recorded.recorded.target {
                     info!(
-                        published = ?now.target.published_nodes(),
-                        exported = now.target.exported,
+                        published = ?now.recorded.target.published_nodes(),
+                        exported = now.recorded.target.exported,
                         bounced = bounce,
                         "export changed"
                     );
                 }
-                return Ok(Some(now.target));
+                return Ok(Some(now.recorded.target));
             }
-            if fresh && now.target == recorded.target {
+            if fresh
+                && now.recorded.target == recorded.recorded.target
+                && now.owner == recorded.owner
+            {
                 // Nobody changed the disk, yet the compare did not match:
                 // RouterOS holds the list in a form the driver does not send.
                 return Err(DriverError::Internal(format!(
@@ -186,7 +208,7 @@ impl ControllerService {
                      back (nvme-tcp-server-allow-host-name={:?}); run \
                      `rds-csi-plugin doctor --check-fence` on a node to see how this RouterOS \
                      stores allow lists",
-                    recorded.state.hosts.as_str()
+                    recorded.recorded.state.hosts.as_str()
                 )));
             }
             recorded = now;
@@ -318,7 +340,7 @@ impl ControllerService {
                 disk.comment.as_deref().unwrap_or("no comment")
             )));
         }
-        self.record_of(&disk)?;
+        self.record_of(&slot, &disk)?;
         if disk.file_path.as_deref() != Some(file_path.as_str()) {
             return Err(DriverError::AlreadyExists(format!(
                 "volume {name} exists at {}, not at {file_path} as now requested",
@@ -598,9 +620,9 @@ impl ControllerService {
             .own_disk(&slot)
             .await?
             .ok_or_else(|| DriverError::VolumeNotFound(id.to_owned()))?;
-        if let Ok(recorded) = self.fence.read(&disk) {
-            self.remember_export(&disk.slot, Some(recorded));
-        }
+        // Only a guess for a later publish: a record this driver cannot
+        // write back is not an error here.
+        let _ = self.record_of(&slot, &disk);
         let published = self.fence.published_nodes(&disk);
         Ok(csi::ControllerGetVolumeResponse {
             volume: Some(csi::Volume {

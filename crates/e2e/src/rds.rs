@@ -87,7 +87,7 @@ impl Rds {
         };
         let disk = self
             .client
-            .set_export(&slot(name)?, &closed, &open, false)
+            .set_export(&slot(name)?, &owner(name)?, &closed, &open, false)
             .await
             .context(format!("open the export of {name}"))?
             .context(format!("no disk {name}"))?;

@@ -284,9 +284,9 @@ impl RdsClient {
     }
 
     /// Changes who may connect to the disk in `slot` from `expected` to
-    /// `new`, if and only if the disk is in the `expected` state when the
-    /// script runs (see [`script::set_export`]; `bounce` ends the live
-    /// connections of hosts the change lets out). Returns the disk as it is
+    /// `new`, if and only if the disk passes one of `owner` and is in the
+    /// `expected` state when the script runs (see [`script::set_export`];
+    /// `bounce` ends the live connections of hosts the change lets out). Returns the disk as it is
     /// afterwards, whether the change applied or not: the caller compares it
     /// with `new`, and decides again from it when they differ. `None` when
     /// there is no disk in `slot`.
@@ -298,12 +298,16 @@ impl RdsClient {
     pub async fn set_export(
         &self,
         slot: &Slot,
+        owner: &[OwnerTest],
         expected: &ExportState,
         new: &ExportState,
         bounce: bool,
     ) -> Result<Option<Disk>> {
         let reply = self
-            .run(op::EXPORT, script::set_export(slot, expected, new, bounce))
+            .run(
+                op::EXPORT,
+                script::set_export(slot, owner, expected, new, bounce),
+            )
             .await?;
         reply.read(|out| {
             let printed = parse_print(out, "export")?;

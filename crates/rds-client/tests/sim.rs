@@ -1073,7 +1073,7 @@ async fn set_export_changes_only_from_the_expected_state() {
 
     let disk = env
         .client
-        .set_export(&slot("pvc-1"), &closed, &to_a, false)
+        .set_export(&slot("pvc-1"), &ours(), &closed, &to_a, false)
         .await
         .unwrap()
         .unwrap();
@@ -1089,7 +1089,7 @@ async fn set_export_changes_only_from_the_expected_state() {
     let to_b = export(true, &["b"]);
     let disk = env
         .client
-        .set_export(&slot("pvc-1"), &closed, &to_b, false)
+        .set_export(&slot("pvc-1"), &ours(), &closed, &to_b, false)
         .await
         .unwrap()
         .unwrap();
@@ -1099,7 +1099,7 @@ async fn set_export_changes_only_from_the_expected_state() {
     let to_ab = export(true, &["a", "b"]);
     let disk = env
         .client
-        .set_export(&slot("pvc-1"), &to_a, &to_ab, false)
+        .set_export(&slot("pvc-1"), &ours(), &to_a, &to_ab, false)
         .await
         .unwrap()
         .unwrap();
@@ -1109,7 +1109,7 @@ async fn set_export_changes_only_from_the_expected_state() {
     );
     let disk = env
         .client
-        .set_export(&slot("pvc-1"), &to_ab, &to_b, true)
+        .set_export(&slot("pvc-1"), &ours(), &to_ab, &to_b, true)
         .await
         .unwrap()
         .unwrap();
@@ -1117,7 +1117,7 @@ async fn set_export_changes_only_from_the_expected_state() {
     assert!(disk.nvme_tcp_export, "switched on again after the bounce");
     let disk = env
         .client
-        .set_export(&slot("pvc-1"), &to_b, &closed, true)
+        .set_export(&slot("pvc-1"), &ours(), &to_b, &closed, true)
         .await
         .unwrap()
         .unwrap();
@@ -1127,7 +1127,7 @@ async fn set_export_changes_only_from_the_expected_state() {
     // No disk: nothing to print.
     assert_eq!(
         env.client
-            .set_export(&slot("pvc-2"), &closed, &to_a, false)
+            .set_export(&slot("pvc-2"), &ours(), &closed, &to_a, false)
             .await
             .unwrap(),
         None
@@ -1142,7 +1142,7 @@ async fn set_export_converges_when_the_answer_is_lost() {
     env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
     let to_ab = export(true, &["a", "b"]);
     env.client
-        .set_export(&slot("pvc-1"), &export(false, &[]), &to_ab, false)
+        .set_export(&slot("pvc-1"), &ours(), &export(false, &[]), &to_ab, false)
         .await
         .unwrap();
     // The connection drops after the bounce's second command ran: the
@@ -1152,7 +1152,7 @@ async fn set_export_converges_when_the_answer_is_lost() {
     let to_b = export(true, &["b"]);
     let disk = env
         .client
-        .set_export(&slot("pvc-1"), &to_ab, &to_b, true)
+        .set_export(&slot("pvc-1"), &ours(), &to_ab, &to_b, true)
         .await
         .unwrap()
         .unwrap();
@@ -1163,4 +1163,46 @@ async fn set_export_converges_when_the_answer_is_lost() {
         1,
         "the answer was lost once"
     );
+}
+
+#[tokio::test]
+async fn set_export_never_changes_a_disk_that_is_not_ours() {
+    let env = env(10 * GIB).await;
+    let foreign = NewDisk {
+        comment: Comment::new("made by hand").unwrap(),
+        ..spec("pvc-1", GIB)
+    };
+    env.client.create_volume(&foreign).await.unwrap();
+    let closed = export(false, &[]);
+    let to_a = export(true, &["a"]);
+    // In the state expected, but passing no test: printed, not changed.
+    let disk = env
+        .client
+        .set_export(&slot("pvc-1"), &ours(), &closed, &to_a, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!disk.nvme_tcp_export && disk.allowed_hosts.is_empty());
+    assert!(!env.sim.engine.disks()[0].export);
+    // Without any test, nothing is sent that could change it.
+    let before = env.sim.engine.commands_executed();
+    env.client
+        .set_export(&slot("pvc-1"), &[], &closed, &to_a, false)
+        .await
+        .unwrap();
+    assert!(!env.sim.engine.disks()[0].export);
+    assert_eq!(
+        env.sim.engine.commands_executed(),
+        before + 1,
+        "a print alone"
+    );
+    // Its exact comment passes.
+    let exact = [OwnerTest::CommentIs(Comment::new("made by hand").unwrap())];
+    let disk = env
+        .client
+        .set_export(&slot("pvc-1"), &exact, &closed, &to_a, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(disk.nvme_tcp_export);
 }

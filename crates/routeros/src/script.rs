@@ -156,8 +156,14 @@ pub enum OwnerTest {
 /// `/disk find where slot=S and type=file and (T or T …)`: the disk in `slot`
 /// if it passes one of `tests`.
 fn find_owned(script: Script, slot: &Slot, tests: &[OwnerTest]) -> Script {
+    owned(script.syntax("[/disk find where "), slot, tests).syntax("]")
+}
+
+/// `slot=S and type=file and (T or T …)`: the condition of [`find_owned`],
+/// to which more may be added.
+fn owned(script: Script, slot: &Slot, tests: &[OwnerTest]) -> Script {
     let mut script = script
-        .syntax("[/disk find where slot=")
+        .syntax("slot=")
         .value(slot)
         .syntax(" and type=file and (");
     for (i, test) in tests.iter().enumerate() {
@@ -173,7 +179,7 @@ fn find_owned(script: Script, slot: &Slot, tests: &[OwnerTest]) -> Script {
             OwnerTest::CommentIs(comment) => script.syntax("comment=").value(comment),
         };
     }
-    script.syntax(")]")
+    script.syntax(")")
 }
 
 /// Prints the disk in `slot` (nothing but the header when there is none).
@@ -255,13 +261,17 @@ pub struct ExportState {
 }
 
 /// Changes who may connect to the disk in `slot` from `expected` to `new`,
-/// only if the disk is in the `expected` state now, then prints the disk.
+/// only if the disk passes one of the ownership `tests` and is in the
+/// `expected` state now, then prints the disk. Without a test nothing is
+/// changed: the disk is only printed.
 ///
 /// A compare-and-set: the condition and the change run in one script, so a
 /// change made meanwhile by someone else (another controller, an operator,
 /// an earlier attempt of this one whose answer was lost) is never
-/// overwritten; the caller reads the printed state and decides again. The
-/// hosts and the export flag are set in one command.
+/// overwritten, and a disk that is not the driver's (one put in the slot
+/// since the caller read it) is never changed; the caller reads the printed
+/// state and decides again. The hosts and the export flag are set in one
+/// command.
 ///
 /// With `bounce`, the export is switched off in that command and on again
 /// in the next: RouterOS, like the kernel's target, is assumed to check the
@@ -269,16 +279,27 @@ pub struct ExportState {
 /// connection until the export goes away under it. The remaining hosts
 /// reconnect on their own. `bounce` with `new.export` off is the same as
 /// without.
-pub fn set_export(slot: &Slot, expected: &ExportState, new: &ExportState, bounce: bool) -> Script {
-    let script = Script::new()
-        .syntax(":local d [/disk find where slot=")
-        .value(slot)
-        .syntax(" and nvme-tcp-export=")
-        .value(&expected.export)
-        .syntax(" and nvme-tcp-server-allow-host-name=")
-        .value(&expected.hosts)
-        .syntax("]; :if ([:len $d] = 1) do={/disk set $d nvme-tcp-server-allow-host-name=")
-        .value(&new.hosts);
+pub fn set_export(
+    slot: &Slot,
+    tests: &[OwnerTest],
+    expected: &ExportState,
+    new: &ExportState,
+    bounce: bool,
+) -> Script {
+    if tests.is_empty() {
+        return get_disk(slot);
+    }
+    let script = owned(
+        Script::new().syntax(":local d [/disk find where "),
+        slot,
+        tests,
+    )
+    .syntax(" and nvme-tcp-export=")
+    .value(&expected.export)
+    .syntax(" and nvme-tcp-server-allow-host-name=")
+    .value(&expected.hosts)
+    .syntax("]; :if ([:len $d] = 1) do={/disk set $d nvme-tcp-server-allow-host-name=")
+    .value(&new.hosts);
     let script = if bounce && new.export {
         script.syntax(" nvme-tcp-export=no; /disk set $d nvme-tcp-export=yes}; ")
     } else {
@@ -432,18 +453,19 @@ mod tests {
             export: true,
             hosts: HostList::new([&a, &b]),
         };
+        let ours = [OwnerTest::CommentIs(Comment::new("rds-csi:x").unwrap())];
         assert_eq!(
-            set_export(&slot, &closed, &to_a, false).into_text(),
+            set_export(&slot, &ours, &closed, &to_a, false).into_text(),
             concat!(
-                r#":local d [/disk find where slot="pvc-1" and nvme-tcp-export=no and nvme-tcp-server-allow-host-name=""]; "#,
+                r#":local d [/disk find where slot="pvc-1" and type=file and (comment="rds-csi:x") and nvme-tcp-export=no and nvme-tcp-server-allow-host-name=""]; "#,
                 r#":if ([:len $d] = 1) do={/disk set $d nvme-tcp-server-allow-host-name="nqn.2024-01.x:node:a" nvme-tcp-export=yes}; "#,
                 r#"/disk print detail where slot="pvc-1""#
             )
         );
         assert_eq!(
-            set_export(&slot, &to_ab, &to_a, true).into_text(),
+            set_export(&slot, &ours, &to_ab, &to_a, true).into_text(),
             concat!(
-                r#":local d [/disk find where slot="pvc-1" and nvme-tcp-export=yes and nvme-tcp-server-allow-host-name="nqn.2024-01.x:node:a,nqn.2024-01.x:node:b"]; "#,
+                r#":local d [/disk find where slot="pvc-1" and type=file and (comment="rds-csi:x") and nvme-tcp-export=yes and nvme-tcp-server-allow-host-name="nqn.2024-01.x:node:a,nqn.2024-01.x:node:b"]; "#,
                 r#":if ([:len $d] = 1) do={/disk set $d nvme-tcp-server-allow-host-name="nqn.2024-01.x:node:a" nvme-tcp-export=no; /disk set $d nvme-tcp-export=yes}; "#,
                 r#"/disk print detail where slot="pvc-1""#
             )
@@ -451,8 +473,13 @@ mod tests {
         // Closing needs no bounce: the export going away ends every
         // connection.
         assert_eq!(
-            set_export(&slot, &to_a, &closed, true).into_text(),
-            set_export(&slot, &to_a, &closed, false).into_text()
+            set_export(&slot, &ours, &to_a, &closed, true).into_text(),
+            set_export(&slot, &ours, &to_a, &closed, false).into_text()
+        );
+        // Without an ownership test, nothing is changed.
+        assert_eq!(
+            set_export(&slot, &[], &closed, &to_a, false).into_text(),
+            get_disk(&slot).into_text()
         );
     }
 

@@ -27,7 +27,7 @@ use std::time::Duration;
 use csi_proto::v1::volume_capability::access_mode::Mode;
 use csi_proto::v1::{self as csi, VolumeCapability};
 use nvme_host::HostIdentity;
-use routeros::{ExportState, HostList, Nqn, Slot};
+use routeros::{Comment, ExportState, HostList, Nqn, OwnerTest, Slot};
 use tonic::Code;
 
 use super::Ctx;
@@ -246,6 +246,16 @@ async fn two_nodes_steps(cluster: &mut Cluster, a: &mut NodePlugin, b: &mut Node
     // The negative control: A out of the allow list, nothing else done. A's
     // live connection is not checked again, so its I/O runs on.
     let slot = Slot::new(&volume.id).context("slot")?;
+    let disk = cluster
+        .rds
+        .client
+        .get_volume(&slot)
+        .await
+        .context("read the disk")?
+        .context("no disk")?;
+    let ours = [OwnerTest::CommentIs(
+        Comment::new(disk.comment.as_deref().context("no comment")?).context("comment")?,
+    )];
     let with_a = export_of(cluster, &volume).await?;
     let nobody = Nqn::new(&format!("{DRIVER_NQN_PREFIX}node:nobody")).context("NQN")?;
     let without_a = ExportState {
@@ -255,7 +265,7 @@ async fn two_nodes_steps(cluster: &mut Cluster, a: &mut NodePlugin, b: &mut Node
     let changed = cluster
         .rds
         .client
-        .set_export(&slot, &with_a, &without_a, false)
+        .set_export(&slot, &ours, &with_a, &without_a, false)
         .await
         .context("take A out of the list")?
         .context("no disk")?;
@@ -274,7 +284,7 @@ async fn two_nodes_steps(cluster: &mut Cluster, a: &mut NodePlugin, b: &mut Node
     cluster
         .rds
         .client
-        .set_export(&slot, &without_a, &with_a, false)
+        .set_export(&slot, &ours, &without_a, &with_a, false)
         .await
         .context("put A back in the list")?;
 

@@ -540,3 +540,36 @@ async fn publish_and_unpublish_take_one_round_trip_each() {
     assert_eq!(restarted.metric(&series("get")).await, 1.0);
     assert_eq!(restarted.metric(&series("export")).await, 1.0);
 }
+
+/// The export the controller remembers is only a guess of what to compare
+/// with: a disk put in the slot since, by someone else, in the very state
+/// remembered, is still never changed, since the RDS checks in the same
+/// script that the disk is the one the controller read.
+#[tokio::test]
+async fn a_disk_replaced_behind_the_controllers_back_is_not_changed() {
+    let plugin = Plugin::start().await;
+    let mut c = plugin.controller().await;
+    let id = create_volume(&mut c, create(&pv_name(11), GIB)).await;
+    c.controller_publish_volume(publish_req(&id, &node("worker-1"), rwo()))
+        .await
+        .unwrap();
+    plugin.routeros(&format!("/disk remove {id}"));
+    plugin.routeros(&format!(
+        "/disk add type=file file-path=/storage-pool/metal-csi/by-hand.img file-size=1G \
+         slot={id} nvme-tcp-export=yes nvme-tcp-server-allow-host-name=\"{}\" \
+         nvme-tcp-server-nqn=nqn.2000-02.com.mikrotik:by-hand comment=\"made by hand\"",
+        node("worker-1")
+    ));
+    // Kubernetes detaches: the controller must not close someone else's
+    // export. It answers as for any disk it did not make.
+    c.controller_unpublish_volume(unpublish_req(&id, &node("worker-1")))
+        .await
+        .unwrap();
+    assert_eq!(plugin.export_of(&id), (true, node("worker-1")));
+    let err = c
+        .controller_publish_volume(publish_req(&id, &node("worker-2"), rwo()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(plugin.export_of(&id), (true, node("worker-1")));
+}

@@ -60,6 +60,9 @@ pub const CHECKS: [&str; 5] = [
 /// What the scratch run works with.
 struct Scratch {
     slot: Slot,
+    /// Its comment: what the RDS checks before it changes or removes the
+    /// scratch disk.
+    comment: Comment,
     nqn: Nqn,
     a: HostIdentity,
     b: HostIdentity,
@@ -68,6 +71,11 @@ struct Scratch {
 }
 
 impl Scratch {
+    /// The test the RDS applies before it changes or removes the disk.
+    fn owner(&self) -> Vec<OwnerTest> {
+        vec![OwnerTest::CommentIs(self.comment.clone())]
+    }
+
     fn connection(&self, who: &HostIdentity) -> ConnectionConfig {
         let mut cfg = ConnectionConfig::new(
             self.traddr.clone(),
@@ -94,6 +102,7 @@ pub async fn run(c: &ControllerConfig, n: &NodeConfig, client: &RdsClient, repor
         .collect();
     let prepared = (|| {
         let slot = Slot::new(&format!("doctor-fence-{suffix}")).map_err(|e| e.to_string())?;
+        let comment = Comment::new(SCRATCH_COMMENT).map_err(|e| e.to_string())?;
         let nqn = Nqn::new(&format!("{}{slot}", c.nqn_prefix)).map_err(|e| e.to_string())?;
         let a = fence::identity_of_node_name(&c.nqn_prefix, &format!("doctor-{suffix}-a"))
             .map_err(|e| e.to_string())?;
@@ -107,6 +116,7 @@ pub async fn run(c: &ControllerConfig, n: &NodeConfig, client: &RdsClient, repor
         Ok::<_, String>((
             Scratch {
                 slot,
+                comment,
                 nqn,
                 a,
                 b,
@@ -124,17 +134,10 @@ pub async fn run(c: &ControllerConfig, n: &NodeConfig, client: &RdsClient, repor
             return;
         }
     };
-    let comment = match Comment::new(SCRATCH_COMMENT) {
-        Ok(comment) => comment,
-        Err(e) => {
-            report.push(verdict::scratch(&ScratchSeen::Failed(e.to_string())));
-            report.skip_all(&CHECKS[1..], "needs the scratch disk");
-            return;
-        }
-    };
-    // The scratch disk is removed only while it carries exactly this
-    // comment: the RDS checks it in the same script.
-    let owner = [OwnerTest::CommentIs(comment.clone())];
+    // The scratch disk is changed and removed only while it carries exactly
+    // its comment: the RDS checks it in the same script.
+    let owner = scratch.owner();
+    let comment = scratch.comment.clone();
     let made = client
         .create_volume(&NewDisk {
             slot: scratch.slot.clone(),
@@ -242,7 +245,7 @@ async fn checks(
         hosts: list(&[a, b]),
     };
     let read_back = match client
-        .set_export(&scratch.slot, &only_a, &both, false)
+        .set_export(&scratch.slot, &scratch.owner(), &only_a, &both, false)
         .await
     {
         Ok(Some(disk)) => disk.allowed_hosts,
@@ -339,7 +342,7 @@ async fn set(
     bounce: bool,
 ) -> Result<bool, rds_client::Error> {
     let disk = client
-        .set_export(&scratch.slot, expected, new, bounce)
+        .set_export(&scratch.slot, &scratch.owner(), expected, new, bounce)
         .await?;
     Ok(disk.is_some_and(|d| {
         d.nvme_tcp_export == new.export && d.allowed_hosts == HostList::entries(new.hosts.as_str())
