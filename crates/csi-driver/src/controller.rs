@@ -1,5 +1,6 @@
 //! The CSI Controller service: volumes made, grown, listed and deleted on the
-//! RDS.
+//! RDS; snapshots taken, listed and deleted, and volumes made from a
+//! snapshot or another volume (`snapshot_rpcs`).
 //!
 //! Every handler has the same shape: check the request (INVALID_ARGUMENT with a
 //! sentence saying what is wrong), claim the volume ([`VolumeLocks`]), then do
@@ -15,6 +16,13 @@
 //! a publish usually takes one round trip: a wrong guess changes nothing on
 //! the RDS, which answers with the real state, from which the decision is
 //! made again. The RDS stays the only record.
+//!
+//! A new volume goes through [`RdsClient::provision_volume`]: on a btrfs pool
+//! it gets a subvolume of its own (and can be snapshotted and cloned), on any
+//! other pool a flat image as before; the RDS decides by the pool, in the
+//! same script. Deletes remove the volume's subvolume with it.
+
+mod snapshot_rpcs;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,7 +33,8 @@ use csi_proto::v1::list_volumes_response;
 use csi_proto::v1::validate_volume_capabilities_response::Confirmed;
 use csi_proto::v1::{self as csi};
 use rds_client::RdsClient;
-use routeros::{Disk, NewDisk, OwnerTest, Slot, SlotPrefix};
+use routeros::subvolume::NewVolume;
+use routeros::{Disk, OwnerTest, Slot, SlotPrefix};
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
@@ -37,6 +46,7 @@ use crate::locks::VolumeLocks;
 use crate::naming::{self, is_ours};
 use crate::params::{Defaults, FsType, VolumeContext, VolumeParams, keys};
 use crate::rpc::call;
+use crate::snapshots::{ContentSource, PoolUseLimit};
 use crate::token;
 
 /// The Controller service.
@@ -49,6 +59,7 @@ pub struct ControllerService {
     /// The export of each volume as last seen on the RDS, by slot: what a
     /// compare-and-set expects first. Only disks known to be ours are here.
     exports: Mutex<HashMap<String, Known>>,
+    snapshot_pool_limit: PoolUseLimit,
 }
 
 /// A volume's export as last seen, and the ownership test that pins the
@@ -75,7 +86,15 @@ impl ControllerService {
             nqn_prefix,
             locks: VolumeLocks::default(),
             exports: Mutex::new(HashMap::new()),
+            snapshot_pool_limit: PoolUseLimit::default(),
         }
+    }
+
+    /// The same controller, taking no new snapshot on a pool used above
+    /// `limit` ([`PoolUseLimit::DEFAULT`] unless set).
+    pub fn with_snapshot_pool_limit(mut self, limit: PoolUseLimit) -> Self {
+        self.snapshot_pool_limit = limit;
+        self
     }
 
     fn cached_export(&self, slot: &Slot) -> Option<Known> {
@@ -300,11 +319,7 @@ impl ControllerService {
         }
         let caps = capability::check_all(&req.volume_capabilities)
             .map_err(DriverError::InvalidArgument)?;
-        if req.volume_content_source.is_some() {
-            return Err(invalid(
-                "creating a volume from a snapshot or another volume is not supported",
-            ));
-        }
+        let source = ContentSource::of(req.volume_content_source.as_ref())?;
         if !req.mutable_parameters.is_empty() {
             return Err(invalid("mutable parameters are not supported"));
         }
@@ -316,24 +331,28 @@ impl ControllerService {
         let comment = naming::comment_for(name, pvc);
         let nqn = naming::nqn_for(&self.nqn_prefix, &slot)
             .map_err(|e| DriverError::Internal(format!("NQN for {slot}: {e}")))?;
-        let file_path = naming::image_path(&params.volume_path, &slot)
-            .map_err(|e| invalid(format!("volumePath {}: {e}", params.volume_path)))?;
-        let size = bounds.new_volume_size()?;
+        let volume = NewVolume::new(
+            slot.clone(),
+            &params.volume_path,
+            0,
+            params.nvme_port,
+            nqn,
+            comment,
+        )
+        .map_err(|e| invalid(format!("volumePath {}: {e}", params.volume_path)))?;
 
         let _guard = self.locks.try_lock(slot.as_str())?;
-        // One round trip: the disk is created, or the one already in the slot
-        // is returned unchanged and checked against the request below.
-        let disk = self
-            .rds
-            .create_volume(&NewDisk {
-                slot: slot.clone(),
-                file_path: file_path.clone(),
-                size,
-                nvme_port: params.nvme_port,
-                nqn,
-                comment,
-            })
-            .await?;
+        // One round trip: the disk is created (in a subvolume of its own on
+        // a btrfs pool, flat elsewhere), or the one already in the slot is
+        // returned unchanged and checked against the request below. A
+        // volume from a source first reads the source.
+        let disk = match &source {
+            None => {
+                let sized = volume.clone().with_size(bounds.new_volume_size()?);
+                self.rds.provision_volume(&sized).await?
+            }
+            Some(source) => self.populate(volume.clone(), &bounds, source).await?,
+        };
         if !naming::records(disk.comment.as_deref(), name) {
             return Err(DriverError::AlreadyExists(format!(
                 "slot {slot} on the RDS holds another volume ({}); not reusing it for {name}",
@@ -341,10 +360,11 @@ impl ControllerService {
             )));
         }
         self.record_of(&slot, &disk)?;
-        if disk.file_path.as_deref() != Some(file_path.as_str()) {
+        if !naming::is_image_of(disk.file_path.as_deref(), &volume) {
             return Err(DriverError::AlreadyExists(format!(
-                "volume {name} exists at {}, not at {file_path} as now requested",
-                disk.file_path.as_deref().unwrap_or("an unknown path")
+                "volume {name} exists at {}, not under {} as now requested",
+                disk.file_path.as_deref().unwrap_or("an unknown path"),
+                params.volume_path
             )));
         }
         if !bounds.admits(disk.size) {
@@ -353,8 +373,10 @@ impl ControllerService {
                 disk.size
             )));
         }
+        let mut answer = self.volume(&disk, &params)?;
+        answer.content_source = source.as_ref().map(ContentSource::to_csi);
         Ok(csi::CreateVolumeResponse {
-            volume: Some(self.volume(&disk, &params)?),
+            volume: Some(answer),
         })
     }
 
@@ -404,11 +426,17 @@ impl ControllerService {
         // forgetting it never loses a record).
         self.remember_export(id, None);
         // One exec: the RDS removes the disk and its image only if it passes
-        // the ownership tests, checked in the same script. With the disk gone,
-        // only a slot of this driver's shape gets its stray image looked for.
+        // the ownership tests, checked in the same script, and then the
+        // volume's subvolume if it has one (its snapshots are siblings and
+        // stay). With the disk gone, only a slot of this driver's shape gets
+        // its stray image looked for.
         let tests = naming::owner_tests(&slot);
         let sweep = naming::is_managed_slot(id);
-        let Some(shown) = self.rds.delete_volume(&slot, &tests, sweep).await? else {
+        let Some(shown) = self
+            .rds
+            .delete_volume_and_subvolume(&slot, &tests, sweep)
+            .await?
+        else {
             return Ok(csi::DeleteVolumeResponse {});
         };
         // Shown, not removed: ours only if its comment names the volume in a
@@ -417,7 +445,7 @@ impl ControllerService {
         let exact = naming::exact_owner(&shown).ok_or_else(|| not_ours(&slot))?;
         if self
             .rds
-            .delete_volume(&slot, &exact, false)
+            .delete_volume_and_subvolume(&slot, &exact, false)
             .await?
             .is_some()
         {
@@ -695,6 +723,9 @@ pub const CAPABILITIES: &[rpc::Type] = &[
     rpc::Type::SingleNodeMultiWriter,
     rpc::Type::PublishUnpublishVolume,
     rpc::Type::ListVolumesPublishedNodes,
+    rpc::Type::CreateDeleteSnapshot,
+    rpc::Type::ListSnapshots,
+    rpc::Type::CloneVolume,
 ];
 
 fn volume_of(request: &impl HasVolumeId) -> String {
@@ -822,30 +853,47 @@ impl Controller for ControllerService {
 
     async fn create_snapshot(
         &self,
-        _request: Request<csi::CreateSnapshotRequest>,
+        request: Request<csi::CreateSnapshotRequest>,
     ) -> Result<Response<csi::CreateSnapshotResponse>, Status> {
-        Err(Status::unimplemented("snapshots are not supported"))
+        let req = request.into_inner();
+        let volume = req.source_volume_id.clone();
+        call("CreateSnapshot", &volume, self.create_snapshot_rpc(req)).await
     }
 
     async fn delete_snapshot(
         &self,
-        _request: Request<csi::DeleteSnapshotRequest>,
+        request: Request<csi::DeleteSnapshotRequest>,
     ) -> Result<Response<csi::DeleteSnapshotResponse>, Status> {
-        Err(Status::unimplemented("snapshots are not supported"))
+        call(
+            "DeleteSnapshot",
+            "",
+            self.delete_snapshot_rpc(request.into_inner()),
+        )
+        .await
     }
 
     async fn list_snapshots(
         &self,
-        _request: Request<csi::ListSnapshotsRequest>,
+        request: Request<csi::ListSnapshotsRequest>,
     ) -> Result<Response<csi::ListSnapshotsResponse>, Status> {
-        Err(Status::unimplemented("snapshots are not supported"))
+        call(
+            "ListSnapshots",
+            "",
+            self.list_snapshots_rpc(request.into_inner()),
+        )
+        .await
     }
 
     async fn get_snapshot(
         &self,
-        _request: Request<csi::GetSnapshotRequest>,
+        request: Request<csi::GetSnapshotRequest>,
     ) -> Result<Response<csi::GetSnapshotResponse>, Status> {
-        Err(Status::unimplemented("snapshots are not supported"))
+        call(
+            "GetSnapshot",
+            "",
+            self.get_snapshot_rpc(request.into_inner()),
+        )
+        .await
     }
 
     async fn controller_expand_volume(

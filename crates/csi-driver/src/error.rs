@@ -6,15 +6,18 @@
 //! sidecars retry the former quickly and surface the latter to users.
 //!
 //! The node's errors are the node crate's typed [`NodeError`]s, and the RDS
-//! client's its typed errors; each is mapped here, by what failed. The
-//! variants named after a gRPC code that carry only a message are the
-//! controller's and the identity service's argument and state checks, which
-//! nobody branches on.
+//! client's its typed errors (those of snapshots, restores and clones
+//! included, with the failure the RDS's script reported); each is mapped
+//! here, by what failed. The variants named after a gRPC code that carry
+//! only a message are the controller's and the identity service's argument
+//! and state checks, which nobody branches on.
 
 use node::NodeError;
 use node::locks::Busy;
 use rds_client::Error as RdsError;
+use rds_client::SnapshotError;
 use routeros::CliErrorKind;
+use routeros::subvolume::ScriptFailure;
 use tonic::{Code, Status};
 
 use crate::params::ParamError;
@@ -40,6 +43,9 @@ pub enum DriverError {
     /// A record on the RDS the driver cannot write back.
     #[error(transparent)]
     Record(#[from] crate::attach::RecordError),
+    /// The snapshot does not exist.
+    #[error("snapshot {0} does not exist")]
+    SnapshotNotFound(String),
     /// A volume of that name exists but does not match the request.
     #[error("{0}")]
     AlreadyExists(String),
@@ -61,6 +67,13 @@ pub enum DriverError {
     /// A node operation failed.
     #[error(transparent)]
     Node(Box<NodeError>),
+    /// A snapshot, restore or clone (or a volume operation on a btrfs pool)
+    /// failed on the RDS.
+    #[error(transparent)]
+    Snapshot(Box<SnapshotError>),
+    /// A pool is too full for a new snapshot.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// A bug or an unexpected state.
     #[error("{0}")]
     Internal(String),
@@ -80,12 +93,20 @@ impl From<NodeError> for DriverError {
     }
 }
 
+impl From<SnapshotError> for DriverError {
+    fn from(e: SnapshotError) -> Self {
+        Self::Snapshot(Box::new(e))
+    }
+}
+
 impl DriverError {
     /// The gRPC code for this error.
     pub fn code(&self) -> Code {
         match self {
             Self::InvalidArgument(_) | Self::Param(_) => Code::InvalidArgument,
-            Self::VolumeNotFound(_) | Self::NotFound(_) => Code::NotFound,
+            Self::VolumeNotFound(_) | Self::SnapshotNotFound(_) | Self::NotFound(_) => {
+                Code::NotFound
+            }
             Self::Refused(refusal) => refused_code(refusal),
             Self::Record(_) => Code::FailedPrecondition,
             Self::AlreadyExists(_) => Code::AlreadyExists,
@@ -93,8 +114,10 @@ impl DriverError {
             Self::Busy(_) | Self::Aborted(_) => Code::Aborted,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Internal(_) => Code::Internal,
+            Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Rds(e) => rds_code(e),
             Self::Node(e) => node_code(e),
+            Self::Snapshot(e) => snapshot_code(e),
         }
     }
 }
@@ -198,15 +221,83 @@ fn rds_code(e: &RdsError) -> Code {
     }
 }
 
+/// Codes for the failures of snapshots, restores and clones, by what failed.
+fn snapshot_code(e: &SnapshotError) -> Code {
+    match e {
+        SnapshotError::Rds(e) => rds_code(e),
+        SnapshotError::Script { failure, .. } => script_code(*failure),
+        // The snapshot name was used before, for another volume.
+        SnapshotError::OfAnotherVolume { .. } => Code::AlreadyExists,
+        SnapshotError::Size { .. } => Code::OutOfRange,
+        // Another pool than the source's: the request cannot be met as
+        // made (btrfs shares data only within one filesystem).
+        SnapshotError::OtherPool { .. } => Code::InvalidArgument,
+    }
+}
+
+/// Codes for what the subvolume scripts refuse on the RDS.
+fn script_code(failure: ScriptFailure) -> Code {
+    use ScriptFailure as F;
+    match failure {
+        F::VolumeNotFound | F::SnapshotNotFound => Code::NotFound,
+        // The volume cannot be snapshotted or cloned (a flat image, a pool
+        // that is not btrfs or has no label), the snapshot is in use, or
+        // the RDS holds what the driver did not make (two subvolumes of
+        // one ID, a snapshot's image not of its recorded size): the
+        // system is not in the state the operation needs.
+        F::NoPool
+        | F::NotBtrfs
+        | F::NoLabel
+        | F::NotInSubvolume
+        | F::SnapshotAmbiguous
+        | F::SizeMismatch
+        | F::InUse => Code::FailedPrecondition,
+        // The snapshot is on another pool than the new volume's path.
+        F::SnapshotElsewhere => Code::InvalidArgument,
+        // This RouterOS did not keep the image's data: it cannot restore
+        // as the driver assumes (the script removed what it made).
+        F::DataNotKept => Code::FailedPrecondition,
+        // RouterOS refused a step the driver needs, for a reason the
+        // script could not see (space, most likely): undone, worth a retry.
+        F::DiskAddFailed | F::NotGrown => Code::Internal,
+    }
+}
+
+/// Advice added to a message whose cause an operator can check.
+fn snapshot_hint(e: &DriverError) -> Option<&'static str> {
+    let DriverError::Snapshot(e) = e else {
+        return None;
+    };
+    match e.failure()? {
+        ScriptFailure::DataNotKept | ScriptFailure::DiskAddFailed | ScriptFailure::NotGrown => {
+            Some(
+                " (rds-csi-plugin doctor --check-snapshots shows which of the driver's \
+                 assumptions about this RouterOS hold)",
+            )
+        }
+        _ => None,
+    }
+}
+
 impl From<DriverError> for Status {
     fn from(e: DriverError) -> Status {
-        let syntax = matches!(&e, DriverError::Rds(rds)
-            if matches!(&**rds, RdsError::RouterOs(cli) if cli.kind == CliErrorKind::Syntax));
+        let rds = match &e {
+            DriverError::Rds(rds) => Some(&**rds),
+            DriverError::Snapshot(s) => match &**s {
+                SnapshotError::Rds(rds) => Some(rds),
+                _ => None,
+            },
+            _ => None,
+        };
+        let syntax =
+            matches!(rds, Some(RdsError::RouterOs(cli)) if cli.kind == CliErrorKind::Syntax);
         let message = if syntax {
             format!(
                 "{e} (RouterOS did not understand a command: is it {} or newer?)",
                 routeros::MINIMUM_VERSION
             )
+        } else if let Some(hint) = snapshot_hint(&e) {
+            format!("{e}{hint}")
         } else {
             e.to_string()
         };
@@ -268,6 +359,10 @@ mod tests {
                 Code::AlreadyExists,
             ),
             (
+                DriverError::SnapshotNotFound("snap-1".into()),
+                Code::NotFound,
+            ),
+            (
                 RdsError::Timeout {
                     after: Duration::from_secs(1),
                 }
@@ -308,5 +403,117 @@ mod tests {
             "{}",
             status.message()
         );
+    }
+
+    fn script(failure: ScriptFailure) -> DriverError {
+        SnapshotError::Script {
+            subject: "volume pvc-1".into(),
+            failure,
+        }
+        .into()
+    }
+
+    #[test]
+    fn snapshot_codes() {
+        use ScriptFailure as F;
+        let cases = [
+            (script(F::VolumeNotFound), Code::NotFound),
+            (script(F::SnapshotNotFound), Code::NotFound),
+            (script(F::NotInSubvolume), Code::FailedPrecondition),
+            (script(F::NotBtrfs), Code::FailedPrecondition),
+            (script(F::NoLabel), Code::FailedPrecondition),
+            (script(F::NoPool), Code::FailedPrecondition),
+            (script(F::InUse), Code::FailedPrecondition),
+            (script(F::SnapshotAmbiguous), Code::FailedPrecondition),
+            (script(F::SizeMismatch), Code::FailedPrecondition),
+            (script(F::DataNotKept), Code::FailedPrecondition),
+            (script(F::SnapshotElsewhere), Code::InvalidArgument),
+            (script(F::DiskAddFailed), Code::Internal),
+            (script(F::NotGrown), Code::Internal),
+            (
+                SnapshotError::OfAnotherVolume {
+                    id: "snap-1".into(),
+                    existing: "pvc-1".into(),
+                    requested: "pvc-2".into(),
+                }
+                .into(),
+                Code::AlreadyExists,
+            ),
+            (
+                SnapshotError::Size {
+                    slot: "pvc-2".into(),
+                    reason: "smaller".into(),
+                }
+                .into(),
+                Code::OutOfRange,
+            ),
+            (
+                SnapshotError::OtherPool {
+                    slot: "pvc-2".into(),
+                    source_slot: "pvc-1".into(),
+                    source_pool: "a".into(),
+                    target_pool: "b".into(),
+                }
+                .into(),
+                Code::InvalidArgument,
+            ),
+            (
+                SnapshotError::Rds(RdsError::Timeout {
+                    after: Duration::from_secs(1),
+                })
+                .into(),
+                Code::Unavailable,
+            ),
+            (
+                SnapshotError::Rds(RdsError::RouterOs(CliError {
+                    kind: CliErrorKind::OutOfSpace,
+                    text: "not enough space".into(),
+                }))
+                .into(),
+                Code::ResourceExhausted,
+            ),
+            (
+                DriverError::ResourceExhausted("full".into()),
+                Code::ResourceExhausted,
+            ),
+        ];
+        // Every failure a script can raise has its code here.
+        for failure in ScriptFailure::ALL {
+            assert!(
+                cases.iter().any(
+                    |(e, _)| matches!(e, DriverError::Snapshot(s) if s.failure() == Some(failure))
+                ),
+                "{failure:?} has no case"
+            );
+        }
+        for (err, code) in cases {
+            assert_eq!(Status::from(err).code(), code);
+        }
+    }
+
+    #[test]
+    fn snapshot_messages_say_what_to_check() {
+        let status = Status::from(script(ScriptFailure::DataNotKept));
+        assert!(
+            status
+                .message()
+                .starts_with("volume pvc-1: rds-csi: /disk add did not keep")
+                && status.message().contains("doctor --check-snapshots"),
+            "{}",
+            status.message()
+        );
+        let status = Status::from(script(ScriptFailure::NotInSubvolume));
+        assert!(
+            status.message().contains("cannot be snapshotted or cloned")
+                && !status.message().contains("doctor"),
+            "{}",
+            status.message()
+        );
+        let syntax: DriverError = SnapshotError::Rds(RdsError::RouterOs(CliError {
+            kind: CliErrorKind::Syntax,
+            text: "bad command name subvolume".into(),
+        }))
+        .into();
+        assert!(Status::from(syntax).message().contains("7.21.0 or newer"));
     }
 }

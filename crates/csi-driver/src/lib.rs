@@ -4,7 +4,9 @@
 //!   operations themselves are the `node` crate's, [`node`] is their gRPC face.
 //! - [`params`], [`capability`], [`capacity`], [`naming`]: pure rules: what a
 //!   StorageClass may say, which capabilities are supported, how big a volume
-//!   is made, what its slot, NQN and image are called.
+//!   is made, what its slot, NQN and image are called; [`snapshots`]: those
+//!   of snapshots, restores and clones (IDs, sources, sizes, the pool-use
+//!   limit, the CSI view of a snapshot).
 //! - [`attach`]: which nodes a volume is published to, as its export on the
 //!   RDS records it, and the publish and unpublish decisions (pure).
 //! - [`error`]: the driver's errors and their gRPC codes, in one place;
@@ -25,6 +27,7 @@ pub mod node;
 pub mod params;
 pub mod rpc;
 pub mod server;
+pub mod snapshots;
 pub mod token;
 
 pub use controller::ControllerService;

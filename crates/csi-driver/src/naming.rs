@@ -11,7 +11,9 @@
 //!   (or its whole digest), which CreateVolume checks, so even a collision is
 //!   refused rather than mixed up.
 //! - **NQN**: the configured prefix and the slot.
-//! - **Image**: `<volume path>/<slot>.img`.
+//! - **Image**: `<volume path>/<slot>.img`; on a btrfs pool, where each
+//!   volume has a subvolume of its own, `<volume path>/<slot>/volume.img`
+//!   ([`is_image_of`] accepts either).
 //! - **Comment**: `rds-csi:<name>` for a provisioner's `pvc-<uuid>` name;
 //!   `rds-csi:sha256:<64 hex digits>` for any other, because a comment holds
 //!   only 128 printable ASCII characters and not all of them: the digest of
@@ -30,6 +32,7 @@
 //!   exactly the comment it read ([`exact_owner`]). `docs/routeros-cli.md`
 //!   ("Ownership") writes the rule down.
 
+use routeros::subvolume::NewVolume;
 use routeros::{
     Comment, CommentPattern, Disk, MAX_NEW_SLOT_LEN, Nqn, OwnerTest, RdsPath, Slot, ValueError,
 };
@@ -224,6 +227,15 @@ pub fn nqn_for(prefix: &str, slot: &Slot) -> Result<Nqn, ValueError> {
 /// The image path of `slot` under `volume_path`.
 pub fn image_path(volume_path: &RdsPath, slot: &Slot) -> Result<RdsPath, ValueError> {
     volume_path.join(&format!("{slot}.img"))
+}
+
+/// Whether a disk's `file_path` is where `volume` is made: its flat image
+/// (on a pool that is not btrfs, or from before snapshots), or its image in
+/// a subvolume of its own (on btrfs).
+pub fn is_image_of(file_path: Option<&str>, volume: &NewVolume) -> bool {
+    file_path.is_some_and(|path| {
+        path == volume.flat().file_path.as_str() || path == volume.subvolume().image().as_str()
+    })
 }
 
 /// The comment recording the volume named `name` (any UTF-8), and the PVC
@@ -483,5 +495,35 @@ mod tests {
             "/p/x.img",
         );
         assert_eq!(exact_owner(&other), None);
+    }
+
+    #[test]
+    fn a_volume_is_at_its_flat_image_or_in_its_subvolume() {
+        let slot = Slot::new("pvc-0b0e8b8e3c434c2f9d2e53f0d3b1").unwrap();
+        let volume = NewVolume::new(
+            slot.clone(),
+            &RdsPath::new("/raid10/volumes").unwrap(),
+            1 << 30,
+            4420,
+            nqn_for("nqn.2024-01.io.srvlab.csi.rds:", &slot).unwrap(),
+            comment_for("x", None),
+        )
+        .unwrap();
+        for ours in [
+            "/raid10/volumes/pvc-0b0e8b8e3c434c2f9d2e53f0d3b1.img",
+            "/raid10/volumes/pvc-0b0e8b8e3c434c2f9d2e53f0d3b1/volume.img",
+        ] {
+            assert!(is_image_of(Some(ours), &volume), "{ours}");
+        }
+        for other in [
+            None,
+            Some("/raid10/other/pvc-0b0e8b8e3c434c2f9d2e53f0d3b1.img"),
+            Some(
+                "/raid10/volumes/pvc-0b0e8b8e3c434c2f9d2e53f0d3b1/pvc-0b0e8b8e3c434c2f9d2e53f0d3b1.img",
+            ),
+            Some("/raid10/volumes/snap-0123456789abcdef0123456789ab-pvc-1-1/volume.img"),
+        ] {
+            assert!(!is_image_of(other, &volume), "{other:?}");
+        }
     }
 }

@@ -17,12 +17,15 @@ use sha2::{Digest, Sha256};
 pub enum Kind {
     /// ListVolumes.
     Volumes,
+    /// ListSnapshots.
+    Snapshots,
 }
 
 impl Kind {
     fn tag(self) -> &'static str {
         match self {
             Kind::Volumes => "volumes",
+            Kind::Snapshots => "snapshots",
         }
     }
 }
@@ -76,5 +79,14 @@ mod tests {
         ] {
             assert_eq!(read(Kind::Volumes, bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_token_of_one_list_is_refused_by_the_other() {
+        let volumes = issue(Kind::Volumes, "pvc-1");
+        let snapshots = issue(Kind::Snapshots, "snap-1");
+        assert_eq!(read(Kind::Snapshots, &snapshots), Some("snap-1"));
+        assert_eq!(read(Kind::Snapshots, &volumes), None);
+        assert_eq!(read(Kind::Volumes, &snapshots), None);
     }
 }

@@ -16,6 +16,7 @@ use csi_proto::v1::node_client::NodeClient;
 use csi_proto::v1::volume_capability::access_mode::Mode;
 use csi_proto::v1::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
 use csi_proto::v1::{self as csi, CapacityRange, VolumeCapability};
+use rds_sim::LoopBtrfs;
 use test_support::grpc;
 use test_support::sim::Login;
 use tonic::transport::Channel;
@@ -60,7 +61,13 @@ pub struct Cluster {
     pub node: NodeClient<Channel>,
     /// The node ID the plugin's node service reports.
     pub node_id: String,
+    /// The pool's btrfs, when it is one: unmounted once the simulator and
+    /// its exports are gone.
+    btrfs: Option<LoopBtrfs>,
 }
+
+/// The pool's label when it is a btrfs.
+pub const BTRFS_LABEL: &str = "pool1";
 
 /// A filesystem capability.
 pub fn mount(fs: &str) -> VolumeCapability {
@@ -146,6 +153,49 @@ impl Cluster {
         mode: &str,
     ) -> Outcome<Cluster> {
         let rds = Rds::start_with(&scratch.join("rds"), capacity, export).await?;
+        Self::start_on(rds, None, scratch, mode).await
+    }
+
+    /// [`Cluster::run`] on a simulator whose pool is a real btrfs of
+    /// `btrfs_bytes` (sparse), where volumes get subvolumes of their own and
+    /// can be snapshotted and cloned.
+    pub async fn run_on_btrfs(
+        scratch: &Path,
+        btrfs_bytes: u64,
+        steps: impl AsyncFnOnce(&mut Cluster) -> Outcome,
+    ) -> Outcome {
+        let mut cluster = Cluster::start_on_btrfs(scratch, btrfs_bytes, rds::Export::Nvmet).await?;
+        let result = steps(&mut cluster).await;
+        let stopped = cluster.stop().await;
+        result.and(stopped)
+    }
+
+    /// Starts the simulator on a btrfs pool of `btrfs_bytes` (a sparse file
+    /// under `scratch`, loop-mounted: root only), exporting its disks as
+    /// `export` says, and the plugin.
+    pub async fn start_on_btrfs(
+        scratch: &Path,
+        btrfs_bytes: u64,
+        export: rds::Export,
+    ) -> Outcome<Cluster> {
+        let root = scratch.join("rds");
+        let btrfs = LoopBtrfs::create(
+            &scratch.join("pool.btrfs"),
+            &root.join(rds::POOL),
+            btrfs_bytes,
+            BTRFS_LABEL,
+        )
+        .context("make the pool's btrfs (as root, with btrfs-progs)")?;
+        let rds = Rds::start_on_btrfs_with(&root, export).await?;
+        Self::start_on(rds, Some(btrfs), scratch, "all").await
+    }
+
+    async fn start_on(
+        rds: Rds,
+        btrfs: Option<LoopBtrfs>,
+        scratch: &Path,
+        mode: &str,
+    ) -> Outcome<Cluster> {
         let login =
             Login::write(&rds.sim, scratch).context("cannot write the simulator's SSH key")?;
         let socket = scratch.join("plugin/csi.sock");
@@ -183,6 +233,7 @@ impl Cluster {
             plugin_args,
             plugin: PluginProcess(None),
             node_id: String::new(),
+            btrfs,
         };
         cluster.start_plugin().await?;
         Ok(cluster)
@@ -282,15 +333,20 @@ impl Cluster {
             })
             .await;
         }
-        self.rds.stop().await
+        let stopped = self.rds.stop().await;
+        drop(self.btrfs.take());
+        stopped
     }
 
     async fn tear_down_leftovers(&self) {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        // The pool's btrfs is the simulator's, unmounted after it stops.
+        let pool = self.btrfs.as_ref().map(LoopBtrfs::mount_point);
         let mut points: Vec<&str> = mounts
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
             .filter(|p| Path::new(p).starts_with(&self.scratch))
+            .filter(|p| pool.is_none_or(|pool| !Path::new(p).starts_with(pool)))
             .collect();
         // Deepest first: a bind mount before what it is bound from.
         points.sort_by_key(|p| std::cmp::Reverse(p.len()));
@@ -361,8 +417,24 @@ impl Cluster {
         cap: VolumeCapability,
         parameters: &[(&str, &str)],
     ) -> Outcome<Volume> {
+        self.create_from(name, bytes, cap, parameters, None).await
+    }
+
+    /// CreateVolume with a content source (a restore of a snapshot, a clone
+    /// of a volume; `None`: an empty volume), then ControllerPublishVolume
+    /// to this plugin's node with the same capability, as the
+    /// external-attacher does before kubelet stages a volume: the volume,
+    /// with its publish context.
+    pub async fn create_from(
+        &mut self,
+        name: &str,
+        bytes: u64,
+        cap: VolumeCapability,
+        parameters: &[(&str, &str)],
+        source: Option<csi::volume_content_source::Type>,
+    ) -> Outcome<Volume> {
         let mut volume = self
-            .create_unpublished(name, bytes, cap.clone(), parameters)
+            .create_unpublished_from(name, bytes, cap.clone(), parameters, source)
             .await?;
         let node_id = self.node_id.clone();
         volume.publish_context = self.controller_publish(&volume, &node_id, cap).await?;
@@ -421,6 +493,19 @@ impl Cluster {
         cap: VolumeCapability,
         parameters: &[(&str, &str)],
     ) -> Outcome<Volume> {
+        self.create_unpublished_from(name, bytes, cap, parameters, None)
+            .await
+    }
+
+    /// CreateVolume with a content source, alone.
+    pub async fn create_unpublished_from(
+        &mut self,
+        name: &str,
+        bytes: u64,
+        cap: VolumeCapability,
+        parameters: &[(&str, &str)],
+        source: Option<csi::volume_content_source::Type>,
+    ) -> Outcome<Volume> {
         let volume = self
             .controller
             .create_volume(csi::CreateVolumeRequest {
@@ -434,6 +519,7 @@ impl Cluster {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
+                volume_content_source: source.map(|t| csi::VolumeContentSource { r#type: Some(t) }),
                 ..Default::default()
             })
             .await
@@ -541,6 +627,33 @@ impl Cluster {
             .await
             .map(|_| ())
             .context("DeleteVolume")
+    }
+
+    /// CreateSnapshot of `volume`, named `name`.
+    pub async fn snapshot(&mut self, volume: &Volume, name: &str) -> Outcome<csi::Snapshot> {
+        self.controller
+            .create_snapshot(csi::CreateSnapshotRequest {
+                name: name.into(),
+                source_volume_id: volume.id.clone(),
+                ..Default::default()
+            })
+            .await
+            .context(format!("CreateSnapshot {name}"))?
+            .into_inner()
+            .snapshot
+            .context("CreateSnapshot returned no snapshot")
+    }
+
+    /// DeleteSnapshot.
+    pub async fn delete_snapshot(&mut self, snapshot: &csi::Snapshot) -> Outcome {
+        self.controller
+            .delete_snapshot(csi::DeleteSnapshotRequest {
+                snapshot_id: snapshot.snapshot_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .context("DeleteSnapshot")
     }
 
     /// NodeGetVolumeStats.

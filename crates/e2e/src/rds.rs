@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rds_client::RdsClient;
 use rds_sim::testing::TestSim;
-use rds_sim::{NvmetConfig, SimConfig};
+use rds_sim::{Behaviour, NvmetConfig, SimConfig};
 use routeros::subvolume::NewVolume;
 use routeros::{Comment, ExportState, HostList, NewDisk, Nqn, OwnerTest, RdsPath, Slot};
 
@@ -52,7 +52,21 @@ impl Rds {
     /// Starts a simulator exporting through nvmet whose pool is the btrfs
     /// filesystem mounted at `<root>/raid10` (see [`rds_sim::LoopBtrfs`]).
     pub async fn start_on_btrfs(root: &Path) -> Outcome<Rds> {
-        Self::start_config(SimConfig::single_btrfs_pool(root, POOL, 0), Export::Nvmet).await
+        Self::start_on_btrfs_with(root, Export::Nvmet).await
+    }
+
+    /// Starts a simulator as [`Rds::start_on_btrfs`] does, exporting its
+    /// disks as `export` says.
+    pub async fn start_on_btrfs_with(root: &Path, export: Export) -> Outcome<Rds> {
+        Self::start_config(SimConfig::single_btrfs_pool(root, POOL, 0), export).await
+    }
+
+    /// [`Rds::start_on_btrfs`], with the simulator answering as
+    /// `behaviour` says where RouterOS's answer is not known.
+    pub async fn start_on_btrfs_behaving(root: &Path, behaviour: Behaviour) -> Outcome<Rds> {
+        let mut config = SimConfig::single_btrfs_pool(root, POOL, 0);
+        config.behaviour = behaviour;
+        Self::start_config(config, Export::Nvmet).await
     }
 
     async fn start_config(mut config: SimConfig, export: Export) -> Outcome<Rds> {

@@ -10,9 +10,15 @@
 //!   and every Node spec that needs no attached volume run, and the few that
 //!   stage a volume ([`NEEDS_KERNEL_INITIATOR`]) are skipped, by name.
 //!
-//! The StorageClass parameters go in through `-csi.testvolumeparameters`, as
-//! the external-provisioner passes them (with `--extra-create-metadata`). The
-//! result is read from Ginkgo's JSON report, not from its console text.
+//! The pool is a real, loop-mounted btrfs (root, in both places), so that
+//! volumes get subvolumes of their own and the snapshot and clone specs run
+//! against real copy-on-write.
+//!
+//! The StorageClass parameters go in through `-csi.testvolumeparameters`, and
+//! the VolumeSnapshotClass's through `-csi.testsnapshotparameters`, as the
+//! external-provisioner and the external-snapshotter pass them (with
+//! `--extra-create-metadata`). The result is read from Ginkgo's JSON report,
+//! not from its console text.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -81,6 +87,31 @@ pub fn storage_class_parameters() -> BTreeMap<&'static str, String> {
         ),
     ])
 }
+
+/// The parameters of the snapshots csi-sanity takes, as the
+/// external-snapshotter passes them (a VolumeSnapshotClass of this driver
+/// has none of its own).
+pub fn snapshot_class_parameters() -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        (
+            "csi.storage.k8s.io/volumesnapshot/name",
+            "sanity-snapshot".to_owned(),
+        ),
+        (
+            "csi.storage.k8s.io/volumesnapshot/namespace",
+            "sanity".to_owned(),
+        ),
+        (
+            "csi.storage.k8s.io/volumesnapshotcontent/name",
+            "snapcontent-00000000-0000-0000-0000-000000000000".to_owned(),
+        ),
+    ])
+}
+
+/// The size of the pool's btrfs: a sparse file, so only what is written
+/// takes space, and larger than any volume csi-sanity asks for (the
+/// simulator refuses a disk larger than the pool's free space).
+pub const POOL_BYTES: u64 = 64 << 30;
 
 /// One spec's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +223,7 @@ pub async fn run(scratch: &Path, place: Place, csi_sanity: &Path) -> Outcome<Sum
         Place::Host => Export::None,
         Place::Guest => Export::Nvmet,
     };
-    let cluster = Cluster::start_with(scratch, 1 << 40, export).await?;
+    let cluster = Cluster::start_on_btrfs(scratch, POOL_BYTES, export).await?;
     let result = run_suite(&cluster, scratch, place, csi_sanity).await;
     let stopped = cluster.stop().await;
     let summary = result?;
@@ -206,12 +237,15 @@ async fn run_suite(
     place: Place,
     csi_sanity: &Path,
 ) -> Outcome<Summary> {
+    let yaml = |map: BTreeMap<&str, String>| -> String {
+        map.iter().map(|(k, v)| format!("{k}: \"{v}\"\n")).collect()
+    };
     let parameters = scratch.join("parameters.yaml");
-    let yaml: String = storage_class_parameters()
-        .iter()
-        .map(|(k, v)| format!("{k}: \"{v}\"\n"))
-        .collect();
-    std::fs::write(&parameters, yaml).context("cannot write the parameters file")?;
+    std::fs::write(&parameters, yaml(storage_class_parameters()))
+        .context("cannot write the parameters file")?;
+    let snapshot_parameters = scratch.join("snapshot-parameters.yaml");
+    std::fs::write(&snapshot_parameters, yaml(snapshot_class_parameters()))
+        .context("cannot write the snapshot parameters file")?;
     let report = scratch.join("report.json");
     let log = scratch.join("csi-sanity.log");
     let skipped_by_us: Vec<String> = match place {
@@ -239,6 +273,10 @@ async fn run_suite(
         .arg(format!(
             "-csi.testvolumeparameters={}",
             parameters.display()
+        ))
+        .arg(format!(
+            "-csi.testsnapshotparameters={}",
+            snapshot_parameters.display()
         ))
         // 1 GiB volumes: what a small PVC asks for, and quick to format under
         // emulation.

@@ -1,7 +1,9 @@
 //! The scenarios, by name. To add one: write `async fn run(ctx: Ctx) ->
 //! Outcome` in a module under `scenarios/`, and list it in [`ALL`].
 
+mod csi_snapshots;
 mod doctor_fence;
+mod doctor_snapshots;
 mod fence;
 mod node_block;
 mod node_condition;
@@ -53,6 +55,14 @@ pub const ALL: &[Scenario] = &[
     Scenario {
         name: "sim_btrfs_snapshots_over_nvme_tcp",
         run: |ctx| Box::pin(sim_btrfs::run(ctx)),
+    },
+    Scenario {
+        name: "csi_snapshots_restores_and_clones",
+        run: |ctx| Box::pin(csi_snapshots::run(ctx)),
+    },
+    Scenario {
+        name: "doctor_check_snapshots",
+        run: |ctx| Box::pin(doctor_snapshots::run(ctx)),
     },
     Scenario {
         name: "node_lifecycle_ext4",

@@ -1,22 +1,25 @@
-//! The cluster the flows run against: the simulator as the RDS, the control
-//! plane, our manifests applied as a user applies them, and the controller
-//! Deployment's replicas running as pods without a kubelet. Flows use the
-//! helpers here to make objects, wait for Kubernetes, and look at the
-//! simulator.
+//! The cluster the flows run against: the simulator as the RDS (an xfs pool,
+//! and a btrfs pool for snapshots), the control plane, the snapshot CRDs and
+//! snapshot-controller, our manifests applied as a user applies them, and
+//! the controller Deployment's replicas running as pods without a kubelet.
+//! Flows use the helpers here to make objects, wait for Kubernetes, and look
+//! at the simulator.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use rds_sim::testing::TestSim;
-use rds_sim::{DiskView, FileView, SimConfig};
+use rds_sim::{BTRFS, DiskView, FileView, LoopBtrfs, PoolConfig, SimConfig};
 use russh::keys::HashAlg;
 use russh::keys::ssh_key::LineEnding;
 use serde_json::{Value, json};
 
+use crate::btrfs::{self, Subvolume};
 use crate::control_plane::{ControlPlane, Tools};
 use crate::kubectl::{Kubectl, describe_events};
 use crate::manifests::{self, CONTROLLER, NAMESPACE, SSH_SECRET, Site, Source};
 use crate::pod::{self, Pod};
+use crate::snapshots::{self, Modules};
 use crate::support::{Context, Outcome, PATIENCE, tail, wait_for};
 use crate::template::{self, PodTemplate};
 use crate::versions;
@@ -27,6 +30,18 @@ pub const POOL: &str = "storage-pool";
 
 /// A second folder on the pool, for a StorageClass's `volumePath`.
 pub const OTHER_FOLDER: &str = "e2e-other";
+
+/// The simulator's second pool, a real btrfs filesystem (loop-mounted),
+/// where volumes live in subvolumes and can be snapshotted and cloned. Its
+/// label (the `fs=` of RouterOS's subvolume commands) is its name.
+pub const BTRFS_POOL: &str = "btrfs-pool";
+
+/// The folder for volumes on the btrfs pool.
+pub const BTRFS_FOLDER: &str = "volumes";
+
+/// The btrfs pool's size: a sparse file, so this costs only what is
+/// written.
+const BTRFS_SIZE: u64 = 16 << 30;
 
 /// The node the tier plays the scheduler for.
 pub const NODE: &str = "node-1";
@@ -45,6 +60,9 @@ pub struct Options {
     pub plugin: PathBuf,
     /// Where the manifests come from.
     pub source: Source,
+    /// The external-snapshotter's modules (snapshot CRDs and
+    /// snapshot-controller).
+    pub snapshotter: Modules,
     /// A fresh folder for everything the run writes.
     pub scratch: PathBuf,
 }
@@ -53,8 +71,12 @@ pub struct Options {
 pub struct Cluster {
     /// The controller's replicas, by index; `None` while one is stopped.
     pub replicas: Vec<Option<Pod>>,
+    /// snapshot-controller (one replica of its Deployment).
+    pub snapshot_controller: Option<Pod>,
     /// The controller Deployment's pod template.
     pub template: PodTemplate,
+    /// snapshot-controller's pod template.
+    pub snapshot_template: PodTemplate,
     /// The objects as rendered (and applied, but for the workloads).
     pub objects: Vec<Value>,
     /// The CSIDriver's name.
@@ -64,6 +86,8 @@ pub struct Cluster {
     /// The control plane.
     pub plane: ControlPlane,
     sim: Option<TestSim>,
+    // After the simulator: unmounted once it is gone.
+    btrfs: LoopBtrfs,
     sim_config: SimConfig,
     sim_addr: SocketAddr,
     tools: Tools,
@@ -78,6 +102,19 @@ impl Cluster {
         let scratch = &options.scratch;
         let mut sim_config = SimConfig::single_pool(scratch.join("rds"), POOL, 1 << 40);
         sim_config.pools[0].directories = vec!["metal-csi".into(), OTHER_FOLDER.into()];
+        let btrfs = LoopBtrfs::create(
+            &scratch.join(format!("{BTRFS_POOL}.img")),
+            &sim_config.root.join(BTRFS_POOL),
+            BTRFS_SIZE,
+            BTRFS_POOL,
+        )
+        .context("cannot make the simulator's btrfs pool (root, loop devices and btrfs-progs)")?;
+        sim_config.pools.push(PoolConfig {
+            name: BTRFS_POOL.into(),
+            fs: BTRFS.into(),
+            capacity: 0,
+            directories: vec![BTRFS_FOLDER.into()],
+        });
         let sim = TestSim::start(sim_config.clone())
             .await
             .context("cannot start the simulator")?;
@@ -90,10 +127,15 @@ impl Cluster {
                 &[],
             )
             .await?;
-        let objects = install(&kubectl, &options, &tools, &site).await?;
+        // docs/deploy.md, "Snapshots": the CRDs and snapshot-controller come
+        // before the driver, whose manifests hold a VolumeSnapshotClass.
         let go_mod = options.repo.join("tools/k8s/go.mod");
         let go_mod = std::fs::read_to_string(&go_mod)
             .context(format!("cannot read {}", go_mod.display()))?;
+        snapshots::install_crds(&kubectl, &options.snapshotter).await?;
+        let (snapshot_template, _) =
+            snapshots::install_controller(&kubectl, &options.snapshotter, &go_mod).await?;
+        let objects = install(&kubectl, &options, &tools, &site).await?;
         versions::check(&objects, &go_mod)?;
         let driver = objects
             .iter()
@@ -106,23 +148,28 @@ impl Cluster {
         let template = template::parse_workload(deployment)?;
         let mut cluster = Cluster {
             replicas: (0..template.replicas).map(|_| None).collect(),
+            snapshot_controller: None,
             template,
+            snapshot_template,
             objects,
             driver,
             kubectl,
             plane,
             sim_addr: sim.addr,
             sim: Some(sim),
+            btrfs,
             sim_config,
             tools,
             options,
         };
+        cluster.start_snapshot_controller().await?;
         for i in 0..cluster.replicas.len() {
             cluster.start_replica(i).await?;
         }
         for lease in cluster.leases() {
             cluster.wait_leader(&lease, None).await?;
         }
+        cluster.wait_snapshot_controller_leader().await?;
         Ok(cluster)
     }
 
@@ -146,6 +193,54 @@ impl Cluster {
         Ok(())
     }
 
+    /// The pod name of snapshot-controller's replica.
+    pub fn snapshot_controller_name() -> String {
+        format!("{}-0", snapshots::CONTROLLER)
+    }
+
+    /// Starts snapshot-controller (one pod of its Deployment), under its
+    /// upstream ServiceAccount and RBAC.
+    pub async fn start_snapshot_controller(&mut self) -> Outcome {
+        let name = Self::snapshot_controller_name();
+        let dir = self.options.scratch.join("pods").join(&name);
+        let host = pod::Host {
+            control_plane: &self.plane,
+            tools: &self.tools,
+            plugin: &self.options.plugin,
+            node: NODE,
+        };
+        let started = pod::start(&self.snapshot_template, &name, &dir, host).await?;
+        self.snapshot_controller = Some(started);
+        Ok(())
+    }
+
+    /// Waits until snapshot-controller holds its Lease.
+    pub async fn wait_snapshot_controller_leader(&self) -> Outcome<String> {
+        let name = Self::snapshot_controller_name();
+        wait_for(
+            &format!(
+                "snapshot-controller to hold the Lease {}/{}",
+                snapshots::CONTROLLER_NAMESPACE,
+                snapshots::CONTROLLER_LEASE
+            ),
+            PATIENCE,
+            || async {
+                let holder = self
+                    .leader_in(snapshots::CONTROLLER_NAMESPACE, snapshots::CONTROLLER_LEASE)
+                    .await?;
+                Ok(holder.filter(|h| *h == name))
+            },
+            || async {
+                format!(
+                    "holder: {:?}",
+                    self.leader_in(snapshots::CONTROLLER_NAMESPACE, snapshots::CONTROLLER_LEASE)
+                        .await
+                )
+            },
+        )
+        .await
+    }
+
     /// Stops replica `i`, as a deleted pod is stopped (SIGTERM).
     pub async fn stop_replica(&mut self, i: usize) {
         if let Some(mut pod) = self.replicas[i].take() {
@@ -158,11 +253,20 @@ impl Cluster {
         self.replicas.iter().flatten()
     }
 
+    /// Every running pod: the replicas and snapshot-controller.
+    pub fn all_pods(&self) -> impl Iterator<Item = &Pod> {
+        self.replicas
+            .iter()
+            .chain([&self.snapshot_controller])
+            .flatten()
+    }
+
     /// Fails if a component or a container stopped running.
     pub fn ensure_running(&mut self) -> Outcome {
         self.plane.ensure_running()?;
         self.replicas
             .iter_mut()
+            .chain([&mut self.snapshot_controller])
             .flatten()
             .try_for_each(Pod::ensure_running)
     }
@@ -170,7 +274,8 @@ impl Cluster {
     /// The Leases the controller's sidecars elect their leader with, in the
     /// Deployment's namespace: external-provisioner's is the driver name
     /// with every character but letters, digits and `-` made `-`;
-    /// external-resizer's has `external-resizer-` in front.
+    /// external-resizer's and external-snapshotter's have
+    /// `external-resizer-` and `external-snapshotter-leader-` in front.
     pub fn leases(&self) -> Vec<String> {
         let sanitized: String = self
             .driver
@@ -188,6 +293,9 @@ impl Cluster {
             match template::image_name(&c.image) {
                 "csi-provisioner" => leases.push(sanitized.clone()),
                 "csi-resizer" => leases.push(format!("external-resizer-{sanitized}")),
+                "csi-snapshotter" => {
+                    leases.push(format!("external-snapshotter-leader-{sanitized}"));
+                }
                 _ => {}
             }
         }
@@ -196,7 +304,12 @@ impl Cluster {
 
     /// The holder of `lease`, if any.
     pub async fn leader(&self, lease: &str) -> Outcome<Option<String>> {
-        let l = self.kubectl.get("lease", Some(NAMESPACE), lease).await?;
+        self.leader_in(NAMESPACE, lease).await
+    }
+
+    /// The holder of `lease` in `namespace`, if any.
+    pub async fn leader_in(&self, namespace: &str, lease: &str) -> Outcome<Option<String>> {
+        let l = self.kubectl.get("lease", Some(namespace), lease).await?;
         Ok(
             l.and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
                 .filter(|h| !h.is_empty()),
@@ -232,6 +345,12 @@ impl Cluster {
     /// The simulator's files (images).
     pub fn files(&self) -> Outcome<Vec<FileView>> {
         Ok(self.sim()?.engine.files())
+    }
+
+    /// Every subvolume of the btrfs pool, as btrfs lists them (paths from
+    /// the pool's top: `volumes/pvc-…`).
+    pub async fn subvolumes(&self) -> Outcome<Vec<Subvolume>> {
+        btrfs::subvolumes(self.btrfs.mount_point()).await
     }
 
     /// The disk whose slot is `volume` (a PV's volume handle).
@@ -380,7 +499,7 @@ impl Cluster {
     /// The end of every container's log, for a failure report.
     pub fn log_tails(&self, lines: usize) -> String {
         let mut out = String::new();
-        for pod in self.pods() {
+        for pod in self.all_pods() {
             for c in &pod.containers {
                 // Long lines (the plugin logs JSON) are cut: the log file has
                 // them whole.

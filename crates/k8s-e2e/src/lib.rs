@@ -9,6 +9,9 @@
 //! - [`flows`]: the flows, by name.
 //! - [`control_plane`], [`pki`]: etcd, the API server, the controller
 //!   manager, and their certificates.
+//! - [`snapshots`]: the snapshot CRDs and snapshot-controller, from the
+//!   external-snapshotter's modules; [`btrfs`]: the simulator's btrfs pool
+//!   as btrfs lists it.
 //! - [`manifests`]: rendering the kustomize overlay or the Helm chart;
 //!   [`compare`]: the chart against the kustomize base; [`versions`]: the
 //!   sidecar tags against the tools module.
@@ -17,6 +20,7 @@
 //! - [`kubectl`], [`http`], [`process`], [`ports`], [`support`]: the API
 //!   through kubectl, plain HTTP, child processes, free ports, waiting.
 
+pub mod btrfs;
 pub mod cluster;
 pub mod compare;
 pub mod control_plane;
@@ -28,6 +32,7 @@ pub mod pki;
 pub mod pod;
 pub mod ports;
 pub mod process;
+pub mod snapshots;
 pub mod support;
 pub mod template;
 pub mod versions;

@@ -3,7 +3,8 @@
 //! and runs it.
 //!
 //! ```text
-//! k8s-e2e --tools DIR --plugin PATH [--from kustomize|helm] [--keep] [FILTER]...
+//! k8s-e2e --tools DIR --plugin PATH --external-snapshotter DIR
+//!         --external-snapshotter-client DIR [--from kustomize|helm] [--keep] [FILTER]...
 //! k8s-e2e compare KUSTOMIZE.yaml HELM.yaml
 //! ```
 //!
@@ -19,6 +20,7 @@ use clap::Parser;
 use k8s_e2e::cluster::{Cluster, Options};
 use k8s_e2e::flows;
 use k8s_e2e::manifests::Source;
+use k8s_e2e::snapshots::Modules;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Longest a flow may take before it counts as failed.
@@ -34,6 +36,14 @@ struct Args {
     /// The rds-csi-plugin binary.
     #[arg(long)]
     plugin: Option<PathBuf>,
+    /// The module github.com/kubernetes-csi/external-snapshotter/v8 in Go's
+    /// module cache (snapshot-controller's manifests).
+    #[arg(long)]
+    external_snapshotter: Option<PathBuf>,
+    /// The module github.com/kubernetes-csi/external-snapshotter/client/v8
+    /// in Go's module cache (the snapshot CRDs).
+    #[arg(long)]
+    external_snapshotter_client: Option<PathBuf>,
     /// The repository (deploy/, charts/).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))]
     repo: PathBuf,
@@ -86,8 +96,16 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
-    let (Some(tools), Some(plugin)) = (args.tools.clone(), args.plugin.clone()) else {
-        eprintln!("k8s-e2e: --tools and --plugin are required (scripts/k8s-e2e passes them)");
+    let (Some(tools), Some(plugin), Some(snapshotter), Some(client)) = (
+        args.tools.clone(),
+        args.plugin.clone(),
+        args.external_snapshotter.clone(),
+        args.external_snapshotter_client.clone(),
+    ) else {
+        eprintln!(
+            "k8s-e2e: --tools, --plugin, --external-snapshotter and \
+             --external-snapshotter-client are required (scripts/k8s-e2e passes them)"
+        );
         return ExitCode::from(2);
     };
     let selected = flows::selected(&args.filters);
@@ -113,6 +131,10 @@ async fn run(args: Args) -> ExitCode {
         tools,
         plugin,
         source: args.source,
+        snapshotter: Modules {
+            snapshotter,
+            client,
+        },
         scratch: scratch.path().to_path_buf(),
     };
     let (mut term, mut int) = match (

@@ -244,6 +244,8 @@ pub async fn start(pod: &PodTemplate, name: &str, dir: &Path, host: Host<'_>) ->
                 }
                 let path = kubeconfig.as_ref().context("no kubeconfig was made")?;
                 args.push(format!("--kubeconfig={}", path.display()));
+                let extra = template::in_cluster_args(&args, &pod.namespace);
+                args.extend(extra);
                 host.tools.path(tool)?
             }
             Role::NotRun(_) => continue,

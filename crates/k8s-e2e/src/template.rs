@@ -12,7 +12,9 @@
 //!   network;
 //! - a container that talks to the API server gets `--kubeconfig` with its
 //!   ServiceAccount's token (a container gets it mounted at a fixed path,
-//!   which a process cannot have);
+//!   which a process cannot have), and, if it elects a leader without naming
+//!   the Lease's namespace, `--leader-election-namespace` with the pod's
+//!   (which client-go reads from the same mounted files);
 //! - `$(VAR)` is expanded from the container's environment, as kubelet does.
 
 use std::collections::BTreeMap;
@@ -366,6 +368,32 @@ pub fn rewrite_arg(
         return Ok((format!("{flag}={}", rewrite_path(value, mounts)), None));
     }
     Ok((rewrite_path(arg, mounts), None))
+}
+
+/// What a sidecar in a pod finds without a flag and a process here does
+/// not: leader election in the pod's namespace, which client-go reads from
+/// the ServiceAccount files every pod has mounted (a process falls back to
+/// `default`, where its RBAC may give it no Lease). So when `args` turn
+/// leader election on (Go's `--leader-election` or `=true`, `=1`, `=t`)
+/// without naming its namespace, `--leader-election-namespace=NAMESPACE`.
+pub fn in_cluster_args(args: &[String], namespace: &str) -> Vec<String> {
+    let flags = || args.iter().filter_map(|a| go_flag(a));
+    let elects = flags().any(|(name, value)| {
+        name == "leader-election" && matches!(value, "true" | "TRUE" | "True" | "t" | "T" | "1")
+    });
+    let named = flags().any(|(name, _)| name == "leader-election-namespace");
+    if elects && !named {
+        vec![format!("--leader-election-namespace={namespace}")]
+    } else {
+        Vec::new()
+    }
+}
+
+/// A Go flag argument as name and value (`true` for a bare boolean flag);
+/// `None` for an argument that is not a flag.
+fn go_flag(arg: &str) -> Option<(&str, &str)> {
+    let arg = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'))?;
+    Some(arg.split_once('=').unwrap_or((arg, "true")))
 }
 
 /// The value of the field `path` of the pod `pod` (the downward API).

@@ -65,6 +65,17 @@ pub enum FsError {
         reason: String,
     },
 
+    /// A filesystem's superblock could not be read as one of its type.
+    #[error(
+        "cannot read the size of the {fs} filesystem on {device}: its superblock is not one of {fs}"
+    )]
+    Superblock {
+        /// The device.
+        device: PathBuf,
+        /// The filesystem expected there.
+        fs: FsType,
+    },
+
     /// A device to be formatted is not empty.
     #[error("refusing to format {device}: it holds {found}")]
     NotEmpty {

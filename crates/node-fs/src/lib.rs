@@ -1,5 +1,6 @@
 //! The node's filesystem work: look at what a device holds, format it, mount and
-//! bind it, grow it, report its usage, and read the mount table.
+//! bind it, tell how large its filesystem is and grow it, report its usage,
+//! and read the mount table.
 //!
 //! The CSI node service (in `csi-driver`) decides *what* to do; this crate only
 //! knows *how*. It keeps I/O thin and parsing pure: `mountinfo::parse`,
@@ -25,6 +26,7 @@
 
 pub mod error;
 pub mod format;
+pub mod fs_size;
 mod fs_type;
 pub mod mount;
 pub mod mountinfo;

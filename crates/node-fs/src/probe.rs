@@ -248,7 +248,7 @@ fn first_non_zero(mut file: &File) -> io::Result<Option<u64>> {
 
 /// Runs blocking device I/O on tokio's blocking pool, giving up at `deadline`.
 /// A thread stuck in the kernel stays stuck; the caller gets an error at once.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     op: &'static str,
     device: &Path,
     timeout: Duration,

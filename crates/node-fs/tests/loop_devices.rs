@@ -17,7 +17,7 @@ use std::path::Path;
 use node_fs::mount::{bind, mount, unmount};
 use node_fs::mountinfo::{self, MountInfo};
 use node_fs::probe::{Probe, probe};
-use node_fs::{FsError, FsType, format, resize, stats};
+use node_fs::{FsError, FsType, format, fs_size, resize, stats};
 use rustix::io::Errno;
 use support::{Failure, Rig, TOOL_TIMEOUT, TestResult, noise, require_root, require_tools};
 
@@ -309,6 +309,63 @@ async fn stats_reflect_a_written_file() -> TestResult {
     assert_eq!(after.used_inodes, before.used_inodes + 1);
     assert_eq!(after.free_inodes + 1, before.free_inodes);
     assert!(before.total_bytes > 50 * MIB && before.total_bytes < EXT4_SIZE);
+    Ok(())
+}
+
+/// The size a filesystem spans, as its superblock says, against its
+/// device's: equal after mkfs, smaller once the device grows, equal again
+/// once the filesystem is grown (XFS online, ext4 offline here: online
+/// `resize2fs` needs CAP_SYS_RESOURCE).
+#[tokio::test]
+async fn filesystem_sizes_come_from_the_superblock() -> TestResult {
+    if !support::selected() {
+        return Ok(());
+    }
+    require_tools(&["xfs_growfs", "resize2fs", "e2fsck"]);
+    for (fs, size) in [(FsType::Ext4, EXT4_SIZE), (FsType::Xfs, XFS_SIZE)] {
+        let mut rig = formatted(fs, size).await?;
+        assert_eq!(
+            fs_size::size(fs, rig.device(), TOOL_TIMEOUT).await?,
+            size,
+            "{fs}"
+        );
+        let other = if fs == FsType::Ext4 {
+            FsType::Xfs
+        } else {
+            FsType::Ext4
+        };
+        let wrong = fs_size::size(other, rig.device(), TOOL_TIMEOUT).await;
+        assert!(
+            matches!(wrong, Err(FsError::Superblock { .. })),
+            "{wrong:?}"
+        );
+        rig.grow_device(2 * size).await?;
+        assert_eq!(
+            fs_size::size(fs, rig.device(), TOOL_TIMEOUT).await?,
+            size,
+            "{fs}"
+        );
+        let target = rig.mount_dir("staging")?;
+        if fs == FsType::Xfs {
+            mount(rig.device(), &target, fs, &[], false)?;
+            resize::grow(fs, rig.device(), &target, TOOL_TIMEOUT).await?;
+            assert!(unmount_settled(&target).await?);
+        } else {
+            let check = node_fs::tool::run(
+                "e2fsck",
+                &["-f".as_ref(), "-p".as_ref(), rig.device().as_os_str()],
+                TOOL_TIMEOUT,
+            )
+            .await?;
+            assert!(check.status.success(), "e2fsck: {check:?}");
+            resize::grow(fs, rig.device(), &target, TOOL_TIMEOUT).await?;
+        }
+        assert_eq!(
+            fs_size::size(fs, rig.device(), TOOL_TIMEOUT).await?,
+            2 * size,
+            "{fs}"
+        );
+    }
     Ok(())
 }
 

@@ -75,6 +75,16 @@ pub trait Filesystems: Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = Result<(), FsError>> + Send;
 
+    /// The size in bytes the `fs` filesystem on `device` spans, as its
+    /// superblock says (less than the device's after a restore or clone to
+    /// a larger size).
+    fn filesystem_size(
+        &self,
+        fs: FsType,
+        device: &Path,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<u64, FsError>> + Send;
+
     /// Usage of the filesystem mounted at `path`.
     fn fs_stats(&self, path: &Path) -> Result<FsStats, FsError>;
 
@@ -171,6 +181,15 @@ impl Filesystems for LinuxFilesystems {
         timeout: Duration,
     ) -> Result<(), FsError> {
         node_fs::resize::grow(fs, device, mount_point, timeout).await
+    }
+
+    async fn filesystem_size(
+        &self,
+        fs: FsType,
+        device: &Path,
+        timeout: Duration,
+    ) -> Result<u64, FsError> {
+        node_fs::fs_size::size(fs, device, timeout).await
     }
 
     fn fs_stats(&self, path: &Path) -> Result<FsStats, FsError> {

@@ -41,6 +41,7 @@ mod publish;
 pub mod record;
 pub mod request;
 mod stage;
+pub mod stage_growth;
 pub mod startup;
 pub mod stats;
 pub mod testing;

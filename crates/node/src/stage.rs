@@ -7,7 +7,9 @@
 //!
 //! - block volume: [`Node::attach`] → [`Node::record_stage`];
 //! - filesystem volume: [`Node::attach`] → [`Node::ensure_filesystem`] →
-//!   [`Node::ensure_mounted`] → [`Node::record_stage`].
+//!   [`Node::ensure_mounted`] → [`Node::ensure_grown`] (a filesystem smaller
+//!   than its device, as a restore or clone to a larger size leaves it, is
+//!   grown: [`crate::stage_growth`]) → [`Node::record_stage`].
 //!
 //! The host identity the volume is connected as is the one ControllerPublish
 //! handed over in the publish context ([`crate::fence`]), chosen before
@@ -15,8 +17,7 @@
 //! go: an encrypted volume
 //! opens its mapping between `attach` and `ensure_filesystem`, which then
 //! work on the mapping's device (and unstage closes it before the
-//! disconnect); a volume restored larger than its filesystem grows it after
-//! `ensure_mounted`.
+//! disconnect).
 
 use std::path::Path;
 
@@ -100,6 +101,8 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
             Earlier::Load(&req.volume_id),
         )
         .await?;
+        self.ensure_grown(&device, &req.staging_path, fs, req.capability.read_only)
+            .await?;
         self.record_stage(req, &host, &device, Some(fs)).await
     }
 
@@ -198,6 +201,14 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
         earlier: Earlier<'_>,
     ) -> Result<()> {
         let mut options = flags.to_vec();
+        // XFS refuses to mount a second filesystem with the UUID of one
+        // mounted already, and a volume restored from a snapshot or cloned
+        // holds its source's filesystem, UUID and all (as does this
+        // volume's own dead mount after a lost connection, which pods may
+        // still hold). `nouuid` lifts only that check.
+        if fs == FsType::Xfs && !options.iter().any(|o| o == "nouuid") {
+            options.push("nouuid".into());
+        }
         if let Some(mount) = self.mounted(staging)? {
             // Only a staging path that is mounted already needs the record
             // of what was staged there.
@@ -233,11 +244,6 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore> Node<H, F, R> {
                 "the staging mount is of the volume's old device, whose connection is gone; mounting its current device instead"
             );
             self.unmount_all(staging).await?;
-            // Pods may still hold the old, dead mount; xfs refuses a second
-            // mount of the same filesystem UUID unless told.
-            if fs == FsType::Xfs && !options.iter().any(|o| o == "nouuid") {
-                options.push("nouuid".into());
-            }
         }
         self.create_dir_all(staging).await?;
         self.fs

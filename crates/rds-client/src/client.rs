@@ -522,7 +522,7 @@ pub(crate) fn check_status(out: &ExecOutput) -> Result<(), CliError> {
 
 /// The path named by a create's "not a regular file" error, if that is the
 /// error printed.
-fn not_a_file(messages: &[String]) -> Option<String> {
+pub(crate) fn not_a_file(messages: &[String]) -> Option<String> {
     messages
         .iter()
         .find_map(|m| m.split_once(NOT_A_FILE_ERROR))

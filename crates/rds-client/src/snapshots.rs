@@ -28,7 +28,8 @@ use routeros::{
 use tracing::{debug, info, instrument};
 
 use crate::client::{
-    RdsClient, check_status, error_in, output_lines, parse_print, round_up_size, single_disk,
+    RdsClient, check_status, error_in, not_a_file, output_lines, parse_print, round_up_size,
+    single_disk,
 };
 use crate::error::Error;
 use crate::transport::ExecOutput;
@@ -209,7 +210,8 @@ impl RdsClient {
     /// the same exec. The size is rounded up to [`crate::SIZE_GRANULARITY`].
     ///
     /// As with [`RdsClient::create_volume`], the disk returned is whatever
-    /// the slot holds: the caller compares it with what it asked for.
+    /// the slot holds: the caller compares it with what it asked for, and
+    /// a folder at a flat image's path is [`Error::NotAFile`].
     #[instrument(skip_all, fields(volume = %volume.slot()))]
     pub async fn provision_volume(&self, volume: &NewVolume) -> Result<Disk> {
         let volume = Self::new_volume(volume)?;
@@ -220,6 +222,10 @@ impl RdsClient {
             .await?;
         let created = reply.read_as(|out| -> Result<Disk> {
             let printed = parse_print(out, "create")?;
+            // On a pool that is not btrfs, the flat create's own refusal.
+            if let Some(path) = not_a_file(&printed.messages) {
+                return Err(Error::NotAFile { path }.into());
+            }
             failure_in(&printed, out, &subject)?;
             single_disk(&printed, slot, out, "create")?.ok_or_else(|| {
                 Error::unexpected(

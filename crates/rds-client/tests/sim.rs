@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rds_client::{ClientKey, Error, HostKeyPolicy, RdsClient, SshConfig};
+use rds_client::{ClientKey, Error, HostKeyPolicy, RdsClient, SnapshotError, SshConfig};
 use rds_sim::SimConfig;
 use rds_sim::testing::TestSim;
 use routeros::{
@@ -922,6 +922,25 @@ async fn create_leaves_a_folder_at_the_image_path_and_names_it() {
         err.to_string().contains("/raid10/volumes/pvc-1.img"),
         "{err}"
     );
+    assert!(env.image("pvc-1").is_dir(), "the folder was left in place");
+    assert_eq!(env.disk_count(), 0);
+    // The same through the create that puts volumes on btrfs in subvolumes
+    // of their own: on this pool (not btrfs), the flat create's refusal.
+    let volume = routeros::subvolume::NewVolume::new(
+        Slot::new("pvc-1").unwrap(),
+        &RdsPath::new("/raid10/volumes").unwrap(),
+        GIB,
+        4420,
+        spec("pvc-1", GIB).nqn,
+        spec("pvc-1", GIB).comment,
+    )
+    .unwrap();
+    match env.client.provision_volume(&volume).await.unwrap_err() {
+        SnapshotError::Rds(Error::NotAFile { path }) => {
+            assert_eq!(path, "/raid10/volumes/pvc-1.img")
+        }
+        other => panic!("{other}"),
+    }
     assert!(env.image("pvc-1").is_dir(), "the folder was left in place");
     assert_eq!(env.disk_count(), 0);
 }

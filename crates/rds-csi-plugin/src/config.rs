@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use csi_driver::snapshots::PoolUseLimit;
 use csi_driver::{Defaults, FsType};
 use rds_client::HostKeyPolicy;
 use routeros::{Nqn, RdsPath};
@@ -155,6 +156,13 @@ pub struct Args {
     #[arg(long, env = "RDS_NQN_PREFIX", default_value = DEFAULT_NQN_PREFIX)]
     pub nqn_prefix: String,
 
+    /// Percent of a pool's size above which no new snapshot is taken on it
+    /// (RESOURCE_EXHAUSTED): snapshots share the pool with the volumes, and
+    /// every block a volume changes after a snapshot is kept twice. 100:
+    /// never refused for this reason.
+    #[arg(long, env = "RDS_SNAPSHOT_MAX_POOL_USE", default_value_t = 90)]
+    pub snapshot_max_pool_use: u8,
+
     /// The node plugin's own state folder: staging records and, unless
     /// /etc/nvme has one, the host's NVMe identity. Must survive restarts of
     /// the plugin (a hostPath in Kubernetes).
@@ -276,6 +284,8 @@ pub struct ControllerConfig {
     pub defaults: Defaults,
     /// NQN prefix of new volumes.
     pub nqn_prefix: String,
+    /// How full a pool may be for a new snapshot on it.
+    pub snapshot_pool_limit: PoolUseLimit,
 }
 
 fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -363,10 +373,13 @@ impl PluginConfig {
         };
         let controller = if args.mode.controller() {
             let (rds, defaults) = controller_config(args)?;
+            let snapshot_pool_limit = PoolUseLimit::new(args.snapshot_max_pool_use)
+                .ok_or_else(|| invalid("snapshot-max-pool-use", "must be 1 to 100 (percent)"))?;
             Some(ControllerConfig {
                 rds,
                 defaults,
                 nqn_prefix: args.nqn_prefix.clone(),
+                snapshot_pool_limit,
             })
         } else {
             None
@@ -551,6 +564,22 @@ mod tests {
             ("10.0.0.1", 4420, FsType::Ext4)
         );
         assert_eq!(c.nqn_prefix, DEFAULT_NQN_PREFIX);
+        assert_eq!(c.snapshot_pool_limit, PoolUseLimit::DEFAULT);
+    }
+
+    #[test]
+    fn the_snapshot_pool_limit_is_a_percentage() {
+        let limit = |v: &str| {
+            controller(&["--snapshot-max-pool-use", v])
+                .map(|c| c.controller.unwrap().snapshot_pool_limit.percent())
+        };
+        assert_eq!(limit("75").unwrap(), 75);
+        assert_eq!(limit("100").unwrap(), 100);
+        for bad in ["0", "101"] {
+            let err = limit(bad).unwrap_err().to_string();
+            assert!(err.starts_with("--snapshot-max-pool-use"), "{bad}: {err}");
+        }
+        assert!(args(&["--snapshot-max-pool-use", "x"]).is_err());
     }
 
     #[test]

@@ -165,11 +165,10 @@ pub async fn serve_on(
             ));
             follow_rds(client.watch_status(), health.clone());
             identity_rds = Some(Arc::clone(&client));
-            Some(ControllerService::new(
-                client,
-                c.defaults.clone(),
-                c.nqn_prefix.clone(),
-            ))
+            Some(
+                ControllerService::new(client, c.defaults.clone(), c.nqn_prefix.clone())
+                    .with_snapshot_pool_limit(c.snapshot_pool_limit),
+            )
         }
         None => None,
     };

@@ -435,3 +435,74 @@ async fn a_fence_that_cannot_be_judged_fails_and_cleans_up() {
         s.sim.engine.files()
     );
 }
+
+/// The `--check-snapshots` checks, in the order printed.
+const SNAPSHOT_CHECKS: [&str; 7] = [
+    "snapshots: scratch volume",
+    "snapshots: marker written",
+    "snapshots: snapshot",
+    "snapshots: restore",
+    "snapshots: clone",
+    "snapshots: outlives its volume",
+    "snapshots: clean-up",
+];
+
+#[tokio::test]
+async fn check_snapshots_on_a_pool_that_is_not_btrfs_says_so_and_removes_its_volume() {
+    let s = setup().await;
+    let mut flags = s.flags();
+    flags.push("--check-snapshots".into());
+    let (code, out, err) = doctor(&flags).await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    for check in CHECKS {
+        line(&out, "[ok]", check);
+    }
+    let scratch = line(&out, "[FAIL]", SNAPSHOT_CHECKS[0]);
+    assert!(
+        scratch.contains("came out as a flat image")
+            && scratch.contains("/storage-pool/metal-csi is not on a btrfs pool"),
+        "{out}"
+    );
+    assert!(
+        fix_of(&out, SNAPSHOT_CHECKS[0]).contains("on a btrfs pool"),
+        "{out}"
+    );
+    for check in &SNAPSHOT_CHECKS[1..6] {
+        assert!(
+            line(&out, "[skip]", check).contains("a subvolume of its own"),
+            "{out}"
+        );
+    }
+    assert!(
+        line(&out, "[ok]", SNAPSHOT_CHECKS[6]).contains("removed volume doctor-snap-"),
+        "{out}"
+    );
+    assert!(
+        s.sim.engine.disks().is_empty(),
+        "{:?}",
+        s.sim.engine.disks()
+    );
+    assert!(
+        s.sim.engine.files().is_empty(),
+        "{:?}",
+        s.sim.engine.files()
+    );
+}
+
+#[tokio::test]
+async fn check_snapshots_needs_both_sides() {
+    let s = setup().await;
+    let mut flags = with(s.flags(), "--mode", "controller");
+    flags.push("--check-snapshots".into());
+    let (code, out, err) = doctor(&flags).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    for check in SNAPSHOT_CHECKS {
+        assert!(
+            line(&out, "[skip]", check).contains("needs --mode all"),
+            "{out}"
+        );
+    }
+    // Without the flag, none of them.
+    let (_, out, _) = doctor(&s.flags()).await;
+    assert!(!out.contains("snapshots:"), "{out}");
+}

@@ -54,6 +54,15 @@ const PROVISIONER_KEYS: &[&str] = &[
     "csi.storage.k8s.io/node-expand-secret-namespace",
 ];
 
+/// The VolumeSnapshotClass parameters external-snapshotter consumes itself
+/// and does not pass to CreateSnapshot.
+const SNAPSHOTTER_KEYS: &[&str] = &[
+    "csi.storage.k8s.io/snapshotter-secret-name",
+    "csi.storage.k8s.io/snapshotter-secret-namespace",
+    "csi.storage.k8s.io/snapshotter-list-secret-name",
+    "csi.storage.k8s.io/snapshotter-list-secret-namespace",
+];
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -682,13 +691,22 @@ fn check_controller(controller: &PluginContainer<'_>, workload: &Value, problems
         (ControllerCap::CreateDeleteVolume, "/csi-provisioner:"),
         (ControllerCap::PublishUnpublishVolume, "/csi-attacher:"),
         (ControllerCap::ExpandVolume, "/csi-resizer:"),
+        (ControllerCap::CreateDeleteSnapshot, "/csi-snapshotter:"),
     ] {
-        if !caps.contains(&cap) {
-            continue;
-        }
         let sidecar = containers(pod)
             .iter()
             .find(|c| s(c, &["image"]).unwrap_or_default().contains(image));
+        if !caps.contains(&cap) {
+            // csi-snapshotter, for one, exits at start when the driver
+            // does not advertise what it is for: the pod would crash-loop.
+            problems.check(sidecar.is_none(), || {
+                format!(
+                    "{wname}: {} runs, but the controller does not advertise {cap:?}",
+                    image.trim_matches(['/', ':'])
+                )
+            });
+            continue;
+        }
         match sidecar {
             None => problems.0.push(format!(
                 "{wname}: the controller advertises {cap:?} but has no {image}"
@@ -896,6 +914,45 @@ fn check_storage_classes(
     count
 }
 
+/// The VolumeSnapshotClasses against the controller: there is one for the
+/// driver exactly when it takes snapshots, and CreateSnapshot's own check
+/// accepts its parameters as the snapshotter passes them.
+fn check_snapshot_classes(objects: &Objects, driver: &str, problems: &mut Problems) {
+    let snapshots =
+        csi_driver::controller::CAPABILITIES.contains(&ControllerCap::CreateDeleteSnapshot);
+    let classes = objects.of_kind("VolumeSnapshotClass");
+    problems.check(!snapshots || !classes.is_empty(), || {
+        "the controller advertises CREATE_DELETE_SNAPSHOT, but no VolumeSnapshotClass is installed"
+            .into()
+    });
+    for class in classes {
+        let name = s(class, &["metadata", "name"]).unwrap_or("?");
+        problems.check(snapshots, || {
+            format!(
+                "VolumeSnapshotClass {name}: the controller does not advertise CREATE_DELETE_SNAPSHOT"
+            )
+        });
+        problems.check(s(class, &["driver"]) == Some(driver), || {
+            format!(
+                "VolumeSnapshotClass {name} names the driver {:?}, not {driver}",
+                s(class, &["driver"])
+            )
+        });
+        let mut params: HashMap<String, String> =
+            string_map(class.get("parameters")).into_iter().collect();
+        params.retain(|k, _| !SNAPSHOTTER_KEYS.contains(&k.as_str()));
+        if let Err(e) = csi_driver::snapshots::check_parameters(&params) {
+            problems.0.push(format!(
+                "VolumeSnapshotClass {name}: CreateSnapshot refuses it: {e}"
+            ));
+        }
+        let policy = s(class, &["deletionPolicy"]);
+        problems.check(matches!(policy, Some("Delete" | "Retain")), || {
+            format!("VolumeSnapshotClass {name}: deletionPolicy {policy:?}")
+        });
+    }
+}
+
 /// Everything wrong with one overlay's objects.
 fn problems_of(objects: &Objects) -> Vec<String> {
     let mut problems = Problems::default();
@@ -937,6 +994,7 @@ fn problems_of(objects: &Objects) -> Vec<String> {
     }
     if let Some(d) = &driver {
         check_csidriver(objects, d, &mut problems);
+        check_snapshot_classes(objects, d, &mut problems);
         if let Some(c) = &controller {
             let classes = check_storage_classes(objects, d, &c.config, &mut problems);
             problems.check(classes >= 3, || {
@@ -997,7 +1055,7 @@ fn the_check_finds_what_is_wrong() {
             .unwrap()
             .push(Value::String(arg.into()));
     }
-    let edits: [(&str, &str, Edit, &str); 9] = [
+    let edits: [(&str, &str, Edit, &str); 11] = [
         (
             "Deployment",
             "an unknown flag",
@@ -1089,6 +1147,27 @@ fn the_check_finds_what_is_wrong() {
                 }
             },
             "volumeattachments/status",
+        ),
+        (
+            "VolumeSnapshotClass",
+            "another driver",
+            |o| {
+                o.as_mapping_mut()
+                    .unwrap()
+                    .insert("driver".into(), "other.csi.example.com".into());
+            },
+            "names the driver",
+        ),
+        (
+            "VolumeSnapshotClass",
+            "a parameter",
+            |o| {
+                o.as_mapping_mut().unwrap().insert(
+                    "parameters".into(),
+                    serde_norway::from_str("{fastCopy: \"yes\"}").unwrap(),
+                );
+            },
+            "CreateSnapshot refuses it",
         ),
     ];
     for (kind, what, edit, expect) in edits {

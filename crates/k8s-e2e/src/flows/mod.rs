@@ -13,6 +13,7 @@ mod outage;
 mod provision;
 mod rbac;
 mod reclaim;
+mod snapshot;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -64,6 +65,18 @@ pub const ALL: &[Flow] = &[
     Flow {
         name: "retain_policy_keeps_disk_and_image",
         run: |c| Box::pin(reclaim::retain_keeps(c)),
+    },
+    Flow {
+        name: "snapshot_class_and_controllers_in_place",
+        run: |c| Box::pin(snapshot::class_and_controllers_in_place(c)),
+    },
+    Flow {
+        name: "snapshot_restore_clone",
+        run: |c| Box::pin(snapshot::snapshot_restore_clone(c)),
+    },
+    Flow {
+        name: "snapshot_off_btrfs_is_refused",
+        run: |c| Box::pin(snapshot::snapshot_off_btrfs_is_refused(c)),
     },
     Flow {
         name: "rds_outage_waits_then_completes",

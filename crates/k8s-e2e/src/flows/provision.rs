@@ -301,10 +301,14 @@ pub async fn delete_and_check_gone(c: &Cluster, claim: &str, pv: &str, handle: &
         c.disk(handle)?.is_none(),
         format!("disk {handle} is still on the RDS after its PV was deleted"),
     )?;
+    // The volume's own files: its flat image, or anything in its subvolume.
+    // A snapshot of it has the volume's slot in its name too, and outlives
+    // it on purpose.
+    let (flat, inside) = (format!("/{handle}.img"), format!("/{handle}/"));
     let left: Vec<String> = c
         .files()?
         .into_iter()
-        .filter(|f| f.name.contains(handle))
+        .filter(|f| f.name.ends_with(&flat) || f.name.contains(&inside))
         .map(|f| f.name)
         .collect();
     ensure(

@@ -2,7 +2,9 @@
 //! ServiceAccount's own token, so a rule our ClusterRoles lack shows up in
 //! its log as `forbidden` (client-go logs the API server's refusal), even
 //! when the flow it broke happened to pass (an event that was never
-//! recorded, a watch that never started).
+//! recorded, a watch that never started). snapshot-controller's log is read
+//! the same way: it runs under the upstream RBAC docs/deploy.md has users
+//! install, which must be enough for it too.
 
 use std::path::PathBuf;
 
@@ -26,6 +28,17 @@ pub async fn never_forbidden(c: &mut Cluster) -> Outcome {
         }
     }
     ensure(!logs.is_empty(), "no sidecar ran")?;
+    let controller = Cluster::snapshot_controller_name();
+    for container in &c.snapshot_template.containers {
+        logs.push(
+            c.options
+                .scratch
+                .join("pods")
+                .join(&controller)
+                .join("logs")
+                .join(format!("{}.log", container.name)),
+        );
+    }
     let mut refusals = Vec::new();
     for log in &logs {
         let text = std::fs::read_to_string(log)
@@ -40,7 +53,8 @@ pub async fn never_forbidden(c: &mut Cluster) -> Outcome {
     ensure(
         refusals.is_empty(),
         format!(
-            "the API server refused our ServiceAccount (a rule is missing from our RBAC):\n{}",
+            "the API server refused a ServiceAccount (a rule is missing from our RBAC, or from \
+             snapshot-controller's):\n{}",
             refusals.join("\n")
         ),
     )

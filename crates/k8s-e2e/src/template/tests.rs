@@ -221,6 +221,33 @@ fn the_downward_api_gives_what_a_pod_would_see() {
 }
 
 #[test]
+fn leader_election_gets_the_pods_namespace_a_pod_would_find() {
+    let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let want = ["--leader-election-namespace=kube-system".to_owned()];
+    for on in [
+        &["--v=5", "--leader-election=true"][..],
+        &["--leader-election"],
+        &["-leader-election=1"],
+    ] {
+        assert_eq!(in_cluster_args(&args(on), "kube-system"), want, "{on:?}");
+    }
+    for off in [
+        &["--v=5"][..],
+        &["--leader-election=false"],
+        &[
+            "--leader-election",
+            "--leader-election-namespace=$(NAMESPACE)",
+        ],
+        &["--leader-election=true", "-leader-election-namespace=x"],
+    ] {
+        assert!(
+            in_cluster_args(&args(off), "kube-system").is_empty(),
+            "{off:?}"
+        );
+    }
+}
+
+#[test]
 fn mounts_need_volumes_and_secret_items_stay_inside() {
     let t = parse_workload(&deployment()).unwrap();
     let volumes: BTreeMap<String, PathBuf> =

@@ -104,7 +104,7 @@ impl crate::fs::Filesystems for FakeFilesystems {
         device: &Path,
         target: &Path,
         fs: FsType,
-        _options: &[String],
+        options: &[String],
         read_only: bool,
     ) -> Result<(), FsError> {
         let failed = self.0.before("mount").await;
@@ -142,6 +142,7 @@ impl crate::fs::Filesystems for FakeFilesystems {
                 dev: (259, u32::try_from(diskseq).unwrap_or(u32::MAX)),
                 read_only,
                 image: Some(nqn),
+                options: options.to_vec(),
             });
         }
         self.0.changed("mount").await;
@@ -181,6 +182,7 @@ impl crate::fs::Filesystems for FakeFilesystems {
                     dev: (0, 5),
                     read_only,
                     image: None,
+                    options: Vec::new(),
                 }
             } else {
                 return Err(error(ENOENT));
@@ -240,6 +242,29 @@ impl crate::fs::Filesystems for FakeFilesystems {
         }
         self.0.changed("grow").await;
         Ok(())
+    }
+
+    async fn filesystem_size(
+        &self,
+        fs: FsType,
+        device: &Path,
+        _timeout: Duration,
+    ) -> Result<u64, FsError> {
+        if self.0.before("fs-size").await {
+            return Err(FsError::Io {
+                op: "reading",
+                path: device.to_path_buf(),
+                source: os(EIO),
+            });
+        }
+        let (_, image) = self.image_of(device)?;
+        match image.contents {
+            Contents::Filesystem(found, size) if found == fs => Ok(size),
+            _ => Err(FsError::Superblock {
+                device: device.to_path_buf(),
+                fs,
+            }),
+        }
     }
 
     fn fs_stats(&self, path: &Path) -> Result<FsStats, FsError> {

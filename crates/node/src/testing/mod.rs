@@ -191,6 +191,8 @@ struct Mount {
     read_only: bool,
     /// The image a filesystem mount is of (for statistics).
     image: Option<String>,
+    /// The options the mount was asked for.
+    options: Vec<String>,
 }
 
 #[derive(Default)]
@@ -480,6 +482,7 @@ impl FakeWorld {
             dev: (8, 1),
             read_only: false,
             image: None,
+            options: Vec::new(),
         });
     }
 
@@ -551,6 +554,16 @@ impl FakeWorld {
             .iter()
             .filter(|m| m.target == target)
             .map(|m| m.source.clone())
+            .collect()
+    }
+
+    /// The options each mount at `target` was asked for, oldest first.
+    pub fn mount_options_at(&self, target: &Path) -> Vec<Vec<String>> {
+        self.world()
+            .mounts
+            .iter()
+            .filter(|m| m.target == target)
+            .map(|m| m.options.clone())
             .collect()
     }
 

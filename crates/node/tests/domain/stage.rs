@@ -213,3 +213,114 @@ async fn a_record_that_cannot_be_written_fails_the_stage() {
     rig.node.stage(stage(&v, block())).await.unwrap();
     assert_eq!(rig.world.saved_records().len(), 2);
 }
+
+/// A volume restored (or cloned) into a larger size: its source's ext4 of
+/// 1 GiB on a device of 2 GiB.
+fn restored_larger(rig: &Rig) -> crate::Volume {
+    let v = rig.volume("pvc-1");
+    rig.world
+        .set_contents(&v.nqn, Contents::Filesystem(FsType::Ext4.into(), GIB));
+    rig.world.grow_image(&v.nqn, 2 * GIB);
+    v
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_filesystem_smaller_than_its_device_is_grown_once_mounted() {
+    let rig = Rig::new();
+    let v = restored_larger(&rig);
+    rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
+    assert!(rig.world.formatted().is_empty(), "the data is kept");
+    assert_eq!(rig.world.grown(), 1);
+    assert_eq!(
+        rig.world.contents(&v.nqn),
+        Some(Contents::Filesystem(FsType::Ext4.into(), 2 * GIB))
+    );
+    let trace = rig.world.trace();
+    let at = |step| trace.iter().position(|s| *s == step).unwrap();
+    assert!(at("mount") < at("grow"), "grown while mounted: {trace:?}");
+    // Staged again: it fills its device now.
+    rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
+    assert_eq!(rig.world.grown(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_filesystem_that_fills_its_device_is_not_grown() {
+    let rig = Rig::new();
+    // Formatted by this stage, and one of a restore of the same size.
+    let fresh = rig.volume("pvc-1");
+    rig.node
+        .stage(stage(&fresh, filesystem(None)))
+        .await
+        .unwrap();
+    let same = rig.volume("pvc-2");
+    rig.world
+        .set_contents(&same.nqn, Contents::Filesystem(FsType::Ext4.into(), GIB));
+    rig.node
+        .stage(stage(&same, filesystem(None)))
+        .await
+        .unwrap();
+    assert_eq!(rig.world.grown(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_only_stage_leaves_the_filesystem_small() {
+    let rig = Rig::new();
+    let v = restored_larger(&rig);
+    let mut capability = filesystem(None);
+    capability.read_only = true;
+    rig.node.stage(stage(&v, capability)).await.unwrap();
+    assert_eq!(rig.world.grown(), 0);
+    assert_eq!(
+        rig.world.contents(&v.nqn),
+        Some(Contents::Filesystem(FsType::Ext4.into(), GIB))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_growth_that_fails_fails_the_stage_and_the_retry_grows() {
+    let rig = Rig::new();
+    let v = restored_larger(&rig);
+    rig.world.fail("grow", 1);
+    let e = rig.stage_fails(&v, filesystem(None)).await;
+    assert!(matches!(e, NodeError::Fs(_)), "{}", kind(&e));
+    assert!(
+        rig.world.saved_records().is_empty(),
+        "not recorded as staged"
+    );
+    rig.node.stage(stage(&v, filesystem(None))).await.unwrap();
+    assert_eq!(rig.world.grown(), 1);
+    // A superblock that cannot be read stops the stage too, before any
+    // growth.
+    let w = rig.volume("pvc-2");
+    rig.world
+        .set_contents(&w.nqn, Contents::Filesystem(FsType::Ext4.into(), GIB));
+    rig.world.fail("fs-size", 1);
+    let e = rig.stage_fails(&w, filesystem(None)).await;
+    assert!(matches!(e, NodeError::Fs(_)), "{}", kind(&e));
+    assert_eq!(rig.world.grown(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn xfs_is_mounted_without_its_duplicate_uuid_check() {
+    let rig = Rig::new();
+    // A clone or restore holds its source's filesystem, UUID and all: XFS
+    // would refuse to mount it beside its source without `nouuid`.
+    let xfs = rig.volume("pvc-1");
+    rig.world
+        .set_contents(&xfs.nqn, Contents::Filesystem(FsType::Xfs.into(), GIB));
+    rig.node
+        .stage(stage(&xfs, filesystem(Some(FsType::Xfs))))
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.world.mount_options_at(&xfs.staging),
+        [["noatime", "nouuid"]]
+    );
+    // ext4 has no such check, and gets only what was asked.
+    let ext4 = rig.volume("pvc-2");
+    rig.node
+        .stage(stage(&ext4, filesystem(None)))
+        .await
+        .unwrap();
+    assert_eq!(rig.world.mount_options_at(&ext4.staging), [["noatime"]]);
+}

@@ -16,12 +16,15 @@
 //! failed is skipped, with the reason. Exit status 0 when nothing failed, 1
 //! when something did, 2 for bad flags. Nothing is changed anywhere: only
 //! reads, on the RDS and on this machine, unless `--check-fence` asks for
-//! the [`fence`] checks, which make (and remove) a scratch disk.
+//! the [`fence`] checks, which make (and remove) a scratch disk, or
+//! `--check-snapshots` for the [`snapshots`] checks, which make (and remove)
+//! scratch volumes and a snapshot.
 //!
 //! [`verdict`] judges (no I/O, unit-tested); `probe` observes.
 
 pub mod fence;
 mod probe;
+pub mod snapshots;
 pub mod verdict;
 
 use std::ffi::OsString;
@@ -66,6 +69,20 @@ pub mod name {
     pub const FENCE_UNPUBLISH_CUTS: &str = "fence: unpublish cuts off";
     /// (F5) Everything made for the checks is removed.
     pub const FENCE_CLEANUP: &str = "fence: clean-up";
+    /// (S1) `--check-snapshots`: a scratch volume in a subvolume of its own.
+    pub const SNAPSHOT_SCRATCH: &str = "snapshots: scratch volume";
+    /// (S2) A marker written over NVMe/TCP.
+    pub const SNAPSHOT_MARKER: &str = "snapshots: marker written";
+    /// (S3) A snapshot as the driver takes it.
+    pub const SNAPSHOT_TAKEN: &str = "snapshots: snapshot";
+    /// (S4) A restore, larger, holds the marker.
+    pub const SNAPSHOT_RESTORE: &str = "snapshots: restore";
+    /// (S5) A clone holds the marker.
+    pub const SNAPSHOT_CLONE: &str = "snapshots: clone";
+    /// (S6) The snapshot outlives its source.
+    pub const SNAPSHOT_OUTLIVES: &str = "snapshots: outlives its volume";
+    /// (S7) Everything made for the checks is removed.
+    pub const SNAPSHOT_CLEANUP: &str = "snapshots: clean-up";
 
     /// The controller's checks, in order.
     pub const CONTROLLER: [&str; 6] = [
@@ -223,9 +240,18 @@ impl Report {
     }
 }
 
-/// Makes every check the configuration calls for, in order; with
-/// `check_fence`, then the fence checks.
-pub async fn run(config: &PluginConfig, check_fence: bool, report: &mut Report) {
+/// The checks that change things, asked for by flags of the doctor's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OptIn {
+    /// `--check-snapshots`: the [`snapshots`] checks.
+    pub snapshots: bool,
+    /// `--check-fence`: the [`fence`] checks.
+    pub fence: bool,
+}
+
+/// Makes every check the configuration calls for, in order; then the
+/// checks `opt_in` asks for.
+pub async fn run(config: &PluginConfig, opt_in: OptIn, report: &mut Report) {
     match &config.controller {
         Some(c) => controller(c, report).await,
         None => report.skip_all(
@@ -243,22 +269,56 @@ pub async fn run(config: &PluginConfig, check_fence: bool, report: &mut Report) 
             ),
         ),
     }
-    if check_fence {
+    if opt_in.snapshots {
+        snapshot_checks(config, report).await;
+    }
+    if opt_in.fence {
         fence_checks(config, report).await;
     }
 }
 
 /// The `--check-fence` checks, when everything they need is there.
 async fn fence_checks(config: &PluginConfig, report: &mut Report) {
-    let (Some(c), Some(n)) = (&config.controller, &config.node) else {
-        report.skip_all(
-            &fence::CHECKS,
-            "--check-fence needs --mode all: SSH to the RDS (the controller's flags) and this              machine's NVMe/TCP initiator (the node's)",
-        );
+    let Some((c, n, client)) = opt_in_client(config, &fence::CHECKS, "--check-fence", report)
+    else {
         return;
     };
+    fence::run(c, n, &client, report).await;
+    client.transport().close().await;
+}
+
+/// The `--check-snapshots` checks, when everything they need is there.
+async fn snapshot_checks(config: &PluginConfig, report: &mut Report) {
+    let Some((c, n, client)) =
+        opt_in_client(config, &snapshots::CHECKS, "--check-snapshots", report)
+    else {
+        return;
+    };
+    snapshots::run(c, n, &client, report).await;
+    client.transport().close().await;
+}
+
+/// What the opt-in checks `checks` (asked for by `flag`) need: both
+/// configurations, the checks they rest on passed, and a client of the RDS;
+/// `None` once they are skipped, saying why.
+fn opt_in_client<'a>(
+    config: &'a PluginConfig,
+    checks: &[&'static str],
+    flag: &str,
+    report: &mut Report,
+) -> Option<(&'a ControllerConfig, &'a NodeConfig, RdsClient)> {
+    let (Some(c), Some(n)) = (&config.controller, &config.node) else {
+        report.skip_all(
+            checks,
+            &format!(
+                "{flag} needs --mode all: SSH to the RDS (the controller's flags) and \
+                 this machine's NVMe/TCP initiator (the node's)"
+            ),
+        );
+        return None;
+    };
     // The NVMe/TCP port may only listen while a disk is exported, which
-    // the scratch disk will be: its check is not needed here.
+    // the scratch disk or volume will be: its check is not needed here.
     let needed = [
         name::KEY_ACCEPTED,
         name::ROUTEROS_VERSION,
@@ -272,15 +332,12 @@ async fn fence_checks(config: &PluginConfig, report: &mut Report) {
             .any(|c| c.name == n && c.status == Status::Ok)
     };
     if let Some(missing) = needed.iter().find(|n| !passed(n)) {
-        report.skip_all(
-            &fence::CHECKS,
-            &format!("needs the {missing} check to pass"),
-        );
-        return;
+        report.skip_all(checks, &format!("needs the {missing} check to pass"));
+        return None;
     }
     let Ok(key) = ClientKey::load(&c.rds.private_key) else {
-        report.skip_all(&fence::CHECKS, "needs a usable key (--rds-private-key)");
-        return;
+        report.skip_all(checks, "needs a usable key (--rds-private-key)");
+        return None;
     };
     let mut ssh = SshConfig::new(
         c.rds.address.clone(),
@@ -292,8 +349,7 @@ async fn fence_checks(config: &PluginConfig, report: &mut Report) {
     ssh.connect_timeout = SSH_TIMEOUT;
     ssh.command_timeout = c.rds.command_timeout;
     let client = RdsClient::new(ssh);
-    fence::run(c, n, &client, report).await;
-    client.transport().close().await;
+    Some((c, n, client))
 }
 
 fn mode_flag(mode: Mode) -> &'static str {
@@ -390,14 +446,28 @@ async fn node(n: &NodeConfig, report: &mut Report) {
     report.push(verdict::tools(&probe::tools(path.as_deref()).await));
 }
 
-/// The id of the doctor's own flag, `--check-fence`.
+/// The id of the doctor's own flag `--check-fence`.
 const CHECK_FENCE: &str = "check_fence";
+/// The id of the doctor's own flag `--check-snapshots`.
+const CHECK_SNAPSHOTS: &str = "check_snapshots";
 
 /// The `doctor` subcommand: `args` are the program name and then the
 /// plugin's flags (without the word `doctor`). Exit status 0 when nothing
 /// failed, 1 when a check failed, 2 for bad flags.
 pub fn main(args: Vec<OsString>) -> ExitCode {
     let mut command = Args::command()
+        .arg(
+            clap::Arg::new(CHECK_SNAPSHOTS)
+                .long("check-snapshots")
+                .action(clap::ArgAction::SetTrue)
+                .help(
+                    "Also check that the RDS makes snapshots, restores and clones as the \
+                     driver assumes: makes a small scratch volume in --volume-path, writes a \
+                     marker over NVMe/TCP, snapshots, restores and clones it, reads the \
+                     marker back, and removes everything again. Needs --mode all (SSH and \
+                     this machine's NVMe/TCP initiator)",
+                ),
+        )
         .arg(
             clap::Arg::new(CHECK_FENCE)
                 .long("check-fence")
@@ -413,7 +483,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         .about(
             "Checks the set-up against the RDS and this machine, and prints a checklist with \
              the fix of each failure. Takes the plugin's flags (and environment variables); \
-             changes nothing, unless --check-fence is given.",
+             changes nothing, unless --check-fence or --check-snapshots is given.",
         )
         .after_help(
             "Exit status: 0 when nothing failed, 1 when a check failed, 2 for bad flags. \
@@ -464,9 +534,12 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         mode_flag(config.mode)
     );
     drop(out);
-    let check_fence = matches.get_flag(CHECK_FENCE);
+    let opt_in = OptIn {
+        snapshots: matches.get_flag(CHECK_SNAPSHOTS),
+        fence: matches.get_flag(CHECK_FENCE),
+    };
     let mut report = Report::live();
-    runtime.block_on(run(&config, check_fence, &mut report));
+    runtime.block_on(run(&config, opt_in, &mut report));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", report.summary());
     let _ = out.flush();

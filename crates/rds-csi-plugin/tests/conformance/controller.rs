@@ -141,7 +141,7 @@ async fn create_rejects_bad_requests_and_changes_nothing() {
         ),
         (
             with(&|r| r.volume_content_source = Some(VolumeContentSource::default())),
-            "not supported",
+            "names neither a snapshot nor a volume",
         ),
         (with(&|r| r.capacity_range = range(-1, 0)), "negative"),
         (with(&|r| r.capacity_range = range(2 * GIB, GIB)), "at most"),
@@ -698,6 +698,9 @@ async fn capabilities_and_get_volume() {
         rpc::Type::SingleNodeMultiWriter,
         rpc::Type::PublishUnpublishVolume,
         rpc::Type::ListVolumesPublishedNodes,
+        rpc::Type::CreateDeleteSnapshot,
+        rpc::Type::ListSnapshots,
+        rpc::Type::CloneVolume,
     ]
     .into_iter()
     .map(|t| t as i32)

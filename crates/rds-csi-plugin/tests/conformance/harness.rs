@@ -9,8 +9,8 @@ use clap::Parser;
 use csi_proto::v1::controller_client::ControllerClient;
 use csi_proto::v1::identity_client::IdentityClient;
 use rds_csi_plugin::{Args, PluginConfig, RunError};
-use rds_sim::SimConfig;
 use rds_sim::testing::TestSim;
+use rds_sim::{LoopBtrfs, SimConfig};
 use tempfile::TempDir;
 use test_support::sim::Login;
 use test_support::{grpc, http};
@@ -25,12 +25,16 @@ pub const MIB: i64 = 1 << 20;
 /// A running plugin with its simulator.
 pub struct Plugin {
     pub sim: TestSim,
+    /// The pool's btrfs, when it has one: unmounted after the simulator
+    /// stops and before the folder goes.
+    _btrfs: Option<LoopBtrfs>,
     pub dir: TempDir,
     pub socket: PathBuf,
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub http: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), RunError>>>,
+    config: PluginConfig,
 }
 
 /// Options of [`Plugin::start_with`].
@@ -42,6 +46,9 @@ pub struct Options {
     pub extra_flags: Vec<String>,
     /// Seconds between the controller's checks of the RDS.
     pub check_interval: u64,
+    /// A pool on a real, loop-mounted btrfs of this many bytes, labelled
+    /// `pool1` (root only), instead of a plain folder.
+    pub btrfs_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -54,6 +61,7 @@ impl Default for Options {
             extra_flags: Vec::new(),
             // Notice an RDS that went away within a second or so.
             check_interval: 1,
+            btrfs_bytes: None,
         }
     }
 }
@@ -69,21 +77,90 @@ impl Plugin {
     pub async fn start_with(options: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("rds");
-        let mut sim_config = SimConfig::single_pool(&root, "storage-pool", options.pool_capacity);
+        let btrfs = options.btrfs_bytes.map(|bytes| {
+            LoopBtrfs::create(
+                &dir.path().join("pool.btrfs"),
+                &root.join("storage-pool"),
+                bytes,
+                "pool1",
+            )
+            .expect("a loop-mounted btrfs (as root, with btrfs-progs)")
+        });
+        let mut sim_config = if btrfs.is_some() {
+            SimConfig::single_btrfs_pool(&root, "storage-pool", 0)
+        } else {
+            SimConfig::single_pool(&root, "storage-pool", options.pool_capacity)
+        };
         sim_config.pools[0].directories = vec!["metal-csi".into(), "fast".into()];
         sim_config.max_slot_len = options.max_slot_len;
         sim_config.version = options.routeros_version.clone();
         let sim = TestSim::start(sim_config).await.unwrap();
 
-        let instance = Instance::launch(&sim, dir.path(), "", &options).await;
-        Self {
+        let login = Login::write(&sim, dir.path()).unwrap();
+        let socket = dir.path().join("csi/csi.sock");
+        let mut argv: Vec<String> = [
+            "rds-csi-plugin",
+            "--mode",
+            options.mode,
+            "--node-id",
+            "node-1",
+            "--nvme-address",
+            "10.0.0.9",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        argv.extend(login.flags());
+        argv.push("--endpoint".into());
+        argv.push(format!("unix://{}", socket.display()));
+        // The node service's state stays in the test's folder.
+        argv.push("--state-dir".into());
+        argv.push(dir.path().join("state").display().to_string());
+        argv.push("--etc-nvme".into());
+        argv.push(dir.path().join("etc-nvme").display().to_string());
+        argv.push("--rds-check-interval".into());
+        argv.push(options.check_interval.to_string());
+        argv.extend(options.extra_flags);
+        let config = PluginConfig::from_args(&Args::try_parse_from(&argv).unwrap()).unwrap();
+        let mut plugin = Self {
             sim,
+            _btrfs: btrfs,
             dir,
-            socket: instance.socket.clone(),
-            http: instance.http,
-            stop: instance.stop,
-            task: instance.task,
-        }
+            socket,
+            http: "127.0.0.1:0".parse().unwrap(),
+            stop: None,
+            task: None,
+            config,
+        };
+        plugin.serve().await;
+        plugin
+    }
+
+    /// Serves the plugin on its socket and a new HTTP port.
+    async fn serve(&mut self) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listeners = rds_csi_plugin::Listeners {
+            grpc: rds_csi_plugin::GrpcSocket::Bound(
+                csi_driver::server::bind(&self.socket).unwrap(),
+            ),
+            http: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        };
+        self.http = listeners.http.as_ref().unwrap().local_addr().unwrap();
+        self.task = Some(tokio::spawn(rds_csi_plugin::serve_on(
+            self.config.clone(),
+            listeners,
+            async {
+                let _ = stopped.await;
+            },
+        )));
+        self.stop = Some(stop);
+    }
+
+    /// Stops the plugin and starts it again on the same simulator, as a
+    /// restarted pod would be: nothing of the first one's memory is left.
+    pub async fn restart(&mut self) {
+        self.stop().await.unwrap();
+        self.serve().await;
     }
 
     /// Another plugin serving the same RDS simulator, with its own socket

@@ -15,3 +15,4 @@ mod identity;
 mod requests;
 mod resilience;
 mod routeros_limits;
+mod snapshots;
