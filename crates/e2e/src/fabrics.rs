@@ -137,6 +137,24 @@ pub fn namespace(nqn: &str, nsid: u32) -> Option<String> {
     None
 }
 
+/// Waits until namespace `nsid` of subsystem `nqn` is a block device one
+/// can use: its node in `/dev` and its size in `/sys/block`. The kernel makes
+/// the `/dev` node while it registers the disk and links `/sys/block/<name>`
+/// only after that, so the one can be there without the other for a moment.
+pub async fn wait_for_namespace(nqn: &str, nsid: u32, within: Duration) -> Outcome<String> {
+    wait_for(
+        "the namespace's block device",
+        within,
+        Duration::from_millis(10),
+        || async {
+            namespace(nqn, nsid)
+                .filter(|name| Path::new("/dev").join(name).exists() && size_bytes(name).is_some())
+        },
+        || format!("controllers: {:?}", controllers(nqn)),
+    )
+    .await
+}
+
 /// The size of block device `name`, in bytes.
 pub fn size_bytes(name: &str) -> Option<u64> {
     let sectors: u64 = read_attr(&Path::new("/sys/block").join(name).join("size"))?

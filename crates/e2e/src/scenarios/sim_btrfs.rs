@@ -13,7 +13,7 @@ use super::Ctx;
 use crate::fabrics::{self, Connect, DirectDevice};
 use crate::kmsg::{self, KmsgWatch};
 use crate::rds::{self, POOL, Rds};
-use crate::support::{Context, Outcome, ensure, wait_for};
+use crate::support::{Context, Outcome, ensure};
 
 const MIB: u64 = 1 << 20;
 const SIZE: u64 = 64 * MIB;
@@ -66,17 +66,7 @@ async fn attach(name: &str) -> Outcome<DirectDevice> {
         reconnect_delay: 1,
     })
     .await?;
-    let device = wait_for(
-        "the namespace's block device",
-        Duration::from_secs(20),
-        Duration::from_millis(100),
-        || async {
-            fabrics::namespace(&nqn, 1)
-                .filter(|name| std::path::Path::new("/dev").join(name).exists())
-        },
-        || format!("controllers: {:?}", fabrics::controllers(&nqn)),
-    )
-    .await?;
+    let device = fabrics::wait_for_namespace(&nqn, 1, Duration::from_secs(20)).await?;
     ensure(
         fabrics::size_bytes(&device) == Some(SIZE),
         format!("{device} has {:?} bytes", fabrics::size_bytes(&device)),

@@ -88,17 +88,7 @@ async fn steps(rds: &Rds) -> Outcome {
     })
     .await?;
     tracing::info!(%answer, "connected");
-    let device = wait_for(
-        "the namespace's block device",
-        Duration::from_secs(20),
-        Duration::from_millis(100),
-        || async {
-            fabrics::namespace(&nqn, 1)
-                .filter(|name| std::path::Path::new("/dev").join(name).exists())
-        },
-        || format!("controllers: {:?}", fabrics::controllers(&nqn)),
-    )
-    .await?;
+    let device = fabrics::wait_for_namespace(&nqn, 1, Duration::from_secs(20)).await?;
     let controller = fabrics::controller(&nqn)?;
     ensure(
         fabrics::size_bytes(&device) == Some(GIB),
