@@ -8,6 +8,15 @@
 //! only ever changed if [`naming::is_ours`] says this driver (or the Go driver
 //! it replaces) made it.
 //!
+//! ControllerPublishVolume and ControllerUnpublishVolume decide with
+//! [`attach`] from the export recorded on the disk, and write the decision
+//! with a compare-and-set against the state they decided from
+//! ([`RdsClient::set_export`]). The state last seen of each volume is kept
+//! in memory, but only as a guess of what the compare should expect, so that
+//! a publish usually takes one round trip: a wrong guess changes nothing on
+//! the RDS, which answers with the real state, from which the decision is
+//! made again. The RDS stays the only record.
+//!
 //! A new volume goes through [`RdsClient::provision_volume`]: on a btrfs pool
 //! it gets a subvolume of its own (and can be snapshotted and cloned), on any
 //! other pool a flat image as before; the RDS decides by the pool, in the
@@ -16,7 +25,7 @@
 mod snapshot_rpcs;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use csi_proto::v1::controller_server::Controller;
 use csi_proto::v1::controller_service_capability::{self, rpc};
@@ -25,10 +34,11 @@ use csi_proto::v1::validate_volume_capabilities_response::Confirmed;
 use csi_proto::v1::{self as csi};
 use rds_client::RdsClient;
 use routeros::subvolume::NewVolume;
-use routeros::{Disk, Slot, SlotPrefix};
+use routeros::{Disk, OwnerTest, Slot, SlotPrefix};
 use tonic::{Request, Response, Status};
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::attach::{self, Decision, Fence, Mode, Recorded, Target};
 use crate::capability;
 use crate::capacity::Bounds;
 use crate::error::{DriverError, Result};
@@ -45,17 +55,37 @@ pub struct ControllerService {
     defaults: Defaults,
     nqn_prefix: String,
     locks: VolumeLocks,
+    fence: Fence,
+    /// The export of each volume as last seen on the RDS, by slot: what a
+    /// compare-and-set expects first. Only disks known to be ours are here.
+    exports: Mutex<HashMap<String, Known>>,
     snapshot_pool_limit: PoolUseLimit,
 }
+
+/// A volume's export as last seen, and the ownership test that pins the
+/// disk it was seen on: the compare-and-set changes that disk only.
+#[derive(Debug, Clone)]
+struct Known {
+    recorded: Recorded,
+    owner: Vec<OwnerTest>,
+}
+
+/// How many times a publish or unpublish decides again after finding the
+/// disk changed under it, before giving up with ABORTED (the sidecar
+/// retries).
+const DECISION_ATTEMPTS: usize = 4;
 
 impl ControllerService {
     /// A controller making volumes through `rds`, with NQNs `<nqn_prefix><slot>`.
     pub fn new(rds: Arc<RdsClient>, defaults: Defaults, nqn_prefix: impl Into<String>) -> Self {
+        let nqn_prefix = nqn_prefix.into();
         Self {
             rds,
             defaults,
-            nqn_prefix: nqn_prefix.into(),
+            fence: Fence::new(nqn_prefix.clone()),
+            nqn_prefix,
             locks: VolumeLocks::default(),
+            exports: Mutex::new(HashMap::new()),
             snapshot_pool_limit: PoolUseLimit::default(),
         }
     }
@@ -65,6 +95,221 @@ impl ControllerService {
     pub fn with_snapshot_pool_limit(mut self, limit: PoolUseLimit) -> Self {
         self.snapshot_pool_limit = limit;
         self
+    }
+
+    fn cached_export(&self, slot: &Slot) -> Option<Known> {
+        self.exports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(slot.as_str())
+            .cloned()
+    }
+
+    fn remember_export(&self, slot: &str, known: Option<Known>) {
+        let mut exports = self.exports.lock().unwrap_or_else(PoisonError::into_inner);
+        match known {
+            Some(known) => exports.insert(slot.to_owned(), known),
+            None => exports.remove(slot),
+        };
+    }
+
+    /// Reads the export of a disk that is ours, and remembers it with the
+    /// test that pins that disk: its exact comment, or, for a disk of the
+    /// Go driver (which has none), its slot's shape.
+    fn record_of(&self, slot: &Slot, disk: &Disk) -> Result<Known> {
+        let known = Known {
+            recorded: self.fence.read(disk)?,
+            owner: naming::exact_owner(disk).unwrap_or_else(|| naming::owner_tests(slot)),
+        };
+        self.remember_export(&disk.slot, Some(known.clone()));
+        Ok(known)
+    }
+
+    /// The export of volume `slot` as the RDS holds it now; `None` when the
+    /// volume does not exist.
+    async fn read_export(&self, slot: &Slot) -> Result<Option<Known>> {
+        match self.own_disk(slot).await? {
+            Some(disk) => Ok(Some(self.record_of(slot, &disk)?)),
+            None => {
+                self.remember_export(slot.as_str(), None);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Brings the export of `slot` to what `decide` asks of the state it is
+    /// in, with a compare-and-set, deciding again from what the RDS answers
+    /// when the disk was not in the state decided from. Returns the export
+    /// as it is afterwards; `None` when the volume does not exist.
+    async fn converge_export(
+        &self,
+        slot: &Slot,
+        decide: impl Fn(&Target) -> Result<Decision>,
+    ) -> Result<Option<Target>> {
+        // The state to decide from: the one last seen (a guess, checked by
+        // the compare), or read now.
+        let (mut recorded, mut fresh) = match self.cached_export(slot) {
+            Some(recorded) => (recorded, false),
+            None => match self.read_export(slot).await? {
+                Some(recorded) => (recorded, true),
+                None => return Ok(None),
+            },
+        };
+        for _ in 0..DECISION_ATTEMPTS {
+            let decision = match decide(&recorded.recorded.target) {
+                Ok(decision) => decision,
+                // A refusal is only final when decided from what the RDS
+                // holds now.
+                Err(_) if !fresh => {
+                    match self.read_export(slot).await? {
+                        Some(now) => recorded = now,
+                        None => return Ok(None),
+                    }
+                    fresh = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let (to, bounce) = match decision {
+                Decision::Unchanged if fresh => return Ok(Some(recorded.recorded.target)),
+                // A guess that needs no change is checked by reading, not by
+                // writing the same values again: whether RouterOS restarts
+                // an export on any `set` is not known.
+                Decision::Unchanged => {
+                    match self.read_export(slot).await? {
+                        Some(now) => recorded = now,
+                        None => return Ok(None),
+                    }
+                    fresh = true;
+                    continue;
+                }
+                Decision::Change { to, bounce } => (to, bounce),
+            };
+            let new = self.fence.write(slot.as_str(), &to)?;
+            let Some(disk) = self
+                .rds
+                .set_export(
+                    slot,
+                    &recorded.owner,
+                    &recorded.recorded.state,
+                    &new,
+                    bounce,
+                )
+                .await?
+            else {
+                self.remember_export(slot.as_str(), None);
+                return Ok(None);
+            };
+            if !is_ours(&disk) {
+                self.remember_export(slot.as_str(), None);
+                return Err(not_ours(slot));
+            }
+            let now = self.record_of(slot, &disk)?;
+            if now.recorded.target == to {
+                if now.recorded.target != recorded.recorded.target {
+                    info!(
+                        published = ?now.recorded.target.published_nodes(),
+                        exported = now.recorded.target.exported,
+                        bounced = bounce,
+                        "export changed"
+                    );
+                }
+                return Ok(Some(now.recorded.target));
+            }
+            if fresh
+                && now.recorded.target == recorded.recorded.target
+                && now.owner == recorded.owner
+            {
+                // Nobody changed the disk, yet the compare did not match:
+                // RouterOS holds the list in a form the driver does not send.
+                return Err(DriverError::Internal(format!(
+                    "RouterOS did not match the export of volume {slot} as the driver read it \
+                     back (nvme-tcp-server-allow-host-name={:?}); run \
+                     `rds-csi-plugin doctor --check-fence` on a node to see how this RouterOS \
+                     stores allow lists",
+                    recorded.recorded.state.hosts.as_str()
+                )));
+            }
+            recorded = now;
+            fresh = true;
+        }
+        Err(DriverError::Aborted(format!(
+            "the export of volume {slot} kept changing while it was being decided; try again"
+        )))
+    }
+
+    async fn publish(
+        &self,
+        req: csi::ControllerPublishVolumeRequest,
+    ) -> Result<csi::ControllerPublishVolumeResponse> {
+        let id = req.volume_id.as_str();
+        if id.is_empty() {
+            return Err(invalid("volume ID is required"));
+        }
+        if req.node_id.is_empty() {
+            return Err(invalid("node ID is required"));
+        }
+        let Some(cap) = req.volume_capability.as_ref() else {
+            return Err(invalid("volume capability is required"));
+        };
+        let cap = capability::check(cap).map_err(DriverError::InvalidArgument)?;
+        let slot = Slot::new(id).map_err(|_| DriverError::VolumeNotFound(id.to_owned()))?;
+        let identity = nvme_host::fence::identity_of_node(&self.nqn_prefix, &req.node_id)
+            .map_err(|e| DriverError::NotFound(e.to_string()))?;
+        let mode = Mode::of(&cap, req.readonly);
+        let _guard = self.locks.try_lock(id)?;
+        let node = identity.nqn.as_str();
+        self.converge_export(&slot, |recorded| {
+            Ok(attach::decide_publish(id, recorded, node, mode)?)
+        })
+        .await?
+        .ok_or_else(|| DriverError::VolumeNotFound(id.to_owned()))?;
+        info!(node = %req.node_id, %mode, "volume published");
+        Ok(csi::ControllerPublishVolumeResponse {
+            publish_context: nvme_host::fence::to_publish_context(&identity),
+        })
+    }
+
+    async fn unpublish(
+        &self,
+        req: csi::ControllerUnpublishVolumeRequest,
+    ) -> Result<csi::ControllerUnpublishVolumeResponse> {
+        let id = req.volume_id.as_str();
+        if id.is_empty() {
+            return Err(invalid("volume ID is required"));
+        }
+        // An ID that cannot be a slot names no disk: published nowhere.
+        let Ok(slot) = Slot::new(id) else {
+            return Ok(csi::ControllerUnpublishVolumeResponse {});
+        };
+        let node = match req.node_id.as_str() {
+            "" => None,
+            node => {
+                if let Err(e) = nvme_host::fence::node_name_of(&self.nqn_prefix, node) {
+                    // Nothing can be published to a node that is not one of
+                    // ours; failing would leave Kubernetes detaching forever.
+                    info!(node, reason = %e, "not a node of this driver: nothing to unpublish");
+                    return Ok(csi::ControllerUnpublishVolumeResponse {});
+                }
+                Some(node)
+            }
+        };
+        let _guard = self.locks.try_lock(id)?;
+        match self
+            .converge_export(&slot, |recorded| {
+                Ok(attach::decide_unpublish(recorded, node))
+            })
+            .await
+        {
+            Ok(Some(_)) => info!(node = ?node, "volume unpublished"),
+            Ok(None) => info!(node = ?node, "volume does not exist: nothing to unpublish"),
+            Err(DriverError::FailedPrecondition(reason)) => {
+                // A disk that is not ours was never published by us.
+                warn!(%reason, "not unpublishing");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(csi::ControllerUnpublishVolumeResponse {})
     }
 
     async fn create(&self, req: csi::CreateVolumeRequest) -> Result<csi::CreateVolumeResponse> {
@@ -114,6 +359,7 @@ impl ControllerService {
                 disk.comment.as_deref().unwrap_or("no comment")
             )));
         }
+        self.record_of(&slot, &disk)?;
         if !naming::is_image_of(disk.file_path.as_deref(), &volume) {
             return Err(DriverError::AlreadyExists(format!(
                 "volume {name} exists at {}, not under {} as now requested",
@@ -177,6 +423,9 @@ impl ControllerService {
             return Ok(csi::DeleteVolumeResponse {});
         };
         let _guard = self.locks.try_lock(id)?;
+        // The guess of its export goes with the volume (it is only a guess:
+        // forgetting it never loses a record).
+        self.remember_export(id, None);
         // One exec: the RDS removes the disk and its image only if it passes
         // the ownership tests, checked in the same script, and then the
         // volume's subvolume if it has one (its snapshots are siblings and
@@ -359,7 +608,10 @@ impl ControllerService {
                     volume_id: d.slot.clone(),
                     ..Default::default()
                 }),
-                status: None,
+                status: Some(list_volumes_response::VolumeStatus {
+                    published_node_ids: self.fence.published_nodes(d),
+                    volume_condition: None,
+                }),
             })
             .collect();
         Ok(csi::ListVolumesResponse {
@@ -397,13 +649,20 @@ impl ControllerService {
             .own_disk(&slot)
             .await?
             .ok_or_else(|| DriverError::VolumeNotFound(id.to_owned()))?;
+        // Only a guess for a later publish: a record this driver cannot
+        // write back is not an error here.
+        let _ = self.record_of(&slot, &disk);
+        let published = self.fence.published_nodes(&disk);
         Ok(csi::ControllerGetVolumeResponse {
             volume: Some(csi::Volume {
                 capacity_bytes: size_i64(disk.size),
                 volume_id: disk.slot,
                 ..Default::default()
             }),
-            status: Some(csi::controller_get_volume_response::VolumeStatus::default()),
+            status: Some(csi::controller_get_volume_response::VolumeStatus {
+                published_node_ids: published,
+                volume_condition: None,
+            }),
         })
     }
 }
@@ -463,6 +722,8 @@ pub const CAPABILITIES: &[rpc::Type] = &[
     rpc::Type::GetCapacity,
     rpc::Type::GetVolume,
     rpc::Type::SingleNodeMultiWriter,
+    rpc::Type::PublishUnpublishVolume,
+    rpc::Type::ListVolumesPublishedNodes,
     rpc::Type::CreateDeleteSnapshot,
     rpc::Type::ListSnapshots,
     rpc::Type::CloneVolume,
@@ -488,6 +749,8 @@ macro_rules! has_volume_id {
 }
 
 has_volume_id!(
+    csi::ControllerPublishVolumeRequest,
+    csi::ControllerUnpublishVolumeRequest,
     csi::DeleteVolumeRequest,
     csi::ControllerExpandVolumeRequest,
     csi::ValidateVolumeCapabilitiesRequest,
@@ -519,20 +782,28 @@ impl Controller for ControllerService {
 
     async fn controller_publish_volume(
         &self,
-        _request: Request<csi::ControllerPublishVolumeRequest>,
+        request: Request<csi::ControllerPublishVolumeRequest>,
     ) -> Result<Response<csi::ControllerPublishVolumeResponse>, Status> {
-        Err(Status::unimplemented(
-            "volumes need no controller publish; nodes attach them directly",
-        ))
+        let req = request.into_inner();
+        call(
+            "ControllerPublishVolume",
+            &volume_of(&req),
+            self.publish(req),
+        )
+        .await
     }
 
     async fn controller_unpublish_volume(
         &self,
-        _request: Request<csi::ControllerUnpublishVolumeRequest>,
+        request: Request<csi::ControllerUnpublishVolumeRequest>,
     ) -> Result<Response<csi::ControllerUnpublishVolumeResponse>, Status> {
-        Err(Status::unimplemented(
-            "volumes need no controller unpublish; nodes detach them directly",
-        ))
+        let req = request.into_inner();
+        call(
+            "ControllerUnpublishVolume",
+            &volume_of(&req),
+            self.unpublish(req),
+        )
+        .await
     }
 
     async fn validate_volume_capabilities(

@@ -34,6 +34,15 @@ pub enum DriverError {
     /// The volume does not exist.
     #[error("volume {0} does not exist")]
     VolumeNotFound(String),
+    /// Something else the request names does not exist (a node).
+    #[error("{0}")]
+    NotFound(String),
+    /// A publish the volume's record does not allow.
+    #[error(transparent)]
+    Refused(#[from] crate::attach::Refusal),
+    /// A record on the RDS the driver cannot write back.
+    #[error(transparent)]
+    Record(#[from] crate::attach::RecordError),
     /// The snapshot does not exist.
     #[error("snapshot {0} does not exist")]
     SnapshotNotFound(String),
@@ -95,7 +104,11 @@ impl DriverError {
     pub fn code(&self) -> Code {
         match self {
             Self::InvalidArgument(_) | Self::Param(_) => Code::InvalidArgument,
-            Self::VolumeNotFound(_) | Self::SnapshotNotFound(_) => Code::NotFound,
+            Self::VolumeNotFound(_) | Self::SnapshotNotFound(_) | Self::NotFound(_) => {
+                Code::NotFound
+            }
+            Self::Refused(refusal) => refused_code(refusal),
+            Self::Record(_) => Code::FailedPrecondition,
             Self::AlreadyExists(_) => Code::AlreadyExists,
             Self::OutOfRange(_) => Code::OutOfRange,
             Self::Busy(_) | Self::Aborted(_) => Code::Aborted,
@@ -126,6 +139,7 @@ fn node_code(e: &NodeError) -> Code {
         | E::StagingOccupied { .. }
         | E::RefusedToFormat { .. }
         | E::PublishedElsewhere { .. }
+        | E::PublishedToAnother { .. }
         // The volume is not what the request says it is, or its key is
         // another: a person must look, retrying the same changes nothing.
         | E::WrongKey { .. }
@@ -166,6 +180,20 @@ fn crypt_code(e: &node::crypt::CryptError) -> Code {
         E::BadName { .. } => Code::InvalidArgument,
         e if e.is_transient() => Code::Unavailable,
         _ => Code::Internal,
+    }
+}
+
+/// Codes for refused publishes, as the CSI spec's ControllerPublishVolume
+/// table has them: published to another node without a multi-node
+/// capability is FAILED_PRECONDITION; published to this node in another way
+/// is ALREADY_EXISTS.
+fn refused_code(refusal: &crate::attach::Refusal) -> Code {
+    use crate::attach::Refusal as R;
+    match refusal {
+        R::PublishedElsewhere { .. } | R::OtherMode { .. } | R::Foreign { .. } => {
+            Code::FailedPrecondition
+        }
+        R::Incompatible { .. } => Code::AlreadyExists,
     }
 }
 
@@ -345,6 +373,26 @@ mod tests {
                 Code::Aborted,
             ),
             (DriverError::VolumeNotFound("pvc-1".into()), Code::NotFound),
+            (DriverError::NotFound("node".into()), Code::NotFound),
+            (
+                crate::attach::Refusal::PublishedElsewhere {
+                    volume: "pvc-1".into(),
+                    others: vec!["n".into()],
+                    mode: crate::attach::Mode::SINGLE_WRITER,
+                }
+                .into(),
+                Code::FailedPrecondition,
+            ),
+            (
+                crate::attach::Refusal::Incompatible {
+                    volume: "pvc-1".into(),
+                    node: "n".into(),
+                    recorded: crate::attach::Mode::SINGLE_WRITER,
+                    asked: crate::attach::Mode::SINGLE_WRITER,
+                }
+                .into(),
+                Code::AlreadyExists,
+            ),
             (
                 DriverError::SnapshotNotFound("snap-1".into()),
                 Code::NotFound,

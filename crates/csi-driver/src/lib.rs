@@ -7,12 +7,15 @@
 //!   is made, what its slot, NQN and image are called; [`snapshots`]: those
 //!   of snapshots, restores and clones (IDs, sources, sizes, the pool-use
 //!   limit, the CSI view of a snapshot).
+//! - [`attach`]: which nodes a volume is published to, as its export on the
+//!   RDS records it, and the publish and unpublish decisions (pure).
 //! - [`error`]: the driver's errors and their gRPC codes, in one place;
 //!   [`rpc`]: the wrapper every handler runs in (span, log line, status).
 //! - [`locks`]: one operation at a time per volume; [`token`]: pagination
 //!   tokens that tell the driver's own from any other text.
 //! - [`server`]: serving the services on a unix socket until shut down.
 
+pub mod attach;
 pub mod capability;
 pub mod capacity;
 pub mod controller;

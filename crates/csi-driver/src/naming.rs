@@ -300,6 +300,7 @@ mod tests {
             comment: comment.map(Into::into),
             mount_filesystem: Some(false),
             disabled: false,
+            allowed_hosts: Vec::new(),
         }
     }
 

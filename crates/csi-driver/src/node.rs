@@ -84,6 +84,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> NodeService<H, F, R,
                 capability,
                 context,
                 keys: VolumeKeys::from_secrets(req.secrets),
+                publish_context: req.publish_context,
             })
             .await?;
         Ok(csi::NodeStageVolumeResponse {})
@@ -116,6 +117,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> NodeService<H, F, R,
                 read_only: req.readonly,
                 context: req.volume_context,
                 keys: VolumeKeys::from_secrets(req.secrets),
+                publish_context: req.publish_context,
             })
             .await?;
         Ok(csi::NodePublishVolumeResponse {})
@@ -313,9 +315,13 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> CsiNode for NodeServ
         _request: Request<csi::NodeGetInfoRequest>,
     ) -> std::result::Result<Response<csi::NodeGetInfoResponse>, Status> {
         let config = self.node.config();
+        // The node ID is the host NQN this node attaches published volumes
+        // as: the controller lets exactly that host in when it publishes a
+        // volume to this node.
+        let node_id = self.node.node_id().to_owned();
         call("NodeGetInfo", "", async {
             Ok(csi::NodeGetInfoResponse {
-                node_id: config.node_id.clone(),
+                node_id,
                 max_volumes_per_node: config.max_volumes,
                 accessible_topology: None,
             })

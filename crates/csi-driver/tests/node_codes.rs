@@ -317,3 +317,55 @@ async fn encrypted_volumes_take_their_key_from_the_node_stage_secret() {
     assert!(status.message().contains("does not open volume pvc-1"));
     assert!(!status.message().contains("wrong one") && !status.message().contains("right one"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_publish_context_decides_who_the_node_connects_as() {
+    let rig = Rig::new();
+    let (staging, _) = rig.volume("pvc-1");
+    let stage = |publish_context: HashMap<String, String>| {
+        let staging = path(&staging);
+        async {
+            rig.node
+                .node_stage_volume(Request::new(NodeStageVolumeRequest {
+                    volume_id: "pvc-1".into(),
+                    staging_target_path: staging,
+                    volume_capability: Some(mount(Mode::SingleNodeWriter)),
+                    volume_context: context("pvc-1"),
+                    publish_context,
+                    ..Default::default()
+                }))
+                .await
+                .map_or_else(|s| Err(s.code()), ok)
+        }
+    };
+    let other = nvme_host::fence::identity_of_node_name(PREFIX, "node-2").unwrap();
+    // Published to another node: FAILED_PRECONDITION.
+    assert_eq!(
+        stage(nvme_host::fence::to_publish_context(&other)).await,
+        Err(Code::FailedPrecondition)
+    );
+    // A context that breaks the rules: INVALID_ARGUMENT.
+    let mut forged = testing::published_here();
+    forged.insert(nvme_host::fence::HOST_ID_KEY.into(), other.id);
+    assert_eq!(stage(forged).await, Err(Code::InvalidArgument));
+    assert!(rig.world.connected().is_empty());
+    // Published here: connected as the identity published to.
+    assert_eq!(stage(testing::published_here()).await, Ok(()));
+    assert_eq!(
+        rig.world.hosts_of(&format!("{PREFIX}pvc-1")),
+        [testing::attach_identity().nqn]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_node_id_is_the_host_nqn_published_volumes_are_attached_as() {
+    let rig = Rig::new();
+    let info = rig
+        .node
+        .node_get_info(Request::new(csi_proto::v1::NodeGetInfoRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.node_id, format!("{PREFIX}node:node-1"));
+    assert_eq!(info.node_id, testing::attach_identity().nqn);
+}

@@ -128,6 +128,7 @@ impl Rig {
             connection: None,
             diskseq: None,
             mapping: None,
+            host: None,
         };
         Records::new(self.path("state")).save(&record).unwrap();
         record
@@ -487,9 +488,10 @@ async fn info_and_capabilities() {
         .await
         .unwrap()
         .into_inner();
+    // The node ID is the host NQN the node attaches published volumes as.
     assert_eq!(
         (info.node_id.as_str(), info.max_volumes_per_node),
-        ("node-1", 50)
+        ("nqn.2024-01.io.srvlab.csi.rds:node:node-1", 50)
     );
     let caps = node
         .node_get_capabilities(Request::new(NodeGetCapabilitiesRequest {}))

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::csi::{Cluster, mount};
 use crate::fabrics::{self, Connect};
 use crate::rds;
-use crate::support::{Context, Outcome, ensure, wait_for};
+use crate::support::{Context, Outcome, ensure};
 
 const GIB: u64 = 1 << 30;
 
@@ -105,6 +105,7 @@ async fn stage_by_hand(
         .create_volume(&rds::volume(&name, GIB)?)
         .await
         .context("create the by-hand volume")?;
+    cluster.rds.open_to_any_host(&name).await?;
     let nqn = disk.nqn.clone().context("no NQN")?;
     let dir = cluster.scratch.join(format!("by-hand-{run}"));
     std::fs::create_dir_all(&dir).context("mkdir")?;
@@ -120,14 +121,7 @@ async fn stage_by_hand(
         reconnect_delay: 5,
     })
     .await?;
-    let device = wait_for(
-        "the namespace",
-        Duration::from_secs(30),
-        Duration::from_millis(10),
-        || async { fabrics::namespace(&nqn, 1).filter(|n| Path::new("/dev").join(n).exists()) },
-        String::new,
-    )
-    .await?;
+    let device = fabrics::wait_for_namespace(&nqn, 1, Duration::from_secs(30)).await?;
     let dev = Path::new("/dev").join(&device);
     let mkfs = tokio::task::spawn_blocking({
         let dev = dev.clone();

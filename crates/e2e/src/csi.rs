@@ -42,6 +42,9 @@ pub struct Volume {
     pub nqn: String,
     /// The volume context, for stage.
     pub context: HashMap<String, String>,
+    /// The publish context ControllerPublishVolume returned (the host
+    /// identity to connect as), for stage; empty until published.
+    pub publish_context: HashMap<String, String>,
     /// Its size.
     pub bytes: u64,
 }
@@ -59,6 +62,8 @@ pub struct Cluster {
     pub controller: ControllerClient<Channel>,
     /// The Node service.
     pub node: NodeClient<Channel>,
+    /// The node ID the plugin's node service reports.
+    pub node_id: String,
     /// The pool's btrfs, when it is one: unmounted once the simulator and
     /// its exports are gone.
     btrfs: Option<LoopBtrfs>,
@@ -126,8 +131,32 @@ impl Cluster {
         capacity: u64,
         export: rds::Export,
     ) -> Outcome<Cluster> {
+        Self::start_mode(scratch, capacity, export, "all").await
+    }
+
+    /// [`Cluster::run`] with the plugin serving the controller only: the
+    /// nodes are [`NodePlugin`]s the scenario starts, each a process of its
+    /// own, so that each can be killed and started again alone.
+    pub async fn run_controller_only(
+        scratch: &Path,
+        capacity: u64,
+        steps: impl AsyncFnOnce(&mut Cluster) -> Outcome,
+    ) -> Outcome {
+        let mut cluster =
+            Cluster::start_mode(scratch, capacity, rds::Export::Nvmet, "controller").await?;
+        let result = steps(&mut cluster).await;
+        let stopped = cluster.stop().await;
+        result.and(stopped)
+    }
+
+    async fn start_mode(
+        scratch: &Path,
+        capacity: u64,
+        export: rds::Export,
+        mode: &str,
+    ) -> Outcome<Cluster> {
         let rds = Rds::start_with(&scratch.join("rds"), capacity, export).await?;
-        Self::start_on(rds, None, scratch).await
+        Self::start_on(rds, None, scratch, mode).await
     }
 
     /// [`Cluster::run`] on a simulator whose pool is a real btrfs of
@@ -161,16 +190,21 @@ impl Cluster {
         )
         .context("make the pool's btrfs (as root, with btrfs-progs)")?;
         let rds = Rds::start_on_btrfs_with(&root, export).await?;
-        Self::start_on(rds, Some(btrfs), scratch).await
+        Self::start_on(rds, Some(btrfs), scratch, "all").await
     }
 
-    async fn start_on(rds: Rds, btrfs: Option<LoopBtrfs>, scratch: &Path) -> Outcome<Cluster> {
+    async fn start_on(
+        rds: Rds,
+        btrfs: Option<LoopBtrfs>,
+        scratch: &Path,
+        mode: &str,
+    ) -> Outcome<Cluster> {
         let login =
             Login::write(&rds.sim, scratch).context("cannot write the simulator's SSH key")?;
         let socket = scratch.join("plugin/csi.sock");
         let mut plugin_args: Vec<String> = vec![
             "--mode".into(),
-            "all".into(),
+            mode.into(),
             "--node-id".into(),
             "guest".into(),
             "--endpoint".into(),
@@ -201,6 +235,7 @@ impl Cluster {
             socket,
             plugin_args,
             plugin: PluginProcess(None),
+            node_id: String::new(),
             btrfs,
         };
         cluster.start_plugin().await?;
@@ -227,10 +262,35 @@ impl Cluster {
         self.plugin = PluginProcess(Some(child));
         self.controller = ControllerClient::new(grpc::lazy(&self.socket));
         self.node = NodeClient::new(grpc::lazy(&self.socket));
+        if self
+            .plugin_args
+            .windows(2)
+            .any(|w| w[0] == "--mode" && w[1] == "controller")
+        {
+            // No node service to ask: the controller answering is enough.
+            let controller = self.controller.clone();
+            return wait_for(
+                "the controller to answer",
+                Duration::from_secs(60),
+                Duration::from_millis(100),
+                || {
+                    let mut controller = controller.clone();
+                    async move {
+                        controller
+                            .controller_get_capabilities(csi::ControllerGetCapabilitiesRequest {})
+                            .await
+                            .ok()
+                            .map(|_| ())
+                    }
+                },
+                || self.plugin_log_tail(),
+            )
+            .await;
+        }
         // Answering a call, not just a bound socket: the node's start-up
         // (orphan cleanup) is done then.
         let node = self.node.clone();
-        wait_for(
+        self.node_id = wait_for(
             "the plugin to answer",
             Duration::from_secs(60),
             Duration::from_millis(100),
@@ -240,7 +300,7 @@ impl Cluster {
                     node.node_get_info(csi::NodeGetInfoRequest {})
                         .await
                         .ok()
-                        .map(|_| ())
+                        .map(|info| info.into_inner().node_id)
                 }
             },
             || self.plugin_log_tail(),
@@ -354,7 +414,9 @@ impl Cluster {
         format!("plugin log:\n    {}", lines[start..].join("\n    "))
     }
 
-    /// CreateVolume.
+    /// CreateVolume, then ControllerPublishVolume to this plugin's node with
+    /// the same capability, as the external-attacher does before kubelet
+    /// stages a volume: the volume, with its publish context.
     pub async fn create(
         &mut self,
         name: &str,
@@ -365,9 +427,85 @@ impl Cluster {
         self.create_from(name, bytes, cap, parameters, None).await
     }
 
-    /// CreateVolume with a content source: a restore of a snapshot, or a
-    /// clone of a volume.
+    /// CreateVolume with a content source (a restore of a snapshot, a clone
+    /// of a volume; `None`: an empty volume), then ControllerPublishVolume
+    /// to this plugin's node with the same capability, as the
+    /// external-attacher does before kubelet stages a volume: the volume,
+    /// with its publish context.
     pub async fn create_from(
+        &mut self,
+        name: &str,
+        bytes: u64,
+        cap: VolumeCapability,
+        parameters: &[(&str, &str)],
+        source: Option<csi::volume_content_source::Type>,
+    ) -> Outcome<Volume> {
+        let mut volume = self
+            .create_unpublished_from(name, bytes, cap.clone(), parameters, source)
+            .await?;
+        let node_id = self.node_id.clone();
+        volume.publish_context = self.controller_publish(&volume, &node_id, cap).await?;
+        Ok(volume)
+    }
+
+    /// ControllerPublishVolume of `volume` to `node_id`: the publish
+    /// context.
+    pub async fn controller_publish(
+        &mut self,
+        volume: &Volume,
+        node_id: &str,
+        cap: VolumeCapability,
+    ) -> Outcome<HashMap<String, String>> {
+        self.controller
+            .controller_publish_volume(csi::ControllerPublishVolumeRequest {
+                volume_id: volume.id.clone(),
+                node_id: node_id.into(),
+                volume_capability: Some(cap),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner().publish_context)
+            .map_err(|s| {
+                format!(
+                    "ControllerPublishVolume to {node_id}: {s:?}\n{}",
+                    self.plugin_log_tail()
+                )
+            })
+    }
+
+    /// ControllerUnpublishVolume of `volume` from `node_id`.
+    pub async fn controller_unpublish(&mut self, volume: &Volume, node_id: &str) -> Outcome {
+        self.controller
+            .controller_unpublish_volume(csi::ControllerUnpublishVolumeRequest {
+                volume_id: volume.id.clone(),
+                node_id: node_id.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|s| {
+                format!(
+                    "ControllerUnpublishVolume from {node_id}: {s:?}\n{}",
+                    self.plugin_log_tail()
+                )
+            })
+    }
+
+    /// CreateVolume alone: the volume is closed to every host until it is
+    /// published.
+    pub async fn create_unpublished(
+        &mut self,
+        name: &str,
+        bytes: u64,
+        cap: VolumeCapability,
+        parameters: &[(&str, &str)],
+    ) -> Outcome<Volume> {
+        self.create_unpublished_from(name, bytes, cap, parameters, None)
+            .await
+    }
+
+    /// CreateVolume with a content source, alone.
+    pub async fn create_unpublished_from(
         &mut self,
         name: &str,
         bytes: u64,
@@ -405,6 +543,7 @@ impl Cluster {
             id: volume.volume_id,
             bytes: volume.capacity_bytes as u64,
             context: volume.volume_context,
+            publish_context: HashMap::new(),
         })
     }
 
@@ -452,6 +591,7 @@ impl Cluster {
                 volume_capability: Some(cap),
                 readonly,
                 volume_context: volume.context.clone(),
+                publish_context: volume.publish_context.clone(),
                 ..Default::default()
             })
             .await
@@ -642,8 +782,8 @@ pub fn stage_request(
         staging_target_path: staging.display().to_string(),
         volume_capability: Some(cap),
         volume_context: volume.context.clone(),
+        publish_context: volume.publish_context.clone(),
         secrets: secret_map(secrets),
-        ..Default::default()
     }
 }
 

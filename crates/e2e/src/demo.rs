@@ -113,10 +113,10 @@ fn detail(text: impl std::fmt::Display) {
 }
 
 async fn walk(cluster: &mut Cluster, steps: &mut Steps) -> Outcome {
-    let volume = steps
+    let mut volume = steps
         .step(
-            "CreateVolume: 1 GiB, ext4 (a file-backed disk on the RDS, exported over NVMe/TCP)",
-            cluster.create(
+            "CreateVolume: 1 GiB, ext4 (a file-backed disk on the RDS, closed to every host)",
+            cluster.create_unpublished(
                 "pvc-de300000-0000-4000-8000-000000000001",
                 GIB,
                 mount("ext4"),
@@ -125,6 +125,14 @@ async fn walk(cluster: &mut Cluster, steps: &mut Steps) -> Outcome {
         )
         .await?;
     detail(format!("volume {}, NQN {}", volume.id, volume.nqn));
+    let node_id = cluster.node_id.clone();
+    volume.publish_context = steps
+        .step(
+            "ControllerPublishVolume: the RDS lets in this node's host NQN, and no other",
+            cluster.controller_publish(&volume, &node_id, mount("ext4")),
+        )
+        .await?;
+    detail(format!("exported to {node_id}"));
     let (staging, target) = cluster.paths(&volume.id, "demo-pod");
 
     steps
@@ -220,6 +228,12 @@ async fn walk(cluster: &mut Cluster, steps: &mut Steps) -> Outcome {
         "a controller is left after unstage",
     )?;
     detail("no NVMe/TCP controller of the volume is left");
+    steps
+        .step(
+            "ControllerUnpublishVolume: the export is closed again",
+            cluster.controller_unpublish(&volume, &node_id),
+        )
+        .await?;
     steps.step("DeleteVolume", cluster.delete(&volume)).await?;
     ensure(
         cluster.rds.sim.engine.disks().is_empty(),

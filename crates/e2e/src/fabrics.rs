@@ -92,6 +92,14 @@ pub fn controllers(nqn: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The controllers of subsystem `nqn` connected as host `hostnqn`.
+pub fn controllers_of_host(nqn: &str, hostnqn: &str) -> Vec<PathBuf> {
+    controllers(nqn)
+        .into_iter()
+        .filter(|c| read_attr(&c.join("hostnqn")).as_deref() == Some(hostnqn))
+        .collect()
+}
+
 /// The one controller of `nqn`.
 pub fn controller(nqn: &str) -> Outcome<PathBuf> {
     let found = controllers(nqn);
@@ -127,6 +135,24 @@ pub fn namespace(nqn: &str, nsid: u32) -> Option<String> {
         }
     }
     None
+}
+
+/// Waits until namespace `nsid` of subsystem `nqn` is a block device one
+/// can use: its node in `/dev` and its size in `/sys/block`. The kernel makes
+/// the `/dev` node while it registers the disk and links `/sys/block/<name>`
+/// only after that, so the one can be there without the other for a moment.
+pub async fn wait_for_namespace(nqn: &str, nsid: u32, within: Duration) -> Outcome<String> {
+    wait_for(
+        "the namespace's block device",
+        within,
+        Duration::from_millis(10),
+        || async {
+            namespace(nqn, nsid)
+                .filter(|name| Path::new("/dev").join(name).exists() && size_bytes(name).is_some())
+        },
+        || format!("controllers: {:?}", controllers(nqn)),
+    )
+    .await
 }
 
 /// The size of block device `name`, in bytes.
@@ -177,7 +203,13 @@ pub const ALIGN: usize = 4096;
 impl DirectDevice {
     /// Opens `/dev/<name>`.
     pub fn open(name: &str) -> Outcome<DirectDevice> {
-        let path = Path::new("/dev").join(name);
+        Self::open_path(&Path::new("/dev").join(name))
+    }
+
+    /// Opens the block device at `path` (a device node, or a file a device
+    /// node is bound onto, as a published block volume's target is).
+    pub fn open_path(path: &Path) -> Outcome<DirectDevice> {
+        let path = path.to_path_buf();
         let fd = rustix::fs::open(
             &path,
             OFlags::RDWR | OFlags::DIRECT | OFlags::SYNC | OFlags::CLOEXEC,

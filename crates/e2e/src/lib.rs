@@ -22,6 +22,11 @@
 //!   host (no initiator) or in the guest.
 //! - [`csi`]: the whole driver: the simulator, the plugin as a process of its
 //!   own, and CSI clients of its socket.
+//! - [`nodes`]: node plugins as processes of their own, several host
+//!   identities on one kernel, for the fencing scenarios. (The identity a
+//!   node attaches as is derived with `nvme_host::fence`, the rule the
+//!   controller and the node share; what the target admits is the kernel's
+//!   nvmet's own judgement.)
 
 pub mod bench;
 pub mod bench_encryption;
@@ -30,6 +35,7 @@ pub mod demo;
 pub mod fabrics;
 pub mod foreign;
 pub mod kmsg;
+pub mod nodes;
 pub mod rds;
 pub mod sanity;
 pub mod scenarios;

@@ -7,7 +7,7 @@ use rds_client::RdsClient;
 use rds_sim::testing::TestSim;
 use rds_sim::{Behaviour, NvmetConfig, SimConfig};
 use routeros::subvolume::NewVolume;
-use routeros::{Comment, NewDisk, Nqn, OwnerTest, RdsPath, Slot};
+use routeros::{Comment, ExportState, HostList, NewDisk, Nqn, OwnerTest, RdsPath, Slot};
 
 use crate::support::{Context, Outcome};
 
@@ -87,6 +87,31 @@ impl Rds {
             .join(POOL)
             .join("volumes")
             .join(format!("{name}.img"))
+    }
+
+    /// Opens volume `name`'s export to any host, as a volume made before
+    /// attachment existed has it: new volumes are made closed, and these
+    /// scenarios connect with host identities of their own. Checks that it
+    /// is exported afterwards.
+    pub async fn open_to_any_host(&self, name: &str) -> Outcome {
+        let closed = ExportState::default();
+        let open = ExportState {
+            export: true,
+            hosts: HostList::empty(),
+        };
+        let disk = self
+            .client
+            .set_export(&slot(name)?, &owner(name)?, &closed, &open, false)
+            .await
+            .context(format!("open the export of {name}"))?
+            .context(format!("no disk {name}"))?;
+        if !disk.nvme_tcp_export || !disk.allowed_hosts.is_empty() {
+            return Err(format!(
+                "{name} was not opened to any host (it was not closed, as a new volume is): export {}, hosts {:?}",
+                disk.nvme_tcp_export, disk.allowed_hosts
+            ));
+        }
+        Ok(())
     }
 
     /// Takes the NVMe/TCP port away, as a network outage would: connected

@@ -2,7 +2,9 @@
 //! Outcome` in a module under `scenarios/`, and list it in [`ALL`].
 
 mod csi_snapshots;
+mod doctor_fence;
 mod doctor_snapshots;
+mod fence;
 mod node_block;
 mod node_condition;
 pub(crate) mod node_encrypted;
@@ -118,6 +120,18 @@ pub const ALL: &[Scenario] = &[
     Scenario {
         name: "node_reconnect_on_publish_after_ctrl_loss",
         run: |ctx| Box::pin(node_recovery::run(ctx)),
+    },
+    Scenario {
+        name: "fence_two_nodes",
+        run: |ctx| Box::pin(fence::two_nodes(ctx)),
+    },
+    Scenario {
+        name: "fence_migration",
+        run: |ctx| Box::pin(fence::migration(ctx)),
+    },
+    Scenario {
+        name: "doctor_check_fence",
+        run: |ctx| Box::pin(doctor_fence::run(ctx)),
     },
     Scenario {
         name: "demo_walkthrough",

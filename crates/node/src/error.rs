@@ -100,6 +100,19 @@ pub enum NodeError {
         /// Where it is published.
         elsewhere: PathBuf,
     },
+    /// The publish context names another node's host identity: the volume
+    /// is published to that node, and the RDS lets only it in.
+    #[error(
+        "volume {volume} is published to the host {published}, not to this node ({this_node}); it can be staged only where it is published"
+    )]
+    PublishedToAnother {
+        /// The volume.
+        volume: String,
+        /// The host NQN the publish context names.
+        published: String,
+        /// This node's host NQN (its node ID).
+        this_node: String,
+    },
     /// The volume's NVMe/TCP connection is down: it has no block device.
     #[error("volume {volume} has no block device: its NVMe/TCP connection ({nqn}) is down")]
     Unreachable {

@@ -13,6 +13,16 @@
 //!
 //! What is wrong is a [`Problem`], a typed value: callers match on it, and its
 //! text is for people only.
+//!
+//! One problem is acted on: a volume whose controller the target refuses
+//! ([`Problem::Refused`]) at two looks in a row was unpublished from this
+//! node (Kubernetes detached it, perhaps by force, and another node may own
+//! it now). Linux before 6.10 keeps asking the target again every
+//! reconnect delay until `ctrlLossTmo`, holding the volume's I/O all along;
+//! the monitor disconnects such a controller, so that the I/O fails at once
+//! instead, as newer kernels do by themselves. Two looks, not one, so that a
+//! refusal seen while the RDS's list was being changed is not taken for a
+//! decision.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -24,7 +34,7 @@ use node_fs::mountinfo::MountInfo;
 use nvme_host::{BlockDevice, CtrlState};
 use telemetry::NodeMetrics;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::crypt::Crypt;
 use crate::fs::Filesystems;
@@ -90,6 +100,11 @@ pub enum Problem {
         /// What reading it said.
         error: String,
     },
+    /// The target refuses the identity it was staged with.
+    Refused {
+        /// The NQN.
+        nqn: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -138,6 +153,10 @@ impl fmt::Display for Problem {
             Self::MappingUnreadable { error } => {
                 write!(f, "its encrypted mapping cannot be read: {error}")
             }
+            Self::Refused { nqn } => write!(
+                f,
+                "the RDS refuses this node for it ({nqn}): it was unpublished from this node, and its I/O can no longer reach the volume; unstage it here"
+            ),
         }
     }
 }
@@ -239,6 +258,20 @@ pub fn judge(
             nqn: record.nqn.clone(),
         }),
         None => {}
+    }
+    if let (Some(state), Some(staged_as)) = (&controller, &record.host)
+        && *state != CtrlState::Live
+    {
+        match host.refused(&record.nqn, &staged_as.nqn) {
+            Ok(true) => problems.push(Problem::Refused {
+                nqn: record.nqn.clone(),
+            }),
+            Ok(false) => {}
+            // Without the kernel log the state says enough: not live.
+            Err(e) => {
+                debug!(nqn = %record.nqn, error = %e, "cannot tell whether the target refuses this node")
+            }
+        }
     }
     let disk = host.block_device(&record.nqn);
     if controller.is_some() && matches!(disk, Ok(None)) {
@@ -405,11 +438,23 @@ impl HealthMonitor {
         records: &impl RecordStore,
         crypt: &impl Crypt,
     ) -> usize {
+        self.look(host, fs, records, crypt).looked_at
+    }
+
+    /// [`HealthMonitor::sweep`], also saying which volumes the target has
+    /// refused at this look and the one before.
+    fn look(
+        &self,
+        host: &impl NvmeHost,
+        fs: &impl Filesystems,
+        records: &impl RecordStore,
+        crypt: &impl Crypt,
+    ) -> Look {
         let mounts = match fs.mounts() {
             Ok(m) => m,
             Err(e) => {
                 warn!(error = %e, "health check: cannot read the mount table");
-                return 0;
+                return Look::default();
             }
         };
         let mut staged = Vec::new();
@@ -421,10 +466,21 @@ impl HealthMonitor {
         }
         let mut by_state: Vec<(&str, i64)> = Vec::new();
         let mut abnormal = 0;
+        let mut refused = Vec::new();
         for record in &staged {
             let seen = self.observe(host, crypt, &mounts, record);
             if !seen.health.is_healthy() {
                 abnormal += 1;
+            }
+            // Unchanged since the last look, and refused then as now.
+            if seen.for_how_long > Duration::ZERO
+                && seen
+                    .health
+                    .problems
+                    .iter()
+                    .any(|p| matches!(p, Problem::Refused { .. }))
+            {
+                refused.push(record.clone());
             }
             let label = seen.health.state_label();
             match by_state.iter_mut().find(|(s, _)| *s == label) {
@@ -439,12 +495,18 @@ impl HealthMonitor {
             .staged_volumes
             .set(i64::try_from(staged.len()).unwrap_or(i64::MAX));
         self.metrics.abnormal_volumes.set(abnormal);
-        staged.len()
+        Look {
+            looked_at: staged.len(),
+            refused,
+        }
     }
 
     /// Sweeps every `interval` until `stop` turns true; the first sweep is
     /// at once. Sweeps read sysfs and the mount table, which block, so they
-    /// run on tokio's blocking pool.
+    /// run on tokio's blocking pool. After a sweep, the controllers of `ours`
+    /// (host NQNs) of volumes the target refused at two looks in a row are
+    /// disconnected, each within `disconnect`.
+    #[allow(clippy::too_many_arguments)] // the monitor's seams and its settings
     pub async fn run<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt>(
         self: Arc<Self>,
         host: Arc<H>,
@@ -452,6 +514,8 @@ impl HealthMonitor {
         records: Arc<R>,
         crypt: Arc<C>,
         interval: Duration,
+        ours: Vec<String>,
+        disconnect: Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut tick = tokio::time::interval(interval);
@@ -461,22 +525,63 @@ impl HealthMonitor {
                 _ = tick.tick() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            let (monitor, host, fs, records, crypt) = (
+            let (monitor, sweep_host, fs, records, crypt) = (
                 Arc::clone(&self),
                 Arc::clone(&host),
                 Arc::clone(&fs),
                 Arc::clone(&records),
                 Arc::clone(&crypt),
             );
-            let swept = tokio::task::spawn_blocking(move || {
-                monitor.sweep(&*host, &*fs, &*records, &*crypt)
+            let look = tokio::task::spawn_blocking(move || {
+                monitor.look(&*sweep_host, &*fs, &*records, &*crypt)
             })
             .await;
-            if let Err(e) = swept {
-                warn!(error = %e, "health check task failed");
+            match look {
+                Ok(look) => {
+                    for record in look.refused {
+                        self.cut_off(&*host, &record, &ours, disconnect).await;
+                    }
+                }
+                Err(e) => warn!(error = %e, "health check task failed"),
             }
         }
     }
+
+    /// Disconnects the refused controllers of `record`'s volume, so that
+    /// its I/O fails now instead of at `ctrlLossTmo`.
+    async fn cut_off(
+        &self,
+        host: &impl NvmeHost,
+        record: &StagingRecord,
+        ours: &[String],
+        within: Duration,
+    ) {
+        warn!(
+            volume = %record.volume_id,
+            nqn = %record.nqn,
+            "the RDS refuses this node for the volume (it was unpublished from here): disconnecting it, so that its I/O fails instead of waiting for ctrlLossTmo"
+        );
+        match host
+            .disconnect(&record.nqn, ours, Instant::now() + within)
+            .await
+        {
+            Ok(()) => {
+                info!(volume = %record.volume_id, nqn = %record.nqn, "refused connection disconnected")
+            }
+            Err(e) => {
+                warn!(volume = %record.volume_id, nqn = %record.nqn, error = %e, "could not disconnect a refused connection; trying again at the next look")
+            }
+        }
+    }
+}
+
+/// What one look at every staged volume found.
+#[derive(Debug, Default)]
+struct Look {
+    /// How many volumes were looked at.
+    looked_at: usize,
+    /// Those the target refused at this look and the one before.
+    refused: Vec<StagingRecord>,
 }
 
 fn log_change(volume_id: &str, nqn: &str, last: Option<&VolumeHealth>, now: &VolumeHealth) {
@@ -544,6 +649,7 @@ mod tests {
             connection: None,
             diskseq: None,
             mapping: None,
+            host: None,
         }
     }
 

@@ -15,6 +15,7 @@ use tracing::info;
 use crate::context::FsType;
 use crate::crypt::{Crypt, LinuxCrypt};
 use crate::error::{NodeError, Result};
+use crate::fence::Identities;
 use crate::fs::{Filesystems, LinuxFilesystems};
 use crate::health::{HealthMonitor, Observation};
 use crate::locks::VolumeLocks;
@@ -61,7 +62,9 @@ impl Default for NodeTimeouts {
 /// The node's configuration.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    /// This node's name.
+    /// This node's name (the Kubernetes node name). The node ID it reports
+    /// is the host NQN it attaches published volumes as, made from this
+    /// name ([`crate::fence`]).
     pub node_id: String,
     /// Most volumes the scheduler may put on this node (0: no limit).
     pub max_volumes: i64,
@@ -89,7 +92,7 @@ pub struct Node<H, F, R, C = LinuxCrypt> {
     pub(crate) fs: Arc<F>,
     pub(crate) records: Arc<R>,
     pub(crate) crypt: Arc<C>,
-    pub(crate) identity: HostIdentity,
+    pub(crate) identities: Identities,
     pub(crate) locks: VolumeLocks,
     pub(crate) metrics: NodeMetrics,
     pub(crate) monitor: Arc<HealthMonitor>,
@@ -115,7 +118,10 @@ impl LinuxNode {
 }
 
 impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
-    /// The node of `config` over the given seams, connecting as `identity`.
+    /// The node of `config` over the given seams; `identity` is the host's
+    /// own NVMe identity, and the identity it attaches published volumes as
+    /// follows from the node name (a node name that cannot make one is a
+    /// configuration error).
     pub fn new(
         config: NodeConfig,
         host: H,
@@ -131,13 +137,18 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
                     .into(),
             ));
         }
-        info!(hostnqn = %identity.nqn, "NVMe host identity");
+        let identities = Identities::new(identity, &config.nqn_prefix, &config.node_id)?;
+        info!(
+            hostnqn = %identities.own().nqn,
+            attach_hostnqn = %identities.attach().nqn,
+            "NVMe host identities: the host's own, and the one published volumes are attached as"
+        );
         Ok(Self {
             host: Arc::new(host),
             fs: Arc::new(fs),
             records: Arc::new(records),
             crypt: Arc::new(crypt),
-            identity,
+            identities,
             monitor: Arc::new(HealthMonitor::new(metrics.clone())),
             metrics,
             config,
@@ -148,6 +159,17 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
     /// The configuration.
     pub fn config(&self) -> &NodeConfig {
         &self.config
+    }
+
+    /// The node's host identities.
+    pub fn identities(&self) -> &Identities {
+        &self.identities
+    }
+
+    /// The node ID this node reports: the host NQN it attaches published
+    /// volumes as.
+    pub fn node_id(&self) -> &str {
+        &self.identities.attach().nqn
     }
 
     /// The NVMe host seam.
@@ -180,6 +202,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
             &*self.fs,
             &*self.records,
             &*self.crypt,
+            &self.identities.ours(),
             &self.config.nqn_prefix,
             self.config.timeouts.orphan_cleanup,
             &self.metrics,
@@ -201,6 +224,8 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
             Arc::clone(&self.records),
             Arc::clone(&self.crypt),
             self.config.health_interval,
+            self.identities.ours(),
+            self.config.timeouts.disconnect,
             stop,
         ))
     }

@@ -3,7 +3,9 @@
 //! [`nvme_host::Host`].
 //!
 //! Everything is looked up by NQN, never by a remembered controller or device
-//! number (the kernel reuses both). Changes (connect, disconnect, rescan) are
+//! number (the kernel reuses both). What the node changes, it changes only for
+//! the host identities it connects as: one kernel may hold controllers of
+//! the same NQN for several identities (see `Node::ours`). Changes (connect, disconnect, rescan) are
 //! async, since they wait on the kernel; questions (which device, which
 //! state) are quick reads of sysfs. The in-memory stand-in for tests is
 //! [`crate::testing::FakeNvme`].
@@ -34,11 +36,14 @@ pub trait NvmeHost: Send + Sync + 'static {
         deadline: Instant,
     ) -> impl Future<Output = Result<BlockDevice, NvmeError>> + Send;
 
-    /// Deletes every controller of `nqn` and waits until none is left,
-    /// until `deadline`; succeeds at once when none is connected.
+    /// Deletes every controller of `nqn` connected as one of `hosts` (host
+    /// NQNs) and waits until none of them is left, until `deadline`;
+    /// succeeds at once when none is connected. Controllers of other host
+    /// identities are left alone.
     fn disconnect(
         &self,
         nqn: &str,
+        hosts: &[String],
         deadline: Instant,
     ) -> impl Future<Output = Result<(), NvmeError>> + Send;
 
@@ -51,8 +56,22 @@ pub trait NvmeHost: Send + Sync + 'static {
     /// The best state among the controllers of `nqn`; `None`: not connected.
     fn controller_state(&self, nqn: &str) -> Result<Option<CtrlState>, NvmeError>;
 
-    /// The NQNs with at least one controller, sorted.
-    fn connected_subsystems(&self) -> Result<Vec<String>, NvmeError>;
+    /// The best state among the controllers of `nqn` connected as one of
+    /// `hosts`; `None`: none is.
+    fn controller_state_of(
+        &self,
+        nqn: &str,
+        hosts: &[String],
+    ) -> Result<Option<CtrlState>, NvmeError>;
+
+    /// The NQNs with at least one controller connected as one of `hosts`,
+    /// sorted.
+    fn connected_subsystems(&self, hosts: &[String]) -> Result<Vec<String>, NvmeError>;
+
+    /// Whether the target refuses `hostnqn` for `nqn`: a controller of it is
+    /// waiting to reconnect and the kernel's last word on it is a refusal
+    /// (see [`nvme_host::Host::refused`]).
+    fn refused(&self, nqn: &str, hostnqn: &str) -> Result<bool, NvmeError>;
 
     /// Whether a connected `nqn` may be cleaned up at start-up (see
     /// [`nvme_host::judge_orphan`]: only NQNs with `our_prefix` ever are).
@@ -91,8 +110,13 @@ impl NvmeHost for Host {
         Host::wait_for_block_device(self, nqn, deadline).await
     }
 
-    async fn disconnect(&self, nqn: &str, deadline: Instant) -> Result<(), NvmeError> {
-        self.disconnect_and_wait(nqn, deadline).await
+    async fn disconnect(
+        &self,
+        nqn: &str,
+        hosts: &[String],
+        deadline: Instant,
+    ) -> Result<(), NvmeError> {
+        self.disconnect_hosts_and_wait(nqn, hosts, deadline).await
     }
 
     async fn rescan(&self, nqn: &str) -> Result<(), NvmeError> {
@@ -107,7 +131,24 @@ impl NvmeHost for Host {
         Host::controller_state(self, nqn)
     }
 
-    fn connected_subsystems(&self) -> Result<Vec<String>, NvmeError> {
-        self.list_connected_subsystems()
+    fn controller_state_of(
+        &self,
+        nqn: &str,
+        hosts: &[String],
+    ) -> Result<Option<CtrlState>, NvmeError> {
+        Ok(self
+            .controllers_of(nqn)?
+            .into_iter()
+            .filter(|c| hosts.contains(&c.hostnqn))
+            .map(|c| c.state)
+            .max_by_key(CtrlState::rank))
+    }
+
+    fn connected_subsystems(&self, hosts: &[String]) -> Result<Vec<String>, NvmeError> {
+        self.connected_subsystems_of(hosts)
+    }
+
+    fn refused(&self, nqn: &str, hostnqn: &str) -> Result<bool, NvmeError> {
+        Host::refused(self, nqn, hostnqn)
     }
 }

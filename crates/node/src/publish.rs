@@ -20,6 +20,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use node_fs::mountinfo::MountInfo;
+use nvme_host::HostIdentity;
+use nvme_host::fence;
 use tracing::{info, warn};
 
 use crate::context::{FsType, VolumeContext};
@@ -52,7 +54,13 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
                 staging: req.staging_path.clone(),
             })?;
         let record = self
-            .reattach_if_gone(record, &req.context, &req.capability, &req.keys)
+            .reattach_if_gone(
+                record,
+                &req.context,
+                &req.publish_context,
+                &req.capability,
+                &req.keys,
+            )
             .await?;
         if req.capability.single_writer
             && let Some(elsewhere) = self
@@ -169,10 +177,16 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
     /// staged with), mounts the new device at the staging path in place of
     /// the dead one, and updates the record. A volume whose controller is
     /// only reconnecting keeps its device and is left alone.
+    ///
+    /// It connects as the identity the request's publish context names, else
+    /// as the one it was staged with, else (a record of a version without
+    /// attachment) as the host itself. A volume unpublished from this node
+    /// is refused by the RDS whichever it is.
     async fn reattach_if_gone(
         &self,
         record: StagingRecord,
         request_context: &HashMap<String, String>,
+        publish_context: &HashMap<String, String>,
         capability: &Capability,
         keys: &VolumeKeys,
     ) -> Result<StagingRecord> {
@@ -220,8 +234,18 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
                 given: context.nqn,
             });
         }
-        warn!(nqn = %record.nqn, "the staged volume's NVMe/TCP connection is gone; connecting again");
-        let mut device = self.attach(&context).await?;
+        let names_one = publish_context.contains_key(fence::HOST_NQN_KEY)
+            || publish_context.contains_key(fence::HOST_ID_KEY);
+        let host = match &record.host {
+            Some(staged_as) if !names_one => HostIdentity::from(staged_as),
+            _ => self
+                .identities
+                .for_volume(&record.volume_id, publish_context)?
+                .identity()
+                .clone(),
+        };
+        warn!(nqn = %record.nqn, hostnqn = %host.nqn, "the staged volume's NVMe/TCP connection is gone; connecting again");
+        let mut device = self.attach(&context, &host).await?;
         if record.mapping.is_some() {
             let opened = self
                 .ensure_open(
@@ -253,6 +277,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
         let record = StagingRecord {
             device: device.path,
             diskseq: device.diskseq,
+            host: Some((&host).into()),
             ..record
         };
         self.records.save(&record).await?;

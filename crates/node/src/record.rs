@@ -102,6 +102,38 @@ pub struct StagingRecord {
     /// (`/dev/mapper/<name>`); never its key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping: Option<String>,
+    /// The host identity the volume was connected as, so that a reconnect
+    /// uses the same one. Absent in records of older versions, which
+    /// connected as the host itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<RecordedHost>,
+}
+
+/// A host identity as a staging record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedHost {
+    /// The host NQN.
+    pub nqn: String,
+    /// The host ID.
+    pub id: String,
+}
+
+impl From<&nvme_host::HostIdentity> for RecordedHost {
+    fn from(identity: &nvme_host::HostIdentity) -> Self {
+        Self {
+            nqn: identity.nqn.clone(),
+            id: identity.id.clone(),
+        }
+    }
+}
+
+impl From<&RecordedHost> for nvme_host::HostIdentity {
+    fn from(host: &RecordedHost) -> Self {
+        Self {
+            nqn: host.nqn.clone(),
+            id: host.id.clone(),
+        }
+    }
 }
 
 /// Where records live.
@@ -268,6 +300,10 @@ mod tests {
             )])),
             diskseq: Some(3),
             mapping: None,
+            host: Some(RecordedHost {
+                nqn: "nqn.2024-01.io.srvlab.csi.rds:node:worker-1".into(),
+                id: "0a8b4ec9-6b1f-8c2e-9d3a-5f6e7d8c9b0a".into(),
+            }),
         }
     }
 
@@ -279,6 +315,7 @@ mod tests {
         assert_eq!(r.connection, None);
         assert_eq!(r.diskseq, None);
         assert_eq!(r.fs_type, None);
+        assert_eq!(r.host, None, "connected as the host itself");
     }
 
     #[test]

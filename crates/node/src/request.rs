@@ -97,6 +97,10 @@ pub struct StageRequest {
     pub context: VolumeContext,
     /// The keys from the node-stage secret (for an encrypted volume).
     pub keys: VolumeKeys,
+    /// The publish context ControllerPublishVolume returned: the host
+    /// identity to connect as (see [`crate::fence`]); empty when the volume
+    /// was not published by a controller with attachment.
+    pub publish_context: HashMap<String, String>,
 }
 
 /// NodePublishVolume's arguments.
@@ -119,6 +123,9 @@ pub struct PublishRequest {
     /// The keys from the node-publish secret, needed only to open an
     /// encrypted volume again whose connection is gone.
     pub keys: VolumeKeys,
+    /// The publish context as the request carries it, read with the volume
+    /// context.
+    pub publish_context: HashMap<String, String>,
 }
 
 /// NodeExpandVolume's arguments.

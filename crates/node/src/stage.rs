@@ -24,15 +24,16 @@
 //! run its own encryption inside.) A volume staged with `encryption=luks2`
 //! that holds anything but a LUKS header is refused too.
 //!
-//! Where the next features go: the host identity a ControllerPublish hands
-//! over (fencing) is chosen in [`Node::connection_for`].
+//! The host identity the volume is connected as is the one ControllerPublish
+//! handed over in the publish context ([`crate::fence`]), chosen before
+//! anything else is done, and kept in the record.
 
 use std::path::Path;
 
 use node_fs::format::Prepared;
 use node_fs::probe::Probe;
 use node_fs::secret::Passphrase;
-use nvme_host::{BlockDevice, Connected, ConnectionConfig};
+use nvme_host::{BlockDevice, Connected, ConnectionConfig, HostIdentity};
 use telemetry::metrics::OutcomeLabels;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -103,9 +104,10 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
 
     /// A block volume: connected (and opened, if encrypted), and recorded.
     async fn stage_block(&self, req: &StageRequest) -> Result<()> {
-        let disk = self.attach(&req.context).await?;
+        let host = self.host_for(req)?;
+        let disk = self.attach(&req.context, &host).await?;
         if req.context.encryption.is_none() {
-            return self.record_stage(req, &disk, None, None).await;
+            return self.record_stage(req, &host, &disk, None, None).await;
         }
         let opened = self
             .ensure_open(
@@ -119,8 +121,16 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
         if opened.fresh {
             self.mark_in_use(&req.volume_id, &disk).await?;
         }
-        self.record_stage(req, &opened.device, None, Some(opened.name))
+        self.record_stage(req, &host, &opened.device, None, Some(opened.name))
             .await
+    }
+
+    /// The identity to connect the volume of `req` as.
+    fn host_for(&self, req: &StageRequest) -> Result<HostIdentity> {
+        let chosen = self
+            .identities
+            .for_volume(&req.volume_id, &req.publish_context)?;
+        Ok(chosen.identity().clone())
     }
 
     /// A filesystem volume: connected (and opened, if encrypted), its
@@ -132,7 +142,8 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
         wanted: FsType,
         mount_flags: &[String],
     ) -> Result<()> {
-        let disk = self.attach(&req.context).await?;
+        let host = self.host_for(req)?;
+        let disk = self.attach(&req.context, &host).await?;
         let (device, fs, mapping) = if req.context.encryption.is_none() {
             let fs = self
                 .ensure_filesystem(&disk.path, wanted)
@@ -180,7 +191,8 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
         .await?;
         self.ensure_grown(&device, &req.staging_path, fs, req.capability.read_only)
             .await?;
-        self.record_stage(req, &device, Some(fs), mapping).await
+        self.record_stage(req, &host, &device, Some(fs), mapping)
+            .await
     }
 
     /// Opens the encrypted volume on `disk` as its mapping, giving the disk a
@@ -394,13 +406,17 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
         }
     }
 
-    /// How to connect the volume of `context`, as this node.
-    pub(crate) fn connection_for(&self, context: &VolumeContext) -> ConnectionConfig {
+    /// How to connect the volume of `context`, as `host`.
+    pub(crate) fn connection_for(
+        &self,
+        context: &VolumeContext,
+        host: &HostIdentity,
+    ) -> ConnectionConfig {
         ConnectionConfig {
             traddr: context.nvme_address.clone(),
             trsvcid: context.nvme_port,
             nqn: context.nqn.clone(),
-            host: self.identity.clone(),
+            host: host.clone(),
             ctrl_loss_tmo: context.connection.ctrl_loss_tmo,
             reconnect_delay: Some(context.connection.reconnect_delay),
             keep_alive_tmo: context.connection.keep_alive_tmo,
@@ -409,10 +425,14 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
         }
     }
 
-    /// Connects the volume's NQN (reusing a connection that exists) and waits
-    /// for its block device.
-    pub(crate) async fn attach(&self, context: &VolumeContext) -> Result<BlockDevice> {
-        let connection = self.connection_for(context);
+    /// Connects the volume's NQN as `host` (reusing a connection that
+    /// exists) and waits for its block device.
+    pub(crate) async fn attach(
+        &self,
+        context: &VolumeContext,
+        host: &HostIdentity,
+    ) -> Result<BlockDevice> {
+        let connection = self.connection_for(context, host);
         let retries = &self.metrics.nvme_connect_retries;
         let connected = self
             .host
@@ -440,7 +460,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
             .host
             .wait_for_block_device(&context.nqn, Instant::now() + self.config.timeouts.device)
             .await?;
-        info!(nqn = %context.nqn, device = %device.path.display(), ?connected, "connected");
+        info!(nqn = %context.nqn, hostnqn = %host.nqn, device = %device.path.display(), ?connected, "connected");
         Ok(device)
     }
 
@@ -544,6 +564,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
     async fn record_stage(
         &self,
         req: &StageRequest,
+        host: &HostIdentity,
         device: &BlockDevice,
         fs: Option<FsType>,
         mapping: Option<String>,
@@ -558,6 +579,7 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
             connection: Some(req.context.to_map().into_iter().collect()),
             diskseq: device.diskseq,
             mapping,
+            host: Some(host.into()),
         };
         self.records.save(&record).await?;
         Ok(())

@@ -27,6 +27,23 @@
 //! if its name has the prefix `rds-csi-` and `cryptsetup` made it for LUKS2;
 //! no other device-mapper device is ever touched.
 //!
+//! Only connections made as one of this node's host identities are judged
+//! ([`crate::fence`]); another identity's, on the same kernel, are not this
+//! node's.
+//!
+//! A connection the target **refuses** is disconnected, record, mount or not:
+//! the volume was unpublished from this node (a node that was force-detached
+//! while it was away, coming back), the RDS lets another node in now, and
+//! this one never serves again (see [`nvme_host::Host::refused`]). Keeping it
+//! would only hold its I/O, and whatever waits on it (an unmount, a `sync`,
+//! a process reading the volume), until `ctrlLossTmo` (30 minutes by
+//! default) on kernels that keep asking; disconnected, the I/O fails at
+//! once. A filesystem still mounted on it cannot be unmounted cleanly either
+//! way, since its last writes can no longer reach the disk, which belongs to
+//! another node now: it stays mounted, dead, for kubelet's unstage (which
+//! unmounts it) or a repeated stage (which replaces it). Its record stays
+//! for the same reason.
+//!
 //! Cleanup is best-effort: each orphan is disconnected and waited for within
 //! what is left of the deadline; a failure is logged and counted, and
 //! start-up goes on.
@@ -58,6 +75,9 @@ pub struct StartupReport {
     pub cleaned: Vec<String>,
     /// Orphaned NQNs that could not be disconnected in time.
     pub failed: Vec<String>,
+    /// NQNs the target refuses this node, disconnected (also in `cleaned`)
+    /// or not (also in `failed`).
+    pub refused: Vec<String>,
     /// Connected NQNs without this driver's prefix, left alone.
     pub foreign: Vec<String>,
     /// Encrypted mappings of this driver's closed (on orphans, or on disks
@@ -129,13 +149,29 @@ fn holder<'a>(mounts: &'a [MountInfo], device: &nvme_host::BlockDevice) -> Optio
     })
 }
 
+/// Whether the target refuses any of `ours` for `nqn`. A kernel log that
+/// cannot be read says nothing: the connection is then judged like any
+/// other.
+fn refused_by_target(host: &impl NvmeHost, nqn: &str, ours: &[String]) -> bool {
+    ours.iter().any(|hostnqn| match host.refused(nqn, hostnqn) {
+        Ok(refused) => refused,
+        Err(e) => {
+            warn!(%nqn, %hostnqn, error = %e, "cannot tell whether the target refuses this connection; judged as any other");
+            false
+        }
+    })
+}
+
 /// Reads the records, judges every staged volume, and disconnects orphans
-/// of `our_prefix` within `budget`.
+/// of `our_prefix` connected as one of `ours` (host NQNs) within `budget`,
+/// and connections the target refuses.
+#[allow(clippy::too_many_arguments)] // the node's four seams and its settings
 pub async fn start_up(
     host: &impl NvmeHost,
     fs: &impl Filesystems,
     records: &impl RecordStore,
     crypt: &impl Crypt,
+    ours: &[String],
     our_prefix: &str,
     budget: Duration,
     metrics: &NodeMetrics,
@@ -168,7 +204,7 @@ pub async fn start_up(
     }
 
     let referenced = referenced_nqns(&staged, mounts.as_deref());
-    let connected = match host.connected_subsystems() {
+    let connected = match host.connected_subsystems(ours) {
         Ok(nqns) => nqns,
         Err(e) => {
             warn!(error = %e, "cannot list NVMe subsystems; no orphan cleanup this time");
@@ -184,23 +220,31 @@ pub async fn start_up(
         }
     };
     for nqn in connected {
-        let in_use = referenced.contains(&nqn)
-            || (nqn.starts_with(our_prefix) && mounted_unrecorded(host, &nqn, &mappings, readable));
-        let verdict = match host.check_orphan(&nqn, our_prefix, in_use) {
-            Ok(v) => v,
-            Err(e) => {
-                warn!(%nqn, error = %e, "cannot judge a connected subsystem; left alone");
-                continue;
+        let refused = nqn.starts_with(our_prefix) && refused_by_target(host, &nqn, ours);
+        let reason = if refused {
+            warn!(%nqn, "the target refuses this node for a volume (it was unpublished from here, and another node may own it now): disconnecting, so that its I/O fails instead of waiting forever");
+            report.refused.push(nqn.clone());
+            "the target refuses this node".to_owned()
+        } else {
+            let in_use = referenced.contains(&nqn)
+                || (nqn.starts_with(our_prefix)
+                    && mounted_unrecorded(host, &nqn, &mappings, readable));
+            let verdict = match host.check_orphan(&nqn, our_prefix, in_use) {
+                Ok(v) => v,
+                Err(e) => {
+                    warn!(%nqn, error = %e, "cannot judge a connected subsystem; left alone");
+                    continue;
+                }
+            };
+            match verdict {
+                Orphan::NotOurs => {
+                    info!(%nqn, "connected subsystem of someone else; left alone");
+                    report.foreign.push(nqn);
+                    continue;
+                }
+                Orphan::InUse => continue,
+                Orphan::Orphan(reason) => reason.to_string(),
             }
-        };
-        let reason = match verdict {
-            Orphan::NotOurs => {
-                info!(%nqn, "connected subsystem of someone else; left alone");
-                report.foreign.push(nqn);
-                continue;
-            }
-            Orphan::InUse => continue,
-            Orphan::Orphan(reason) => reason,
         };
         if Instant::now() >= deadline {
             warn!(%nqn, %reason, "orphaned NVMe/TCP connection left: the start-up cleanup ran out of time");
@@ -214,7 +258,7 @@ pub async fn start_up(
             continue;
         }
         warn!(%nqn, %reason, "disconnecting an orphaned NVMe/TCP connection of this driver");
-        match host.disconnect(&nqn, deadline).await {
+        match host.disconnect(&nqn, ours, deadline).await {
             Ok(()) => {
                 info!(%nqn, "orphan disconnected");
                 metrics.orphans_cleaned.inc();
@@ -233,6 +277,7 @@ pub async fn start_up(
         abnormal = report.abnormal.len(),
         orphans_cleaned = report.cleaned.len(),
         orphans_left = report.failed.len(),
+        refused = report.refused.len(),
         foreign = report.foreign.len(),
         mappings_closed = report.closed_mappings.len(),
         "node start-up checks done"
@@ -328,6 +373,11 @@ mod tests {
 
     const PREFIX: &str = "nqn.2024-01.io.srvlab.csi.rds:";
 
+    /// The host identity `FakeController`s connect as: the node's own.
+    fn ours() -> Vec<String> {
+        vec![FakeController::new("x").hostnqn]
+    }
+
     struct Rig {
         dir: tempfile::TempDir,
         sys: FakeSysfs,
@@ -386,6 +436,7 @@ mod tests {
                 connection: None,
                 diskseq: None,
                 mapping: None,
+                host: None,
             };
             self.records.save(&r).unwrap();
             r
@@ -398,6 +449,7 @@ mod tests {
                 &self.fs(),
                 &self.records,
                 &crate::crypt::LinuxCrypt::new(self.sys.root()),
+                &ours(),
                 PREFIX,
                 Duration::from_secs(20),
                 &metrics,
@@ -540,6 +592,7 @@ mod tests {
             &rig.fs(),
             &rig.records,
             &crate::crypt::LinuxCrypt::new(rig.sys.root()),
+            &ours(),
             PREFIX,
             Duration::from_millis(300),
             &metrics,

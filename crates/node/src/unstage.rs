@@ -3,10 +3,10 @@
 //! nothing of it, forget the record.
 //!
 //! Success is reported only when neither the mapping nor a controller of the
-//! NQN is left: saying "unstaged" while the kernel still holds the volume
-//! lets Kubernetes attach it on another node, and two writers corrupt the
-//! filesystem. The mapping is closed before the disconnect, so that its
-//! last writes reach the disk.
+//! NQN (of this node's host identities; see [`crate::fence`]) is left: saying
+//! "unstaged" while the kernel still holds the volume lets Kubernetes attach
+//! it on another node, and two writers corrupt the filesystem. The mapping is
+//! closed before the disconnect, so that its last writes reach the disk.
 //!
 //! Without a staging record the volume may still be connected: a stage that
 //! failed after its connect (the device never appeared, the probe could not
@@ -70,7 +70,11 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
             }
         }
         let nqn = format!("{}{volume_id}", self.config.nqn_prefix);
-        if self.host.controller_state(&nqn)?.is_none() {
+        if self
+            .host
+            .controller_state_of(&nqn, &self.identities.ours())?
+            .is_none()
+        {
             info!("no staging record and no connection: already unstaged");
             return Ok(());
         }
@@ -80,14 +84,19 @@ impl<H: NvmeHost, F: Filesystems, R: RecordStore, C: Crypt> Node<H, F, R, C> {
         Ok(())
     }
 
-    /// Disconnects `nqn` and makes sure the kernel holds no controller of it.
+    /// Disconnects `nqn` and makes sure the kernel holds no controller of it
+    /// connected as one of this node's identities (whichever the volume was
+    /// staged with: a record of an older version does not say, and a volume
+    /// staged before and after an upgrade may have one of each). Controllers
+    /// of other identities on this kernel are not this node's.
     pub(crate) async fn release(&self, nqn: &str) -> Result<()> {
+        let ours = self.identities.ours();
         self.host
-            .disconnect(nqn, Instant::now() + self.config.timeouts.disconnect)
+            .disconnect(nqn, &ours, Instant::now() + self.config.timeouts.disconnect)
             .await?;
         // The disconnect waits until sysfs shows no controller; this look is
         // what unstage's success rests on, so it is made here, not trusted.
-        match self.host.controller_state(nqn)? {
+        match self.host.controller_state_of(nqn, &ours)? {
             None => Ok(()),
             Some(state) => Err(NodeError::StillConnected {
                 nqn: nqn.to_owned(),

@@ -125,6 +125,18 @@ pub enum NvmeError {
         last: Option<Box<NvmeError>>,
     },
 
+    /// The kernel log could not be read.
+    #[error(
+        "cannot read the kernel log {path}: {source}; the node plugin needs the host's /dev and may need CAP_SYSLOG"
+    )]
+    KernelLog {
+        /// The log device.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
     /// A sysfs file could not be read.
     #[error("cannot read {path}: {source}; the node plugin needs the host's /sys")]
     SysfsRead {
@@ -210,6 +222,7 @@ impl NvmeError {
             | Self::IdentityIo { .. }
             | Self::BadReply { .. }
             | Self::SysfsRead { .. }
+            | Self::KernelLog { .. }
             | Self::SysfsWrite { .. }
             | Self::BadSysfs { .. }
             | Self::Task(_) => false,

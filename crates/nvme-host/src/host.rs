@@ -118,6 +118,45 @@ impl Host {
         Ok(all)
     }
 
+    /// The NQNs with at least one controller connected as one of `hosts`
+    /// (host NQNs), sorted, once each.
+    pub fn connected_subsystems_of(&self, hosts: &[String]) -> Result<Vec<String>, NvmeError> {
+        let mut nqns: Vec<String> = self
+            .controllers()?
+            .into_iter()
+            .filter(|c| hosts.contains(&c.hostnqn))
+            .map(|c| c.subsysnqn)
+            .collect();
+        nqns.sort();
+        nqns.dedup();
+        Ok(nqns)
+    }
+
+    /// Whether the target refuses `hostnqn` for `nqn`: a controller of `nqn`
+    /// connected as `hostnqn` is not live, and the last thing the kernel log
+    /// (`<root>/dev/kmsg`) says about it is a refusal of that host for that
+    /// subsystem (see [`crate::refusal`]). Such a controller never serves
+    /// again: the target let this host out. An error when the kernel log
+    /// cannot be read.
+    pub fn refused(&self, nqn: &str, hostnqn: &str) -> Result<bool, NvmeError> {
+        let waiting: Vec<Controller> = self
+            .controllers_of(nqn)?
+            .into_iter()
+            .filter(|c| c.hostnqn == hostnqn && c.state != CtrlState::Live)
+            .collect();
+        if waiting.is_empty() {
+            return Ok(false);
+        }
+        let kmsg = self.root.join("dev/kmsg");
+        let events = crate::refusal::read_events(&kmsg).map_err(|source| NvmeError::KernelLog {
+            path: kmsg.clone(),
+            source,
+        })?;
+        Ok(waiting
+            .iter()
+            .any(|c| crate::refusal::last_refused(&events, &c.name, nqn, hostnqn)))
+    }
+
     /// Every NVMe subsystem of the host, in number order.
     pub fn subsystems(&self) -> Result<Vec<Subsystem>, NvmeError> {
         let class = self.class_subsystem();

@@ -2,6 +2,10 @@
 //!
 //! - [`HostIdentity`]: the host NQN and host id, from `/etc/nvme` or kept in the
 //!   plugin's state directory; [`find_host_nqn`] says which, without writing.
+//! - [`fence`]: the identity a node attaches published volumes with, derived
+//!   from its node name, and how it travels in the `publish_context` (pure).
+//! - [`refusal`]: which controllers the target refuses (unpublished from
+//!   this node), from the kernel log.
 //! - [`ConnectionConfig::option_string`]: the connect string, validated so no
 //!   value can inject an option (pure).
 //! - [`Host`]: everything under an injected root. [`Host::connect`] writes the
@@ -21,10 +25,12 @@
 mod connect;
 pub mod error;
 pub mod fabrics;
+pub mod fence;
 mod host;
 pub mod identity;
 mod lifecycle;
 pub mod options;
+pub mod refusal;
 mod scan;
 pub mod sysfs;
 pub mod testing;

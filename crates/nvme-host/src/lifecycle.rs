@@ -70,11 +70,35 @@ impl Host {
     /// appeared meanwhile) are deleted again. Fails with
     /// [`NvmeError::DisconnectTimedOut`] if any remains at `deadline`.
     pub async fn disconnect_and_wait(&self, nqn: &str, deadline: Instant) -> Result<(), NvmeError> {
+        self.disconnect_matching_and_wait(nqn, |_| true, deadline)
+            .await
+    }
+
+    /// [`Host::disconnect_and_wait`] for the controllers of `nqn` connected
+    /// as one of `hosts` (host NQNs) only: those of other host identities on
+    /// this kernel are neither deleted nor waited for.
+    pub async fn disconnect_hosts_and_wait(
+        &self,
+        nqn: &str,
+        hosts: &[String],
+        deadline: Instant,
+    ) -> Result<(), NvmeError> {
+        self.disconnect_matching_and_wait(nqn, |c| hosts.contains(&c.hostnqn), deadline)
+            .await
+    }
+
+    async fn disconnect_matching_and_wait(
+        &self,
+        nqn: &str,
+        ours: impl Fn(&Controller) -> bool,
+        deadline: Instant,
+    ) -> Result<(), NvmeError> {
         let mut deletes: HashMap<String, JoinHandle<Result<Written, NvmeError>>> = HashMap::new();
         let mut last_write_error = None;
         let started = Instant::now();
         loop {
-            let remaining = self.controllers_of(nqn)?;
+            let mut remaining = self.controllers_of(nqn)?;
+            remaining.retain(&ours);
             if remaining.is_empty() {
                 info!(nqn, "disconnected");
                 return Ok(());

@@ -251,6 +251,17 @@ impl FakeSysfs {
         })
     }
 
+    /// Appends `text` to the fake kernel log, `<root>/dev/kmsg`, as one
+    /// record in `/dev/kmsg`'s format.
+    pub fn log_kernel(&self, text: &str) -> io::Result<()> {
+        use std::io::Write;
+        let mut log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("dev/kmsg"))?;
+        writeln!(log, "6,0,0,-;{text}")
+    }
+
     /// Sets a controller's state text.
     pub fn set_state(&self, ctrl: &str, state: &str) -> io::Result<()> {
         fs::write(

@@ -6,8 +6,8 @@
 //! therefore retries a command whose connection broke under it, a few times.
 //!
 //! Every command sent is recorded in [`RdsMetrics`]: its operation (`create`,
-//! `get`, `list`, `grow`, `delete`, `pool`, `version`, and `file` and
-//! `pools` for set-up checks), its latency (one round
+//! `get`, `list`, `grow`, `delete`, `export` (who may connect), `pool`,
+//! `version`, and `file` and `pools` for set-up checks), its latency (one round
 //! trip), and whether it came back without an error: an answer with a
 //! RouterOS error message, or no answer at all (the connection broke, the
 //! command timed out), is `error`. Commands refused before being sent (the
@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use routeros::error::from_messages;
 use routeros::script::{NOT_A_FILE_ERROR, OwnerTest};
 use routeros::{
-    CliError, CliErrorKind, Disk, FileType, MAX_NEW_SLOT_LEN, MAX_SIZE, MountedPool, NewDisk, Pool,
-    PoolName, PrintOutput, RdsPath, Script, Slot, SlotPrefix, SystemResource, ValueError,
-    parse_file_type, parse_print_detail, parse_system_resource, script,
+    CliError, CliErrorKind, Disk, ExportState, FileType, MAX_NEW_SLOT_LEN, MAX_SIZE, MountedPool,
+    NewDisk, Pool, PoolName, PrintOutput, RdsPath, Script, Slot, SlotPrefix, SystemResource,
+    ValueError, parse_file_type, parse_print_detail, parse_system_resource, script,
 };
 use telemetry::RdsMetrics;
 use tokio::sync::watch;
@@ -39,6 +39,7 @@ mod op {
     pub const LIST: &str = "list";
     pub const GROW: &str = "grow";
     pub const DELETE: &str = "delete";
+    pub const EXPORT: &str = "export";
     pub const POOL: &str = "pool";
     pub const VERSION: &str = "version";
     pub const FILE: &str = "file";
@@ -280,6 +281,41 @@ impl RdsClient {
             info!("volume deleted");
         }
         Ok(kept)
+    }
+
+    /// Changes who may connect to the disk in `slot` from `expected` to
+    /// `new`, if and only if the disk passes one of `owner` and is in the
+    /// `expected` state when the script runs (see [`script::set_export`];
+    /// `bounce` ends the live connections of hosts the change lets out). Returns the disk as it is
+    /// afterwards, whether the change applied or not: the caller compares it
+    /// with `new`, and decides again from it when they differ. `None` when
+    /// there is no disk in `slot`.
+    ///
+    /// One round trip. Repeating it after an unknown outcome is safe: once
+    /// applied, the condition no longer holds, and the disk is printed as it
+    /// is.
+    #[instrument(skip_all, fields(volume = %slot))]
+    pub async fn set_export(
+        &self,
+        slot: &Slot,
+        owner: &[OwnerTest],
+        expected: &ExportState,
+        new: &ExportState,
+        bounce: bool,
+    ) -> Result<Option<Disk>> {
+        let reply = self
+            .run(
+                op::EXPORT,
+                script::set_export(slot, owner, expected, new, bounce),
+            )
+            .await?;
+        reply.read(|out| {
+            let printed = parse_print(out, "export")?;
+            if let Some(err) = error_in(&printed, out) {
+                return Err(err.into());
+            }
+            single_disk(&printed, slot, out, "export")
+        })
     }
 
     /// Size and free space of the pool mounted at `pool`.

@@ -4,8 +4,8 @@
 //! - [`transport`]: one persistent SSH connection carrying many concurrent
 //!   commands, with reconnects and backoff; fails fast while the RDS is down.
 //!   It sends only scripts built by the `routeros` command builder.
-//! - [`client`]: the volume operations (create, get, list, grow, delete, pool
-//!   capacity, version), each one idempotent RouterOS script.
+//! - [`client`]: the volume operations (create, get, list, grow, delete, who
+//!   may connect, pool capacity, version), each one idempotent RouterOS script.
 //! - [`snapshots`]: volumes in subvolumes of their own, snapshots, restores
 //!   and clones on btrfs pools, each one idempotent script too.
 //! - [`status`]: what is known about the RDS (up or down, since when, the

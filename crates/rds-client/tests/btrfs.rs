@@ -30,20 +30,7 @@ fn root_tier() -> bool {
 }
 
 fn require_root_and_btrfs() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "the btrfs tests need root (loop devices, mount): run them as root, \
-         e.g. `sudo -E cargo test -p rds-client --test btrfs`"
-    );
-    for tool in ["mkfs.btrfs", "btrfs"] {
-        assert!(
-            std::process::Command::new(tool)
-                .arg("--version")
-                .output()
-                .is_ok(),
-            "{tool} is missing: install btrfs-progs (apt-get install btrfs-progs)"
-        );
-    }
+    test_support::tier::require_root_and_btrfs("-p rds-client --test btrfs");
 }
 
 /// A simulator whose pool `raid10` is a fresh btrfs labelled `pool1`, and a
@@ -247,7 +234,7 @@ async fn on_btrfs_a_volume_gets_a_subvolume_of_its_own_and_elsewhere_a_flat_imag
         Some("/raid10/volumes/pvc-1/volume.img")
     );
     assert_eq!(disk.size, 64 * MIB);
-    assert!(disk.nvme_tcp_export);
+    assert!(!disk.nvme_tcp_export, "closed until published");
     assert_eq!(env.subvolumes(), ["volumes/pvc-1"]);
     // Idempotent.
     assert_eq!(env.make("pvc-1", 64 * MIB).await, disk);
@@ -295,7 +282,7 @@ async fn snapshot_restore_and_clone_share_data_and_outlive_the_source() {
         Some("/raid10/volumes/pvc-restored/volume.img")
     );
     assert_eq!(restored.size, 64 * MIB);
-    assert!(restored.nvme_tcp_export);
+    assert!(!restored.nvme_tcp_export, "closed until published");
     assert_eq!(env.read("pvc-restored"), b'A');
     assert_eq!(
         du(&env.host("volumes/pvc-restored")).1,
@@ -578,7 +565,7 @@ async fn a_restore_cut_off_between_the_subvolume_and_the_disk_converges() {
         .restore_snapshot(&volume("pvc-r", 16 * MIB), &snap)
         .await
         .unwrap();
-    assert!(disk.nvme_tcp_export);
+    assert!(!disk.nvme_tcp_export, "closed until published");
     assert_eq!(env.read("pvc-r"), b'A');
     assert_eq!(env.disks(), ["pvc-1", "pvc-r"]);
     let subvolumes = env.subvolumes();
@@ -611,7 +598,7 @@ async fn a_restore_cut_off_between_the_subvolume_and_the_disk_converges() {
         .clone_volume(&volume("pvc-c", 16 * MIB), &source)
         .await
         .unwrap();
-    assert!(disk.nvme_tcp_export);
+    assert!(!disk.nvme_tcp_export, "closed until published");
     assert_eq!(env.read("pvc-c"), b'B');
 
     // And with the client's own retries, the caller sees nothing of it.
@@ -699,7 +686,7 @@ async fn every_answer_to_disk_add_on_an_existing_image_is_safe() {
         let (env, result) = restore_under(answer).await;
         let disk = result.unwrap_or_else(|e| panic!("{answer:?}: {e}"));
         assert_eq!(disk.size, 32 * MIB, "{answer:?}");
-        assert!(disk.nvme_tcp_export, "{answer:?}");
+        assert!(!disk.nvme_tcp_export, "closed until published: {answer:?}");
         assert_eq!(env.read("pvc-r"), b'A', "{answer:?}");
     }
     // Answers that lose the data or refuse: an error, and nothing left of

@@ -124,7 +124,8 @@ async fn volume_lifecycle() {
     assert_eq!(disk.file_path.as_deref(), Some("/raid10/volumes/pvc-1.img"));
     assert_eq!(disk.nqn.as_deref(), Some("nqn.2000-02.com.mikrotik:pvc-1"));
     assert_eq!(disk.nvme_tcp_port, Some(4420));
-    assert!(disk.nvme_tcp_export);
+    assert!(!disk.nvme_tcp_export, "made closed to every host");
+    assert!(disk.allowed_hosts.is_empty());
     assert_eq!(disk.mount_filesystem, Some(false));
     assert_eq!(disk.comment.as_deref(), Some("rds-csi:pvc-1"));
     let meta = std::fs::metadata(env.image("pvc-1")).unwrap();
@@ -1064,4 +1065,163 @@ async fn a_narrow_terminal_wraps_records_and_they_read_back() {
         None
     );
     assert_eq!(env.disk_count(), 0);
+}
+
+fn hosts(names: &[&str]) -> routeros::HostList {
+    let nqns: Vec<Nqn> = names
+        .iter()
+        .map(|n| Nqn::new(&format!("nqn.2024-01.x:node:{n}")).unwrap())
+        .collect();
+    routeros::HostList::new(nqns.iter())
+}
+
+fn export(on: bool, names: &[&str]) -> routeros::ExportState {
+    routeros::ExportState {
+        export: on,
+        hosts: hosts(names),
+    }
+}
+
+#[tokio::test]
+async fn set_export_changes_only_from_the_expected_state() {
+    let env = env(10 * GIB).await;
+    env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+    // New disks are closed.
+    let closed = export(false, &[]);
+    let to_a = export(true, &["a"]);
+
+    let disk = env
+        .client
+        .set_export(&slot("pvc-1"), &ours(), &closed, &to_a, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(disk.nvme_tcp_export);
+    assert_eq!(disk.allowed_hosts, ["nqn.2024-01.x:node:a"]);
+    assert_eq!(
+        env.sim.engine.disks()[0].allow_host_name,
+        "nqn.2024-01.x:node:a"
+    );
+
+    // The same change again: the disk is no longer as expected, so nothing
+    // is changed, and the disk is printed as it is.
+    let to_b = export(true, &["b"]);
+    let disk = env
+        .client
+        .set_export(&slot("pvc-1"), &ours(), &closed, &to_b, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(disk.allowed_hosts, ["nqn.2024-01.x:node:a"]);
+
+    // Two hosts, then one, with the bounce; then closed.
+    let to_ab = export(true, &["a", "b"]);
+    let disk = env
+        .client
+        .set_export(&slot("pvc-1"), &ours(), &to_a, &to_ab, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        disk.allowed_hosts,
+        ["nqn.2024-01.x:node:a", "nqn.2024-01.x:node:b"]
+    );
+    let disk = env
+        .client
+        .set_export(&slot("pvc-1"), &ours(), &to_ab, &to_b, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(disk.allowed_hosts, ["nqn.2024-01.x:node:b"]);
+    assert!(disk.nvme_tcp_export, "switched on again after the bounce");
+    let disk = env
+        .client
+        .set_export(&slot("pvc-1"), &ours(), &to_b, &closed, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!disk.nvme_tcp_export);
+    assert!(disk.allowed_hosts.is_empty());
+
+    // No disk: nothing to print.
+    assert_eq!(
+        env.client
+            .set_export(&slot("pvc-2"), &ours(), &closed, &to_a, false)
+            .await
+            .unwrap(),
+        None
+    );
+    // One round trip each: create, then six changes.
+    assert_eq!(env.sim.engine.execs_served(), 7);
+}
+
+#[tokio::test]
+async fn set_export_converges_when_the_answer_is_lost() {
+    let env = env(10 * GIB).await;
+    env.client.create_volume(&spec("pvc-1", GIB)).await.unwrap();
+    let to_ab = export(true, &["a", "b"]);
+    env.client
+        .set_export(&slot("pvc-1"), &ours(), &export(false, &[]), &to_ab, false)
+        .await
+        .unwrap();
+    // The connection drops after the bounce's second command ran: the
+    // client repeats the script, whose condition no longer holds, and reads
+    // the state the first attempt left.
+    env.sim.engine.faults().drop_after("/disk print");
+    let to_b = export(true, &["b"]);
+    let disk = env
+        .client
+        .set_export(&slot("pvc-1"), &ours(), &to_ab, &to_b, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(disk.allowed_hosts, ["nqn.2024-01.x:node:b"]);
+    assert!(disk.nvme_tcp_export);
+    assert_eq!(
+        env.client.transport().metrics().ssh_connection_losses.get(),
+        1,
+        "the answer was lost once"
+    );
+}
+
+#[tokio::test]
+async fn set_export_never_changes_a_disk_that_is_not_ours() {
+    let env = env(10 * GIB).await;
+    let foreign = NewDisk {
+        comment: Comment::new("made by hand").unwrap(),
+        ..spec("pvc-1", GIB)
+    };
+    env.client.create_volume(&foreign).await.unwrap();
+    let closed = export(false, &[]);
+    let to_a = export(true, &["a"]);
+    // In the state expected, but passing no test: printed, not changed.
+    let disk = env
+        .client
+        .set_export(&slot("pvc-1"), &ours(), &closed, &to_a, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!disk.nvme_tcp_export && disk.allowed_hosts.is_empty());
+    assert!(!env.sim.engine.disks()[0].export);
+    // Without any test, nothing is sent that could change it.
+    let before = env.sim.engine.commands_executed();
+    env.client
+        .set_export(&slot("pvc-1"), &[], &closed, &to_a, false)
+        .await
+        .unwrap();
+    assert!(!env.sim.engine.disks()[0].export);
+    assert_eq!(
+        env.sim.engine.commands_executed(),
+        before + 1,
+        "a print alone"
+    );
+    // Its exact comment passes.
+    let exact = [OwnerTest::CommentIs(Comment::new("made by hand").unwrap())];
+    let disk = env
+        .client
+        .set_export(&slot("pvc-1"), &exact, &closed, &to_a, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(disk.nvme_tcp_export);
 }

@@ -78,7 +78,9 @@ pub struct Args {
     #[arg(long, env = "RDS_CSI_MODE", value_enum, default_value = "all")]
     pub mode: Mode,
 
-    /// This node's name (Kubernetes: the node name); required for the node service.
+    /// This node's name (Kubernetes: the node name); required for the node
+    /// service. The node ID it reports is the host NQN it attaches volumes
+    /// as, `<nqn-prefix>node:<node name>`.
     #[arg(long, env = "NODE_ID")]
     pub node_id: Option<String>,
 
@@ -384,6 +386,11 @@ impl PluginConfig {
         };
         let node = match (&node_id, args.mode.node()) {
             (Some(id), true) => {
+                // The node attaches published volumes as a host NQN made of
+                // its name (`nvme_host::fence`): a name that cannot make one
+                // is refused here, with the reason.
+                nvme_host::fence::node_host_nqn(&args.nqn_prefix, id)
+                    .map_err(|e| invalid("node-id", e.to_string()))?;
                 if args.max_volumes_per_node < 0 {
                     return Err(invalid("max-volumes-per-node", "must not be negative"));
                 }
@@ -640,6 +647,9 @@ mod tests {
         assert!(
             PluginConfig::from_args(&args(&["--mode", "node", "--node-id", "n1"]).unwrap()).is_ok()
         );
+        // Not a Kubernetes node name: no host NQN can be made of it.
+        let node = PluginConfig::from_args(&args(&["--mode", "node", "--node-id", "N_1"]).unwrap());
+        assert!(msg(node).starts_with("--node-id"));
         assert!(args(&["--mode", "sideways"]).is_err());
     }
 

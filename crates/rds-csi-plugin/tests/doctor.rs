@@ -384,6 +384,66 @@ async fn bad_flags_exit_2_and_help_exits_0() {
     assert!(out.contains("rds-csi-plugin doctor"), "{out}");
 }
 
+/// `--check-fence` needs SSH and this machine's initiator: in controller
+/// mode its checks are skipped, saying why, and nothing fails for it.
+#[tokio::test]
+async fn the_fence_check_needs_mode_all() {
+    let s = setup().await;
+    let mut flags = with(s.flags(), "--mode", "controller");
+    flags.push("--check-fence".into());
+    let (code, out, err) = doctor(&flags).await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    for name in [
+        "fence: scratch disk",
+        "fence: listed host only",
+        "fence: list of two",
+        "fence: unpublish cuts off",
+        "fence: clean-up",
+    ] {
+        assert!(
+            line(&out, "[skip]", name).contains("--check-fence needs --mode all"),
+            "{out}"
+        );
+    }
+    assert!(s.sim.engine.disks().is_empty(), "nothing was made");
+}
+
+/// Where no connect can be made (this kernel has no NVMe/TCP; the fake host
+/// root's fabrics device answers nothing), the fence cannot be judged: the
+/// check fails saying so, and still removes its scratch disk.
+#[tokio::test]
+async fn a_fence_that_cannot_be_judged_fails_and_cleans_up() {
+    let s = setup().await;
+    let mut flags = s.flags();
+    flags.push("--check-fence".into());
+    let (code, out, err) = doctor(&flags).await;
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        line(&out, "[ok]", "fence: scratch disk").contains("doctor-fence-"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "[FAIL]", "fence: listed host only").contains("was refused too"),
+        "{out}"
+    );
+    assert!(
+        fix_of(&out, "fence: listed host only").contains("host names"),
+        "{out}"
+    );
+    line(&out, "[skip]", "fence: list of two");
+    line(&out, "[ok]", "fence: clean-up");
+    assert!(
+        s.sim.engine.disks().is_empty(),
+        "{:?}",
+        s.sim.engine.disks()
+    );
+    assert!(
+        s.sim.engine.files().is_empty(),
+        "{:?}",
+        s.sim.engine.files()
+    );
+}
+
 /// The `--check-snapshots` checks, in the order printed.
 const SNAPSHOT_CHECKS: [&str; 7] = [
     "snapshots: scratch volume",

@@ -689,6 +689,7 @@ fn check_controller(controller: &PluginContainer<'_>, workload: &Value, problems
     let caps = csi_driver::controller::CAPABILITIES;
     for (cap, image) in [
         (ControllerCap::CreateDeleteVolume, "/csi-provisioner:"),
+        (ControllerCap::PublishUnpublishVolume, "/csi-attacher:"),
         (ControllerCap::ExpandVolume, "/csi-resizer:"),
         (ControllerCap::CreateDeleteSnapshot, "/csi-snapshotter:"),
     ] {
@@ -739,6 +740,72 @@ fn check_controller(controller: &PluginContainer<'_>, workload: &Value, problems
     problems.check(user.is_some_and(|u| u != 0), || {
         format!("{wname}: the controller should not run as root ({user:?})")
     });
+}
+
+/// What the controller's ServiceAccount may do, from every ClusterRole bound
+/// to it: `(API group, resource) -> verbs`.
+fn controller_permissions(
+    objects: &Objects,
+    pod: &Value,
+) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let account = s(pod, &["serviceAccountName"]).unwrap_or("default");
+    let mut granted: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for binding in objects.of_kind("ClusterRoleBinding") {
+        let bound = list(binding, &["subjects"]).iter().any(|subject| {
+            s(subject, &["kind"]) == Some("ServiceAccount")
+                && s(subject, &["name"]) == Some(account)
+        });
+        if !bound || s(binding, &["roleRef", "kind"]) != Some("ClusterRole") {
+            continue;
+        }
+        let Some(role) = objects.find("ClusterRole", s(binding, &["roleRef", "name"]).unwrap())
+        else {
+            continue;
+        };
+        for rule in list(role, &["rules"]) {
+            for group in strings(rule, &["apiGroups"]) {
+                for resource in strings(rule, &["resources"]) {
+                    granted
+                        .entry((group.clone(), resource))
+                        .or_default()
+                        .extend(strings(rule, &["verbs"]));
+                }
+            }
+        }
+    }
+    granted
+}
+
+/// The controller's sidecars may do what the driver's capabilities make
+/// them do. For PUBLISH_UNPUBLISH_VOLUME: what external-attacher v4.12.0's
+/// own rbac.yaml grants it, and the provisioner's watch of attachments.
+fn check_controller_rbac(objects: &Objects, pod: &Value, problems: &mut Problems) {
+    let caps = csi_driver::controller::CAPABILITIES;
+    if !caps.contains(&ControllerCap::PublishUnpublishVolume) {
+        return;
+    }
+    let granted = controller_permissions(objects, pod);
+    let needed: [(&str, &str, &[&str]); 4] = [
+        ("", "persistentvolumes", &["get", "list", "watch", "patch"]),
+        ("storage.k8s.io", "csinodes", &["get", "list", "watch"]),
+        (
+            "storage.k8s.io",
+            "volumeattachments",
+            &["get", "list", "watch", "patch"],
+        ),
+        ("storage.k8s.io", "volumeattachments/status", &["patch"]),
+    ];
+    for (group, resource, verbs) in needed {
+        let has = granted.get(&(group.to_owned(), resource.to_owned()));
+        let missing: Vec<&str> = verbs
+            .iter()
+            .copied()
+            .filter(|v| !has.is_some_and(|h| h.contains(*v)))
+            .collect();
+        problems.check(missing.is_empty(), || {
+            format!("the controller's ServiceAccount may not {missing:?} {resource}, which csi-attacher needs")
+        });
+    }
 }
 
 /// The CSIDriver against what the plugin advertises.
@@ -937,6 +1004,9 @@ fn problems_of(objects: &Objects) -> Vec<String> {
             .clone();
         check_node(n, &d, &mut problems);
     }
+    if let Some(c) = &controller {
+        check_controller_rbac(objects, c.pod, &mut problems);
+    }
     if let Some(d) = &driver {
         check_csidriver(objects, d, &mut problems);
         check_snapshot_classes(objects, d, &mut problems);
@@ -1000,7 +1070,7 @@ fn the_check_finds_what_is_wrong() {
             .unwrap()
             .push(Value::String(arg.into()));
     }
-    let edits: [(&str, &str, Edit, &str); 9] = [
+    let edits: [(&str, &str, Edit, &str); 11] = [
         (
             "Deployment",
             "an unknown flag",
@@ -1046,7 +1116,7 @@ fn the_check_finds_what_is_wrong() {
                     .unwrap()
                     .as_mapping_mut()
                     .unwrap()
-                    .insert("attachRequired".into(), Value::Bool(true));
+                    .insert("attachRequired".into(), Value::Bool(false));
             },
             "attachRequired",
         ),
@@ -1060,6 +1130,38 @@ fn the_check_finds_what_is_wrong() {
                 );
             },
             "refuses",
+        ),
+        (
+            "Deployment",
+            "no attacher",
+            |o| {
+                o.get_mut("spec")
+                    .and_then(|v| v.get_mut("template"))
+                    .and_then(|v| v.get_mut("spec"))
+                    .and_then(|v| v.get_mut("containers"))
+                    .and_then(Value::as_sequence_mut)
+                    .unwrap()
+                    .retain(|c| {
+                        !s(c, &["image"])
+                            .unwrap_or_default()
+                            .contains("/csi-attacher:")
+                    });
+            },
+            "no /csi-attacher:",
+        ),
+        (
+            "ClusterRole",
+            "the attacher may not mark attachments attached",
+            |o| {
+                if let Some(rules) = o.get_mut("rules").and_then(Value::as_sequence_mut) {
+                    rules.retain(|r| {
+                        !strings(r, &["resources"])
+                            .iter()
+                            .any(|x| x == "volumeattachments/status")
+                    });
+                }
+            },
+            "volumeattachments/status",
         ),
         (
             "VolumeSnapshotClass",
@@ -1085,11 +1187,10 @@ fn the_check_finds_what_is_wrong() {
     ];
     for (kind, what, edit, expect) in edits {
         let mut all = good.all.clone();
-        let target = all
-            .iter_mut()
-            .find(|o| s(o, &["kind"]) == Some(kind))
-            .unwrap();
-        edit(target);
+        // Every object of the kind is edited (there may be several).
+        for target in all.iter_mut().filter(|o| s(o, &["kind"]) == Some(kind)) {
+            edit(target);
+        }
         let problems = problems_of(&Objects {
             name: good.name.clone(),
             all,

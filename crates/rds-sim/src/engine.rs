@@ -86,6 +86,8 @@ pub struct DiskView {
     pub comment: Option<String>,
     /// `mount-filesystem`.
     pub mount_filesystem: bool,
+    /// `nvme-tcp-server-allow-host-name`, as set.
+    pub allow_host_name: String,
 }
 
 /// A regular file in a pool, as tests see it.
@@ -162,7 +164,7 @@ impl Engine {
         persist::compact(&config.root, &state.saved)?;
         let nvmet = match (&config.nvmet, backend) {
             (Some(nvmet_config), Some((fs, backing))) => {
-                let desired = exports(&storage, &state);
+                let desired = exports(&storage, &state, &Faults::default());
                 let state_dir = config.root.join(persist::STATE_DIR);
                 Some(Mutex::new(Exporter::open(
                     nvmet_config.clone(),
@@ -274,6 +276,7 @@ impl Engine {
                 export: d.nvme_tcp_export,
                 comment: d.comment.clone(),
                 mount_filesystem: d.mount_filesystem,
+                allow_host_name: d.nvme_tcp_server_allow_host_name.clone(),
             })
             .collect()
     }
@@ -422,11 +425,18 @@ impl Drop for ExecGuard {
     }
 }
 
-/// The nvmet exports `state` calls for.
-fn exports(storage: &Storage, state: &State) -> Vec<nvmet::Export> {
-    nvmet::exports(&state.saved.disks, |path| {
+/// The nvmet exports `state` calls for (open to any host while `faults`
+/// say the allow list is ignored).
+fn exports(storage: &Storage, state: &State, faults: &Faults) -> Vec<nvmet::Export> {
+    let mut exports = nvmet::exports(&state.saved.disks, |path| {
         storage.resolve_image(path).ok().map(|image| image.path)
-    })
+    });
+    if faults.ignore_allow_list() {
+        for export in &mut exports {
+            export.hosts = None;
+        }
+    }
+    exports
 }
 
 impl Inner {
@@ -488,13 +498,13 @@ impl Inner {
                 let mut exporter = self.exporter();
                 if let Some(exporter) = exporter.as_mut() {
                     exporter
-                        .sync(&exports(&self.storage, &next))
+                        .sync(&exports(&self.storage, &next, &self.faults))
                         .map_err(|e| CmdError::Io(format!("nvmet: {e}")))?;
                 }
                 if let Err(e) = persist::save(&self.root, &next.saved) {
                     tracing::error!(error = %e, "cannot save the simulator state");
                     if let Some(exporter) = exporter.as_mut()
-                        && let Err(e) = exporter.sync(&exports(&self.storage, &state))
+                        && let Err(e) = exporter.sync(&exports(&self.storage, &state, &self.faults))
                     {
                         tracing::error!(error = %e, "cannot put the nvmet exports back");
                     }

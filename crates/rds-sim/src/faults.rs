@@ -31,6 +31,7 @@ struct FaultPlan {
     latency: Duration,
     error_exit_zero: bool,
     refuse_connections: bool,
+    ignore_allow_list: bool,
 }
 
 /// What the engine does with a command about to run.
@@ -132,6 +133,18 @@ impl Faults {
     /// The setting of [`Faults::set_max_channels`].
     pub fn max_channels(&self) -> Option<usize> {
         self.plan().max_channels
+    }
+
+    /// While on, exports made or changed afterwards let any host in,
+    /// whatever `nvme-tcp-server-allow-host-name` says: a RouterOS that
+    /// does not enforce the list, for tests of what notices one.
+    pub fn set_ignore_allow_list(&self, on: bool) {
+        self.plan().ignore_allow_list = on;
+    }
+
+    /// The setting of [`Faults::set_ignore_allow_list`].
+    pub fn ignore_allow_list(&self) -> bool {
+        self.plan().ignore_allow_list
     }
 
     /// Turns every fault off and forgets pending drops.

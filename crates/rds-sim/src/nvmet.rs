@@ -4,10 +4,14 @@
 //! Off unless [`crate::SimConfig::nvmet`] is set; then every disk with
 //! `nvme-tcp-export=yes` (and not `disabled`, *assumed* to stop the export)
 //! is an nvmet subsystem named by its `nvme-tcp-server-nqn` (its slot when
-//! the NQN is empty, as before RouterOS 7.21), open to any host, with
-//! namespace 1 on a loop device over its image, served on an nvmet port for
-//! its `nvme-tcp-server-port` at the configured address. Ports are made on
-//! demand, one per TCP port, and removed when nothing of ours uses them.
+//! the NQN is empty, as before RouterOS 7.21), letting in the hosts its
+//! `nvme-tcp-server-allow-host-name` lists (any host when it is empty; see
+//! [`hosts`]), with namespace 1 on a loop device over its image, served on
+//! an nvmet port for its `nvme-tcp-server-port` at the configured address.
+//! Ports are made on demand, one per TCP port, and removed when nothing of
+//! ours uses them. Switching the export off removes the subsystem, which
+//! ends every connection to it; switched on again, it is the same namespace
+//! (same UUID) to the hosts that reconnect.
 //!
 //! Why loop devices: nvmet's file backend answers Write Zeroes with an error
 //! when the image is on tmpfs (the guest's `/tmp`), and the initiator logs
@@ -22,6 +26,7 @@
 //! touching only what its [`record`] says it made.
 
 mod adopt;
+pub(crate) mod hosts;
 pub(crate) mod layout;
 pub(crate) mod loopdev;
 mod ports;
@@ -81,6 +86,9 @@ pub enum NvmetError {
     /// The NQN cannot name a subsystem directory.
     #[error("nvme-tcp-server-nqn {0:?} cannot name an nvmet subsystem")]
     BadNqn(String),
+    /// An entry of the allowed hosts cannot name a host object.
+    #[error("nvme-tcp-server-allow-host-name entry {0:?} cannot name an nvmet host")]
+    BadHost(String),
     /// The record of what was made could not be read or written.
     #[error("cannot read or write the nvmet record in {path}: {source}")]
     Record {
@@ -103,6 +111,8 @@ pub struct Export {
     pub port: u16,
     /// Size in bytes (a change is announced to the initiator).
     pub size: u64,
+    /// The host NQNs let in; `None` for any host.
+    pub hosts: Option<BTreeSet<String>>,
 }
 
 /// The exports `disks` call for; `image` maps a disk's RouterOS file path to
@@ -128,6 +138,7 @@ pub fn exports(disks: &[Disk], image: impl Fn(&str) -> Option<PathBuf>) -> Vec<E
                 image: std::fs::canonicalize(&path).unwrap_or(path),
                 port: d.nvme_tcp_server_port,
                 size: d.file_size,
+                hosts: hosts::allowed_hosts(&d.nvme_tcp_server_allow_host_name),
             })
         })
         .collect()
@@ -158,6 +169,8 @@ struct Live {
     port: u16,
     /// The size last announced (0: unknown, announce again).
     size: u64,
+    /// The hosts let in now; `None` for any host.
+    hosts: Option<BTreeSet<String>>,
 }
 
 /// An nvmet port in use, by TCP port.
@@ -259,6 +272,7 @@ impl Exporter {
                 image: l.image.clone(),
                 port: l.port,
                 size: l.size,
+                hosts: l.hosts.clone(),
             })
             .collect();
         let result = self.converge(desired);
@@ -299,10 +313,14 @@ impl Exporter {
                     if live.size != export.size {
                         self.resize(&export.nqn, export.size)?;
                     }
+                    if live.hosts != export.hosts {
+                        self.set_hosts(&export.nqn, live.hosts.as_ref(), export.hosts.as_ref())?;
+                    }
                 }
             }
         }
-        self.release_ports()
+        self.release_ports()?;
+        self.release_hosts()
     }
 
     fn export(&mut self, export: &Export) -> Result<(), NvmetError> {
@@ -321,9 +339,13 @@ impl Exporter {
                 image: export.image.clone(),
             },
         );
-        let made = self
-            .save_record()
-            .and_then(|()| Ok(apply(&*self.fs, &self.layout.add_subsystem(nqn, &device))?));
+        let any_host = export.hosts.is_none();
+        let made = self.save_record().and_then(|()| {
+            Ok(apply(
+                &*self.fs,
+                &self.layout.add_subsystem(nqn, &device, any_host),
+            )?)
+        });
         if let Err(e) = made {
             let _ = self.backing.detach(&device);
             self.record.subsystems.remove(nqn);
@@ -337,8 +359,17 @@ impl Exporter {
                 device,
                 port: 0,
                 size: export.size,
+                hosts: if any_host {
+                    None
+                } else {
+                    Some(BTreeSet::new())
+                },
             },
         );
+        // The hosts are let in before the subsystem is served on a port.
+        if let Some(hosts) = &export.hosts {
+            self.set_hosts(nqn, Some(&BTreeSet::new()), Some(hosts))?;
+        }
         self.move_port(nqn, 0, export.port)
     }
 
@@ -347,6 +378,7 @@ impl Exporter {
             return Ok(());
         };
         self.unlink_everywhere(nqn)?;
+        self.disallow_all(nqn)?;
         apply(&*self.fs, &self.layout.remove_subsystem(nqn))?;
         self.live.remove(nqn);
         if !live.device.is_empty() && self.backing.backing_file(&live.device).is_some() {

@@ -20,20 +20,7 @@ fn root_tier() -> bool {
 }
 
 fn require_root_and_btrfs() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "the btrfs tests need root (loop devices, mount): run them as root, \
-         e.g. `sudo -E cargo test -p rds-sim --test btrfs`"
-    );
-    for tool in ["mkfs.btrfs", "btrfs"] {
-        assert!(
-            std::process::Command::new(tool)
-                .arg("--version")
-                .output()
-                .is_ok(),
-            "{tool} is missing: install btrfs-progs (apt-get install btrfs-progs)"
-        );
-    }
+    test_support::tier::require_root_and_btrfs("-p rds-sim --test btrfs");
 }
 
 /// A simulator whose pool `raid10` is a fresh 4 GiB btrfs labelled `pool1`.

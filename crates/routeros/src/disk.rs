@@ -2,6 +2,7 @@
 
 use crate::detail::Record;
 use crate::size::parse_grouped;
+use crate::value::HostList;
 
 /// Why a record could not be read as a disk or a pool.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +56,10 @@ pub struct Disk {
     pub mount_filesystem: Option<bool>,
     /// Whether the entry is disabled (flag `X`).
     pub disabled: bool,
+    /// The entries of `nvme-tcp-server-allow-host-name`, as printed, split
+    /// at [`crate::HOST_LIST_SEPARATOR`]; empty when the property is empty
+    /// or not printed.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Disk {
@@ -113,6 +118,10 @@ impl Disk {
             comment: record.comment.clone().filter(|c| !c.is_empty()),
             mount_filesystem: yes_no("mount-filesystem")?,
             disabled: record.has_flag('X'),
+            allowed_hosts: record
+                .get("nvme-tcp-server-allow-host-name")
+                .map(HostList::entries)
+                .unwrap_or_default(),
             slot,
         })
     }
@@ -204,8 +213,24 @@ mod tests {
                 comment: Some("rds-csi:pvc-1".into()),
                 mount_filesystem: Some(false),
                 disabled: false,
+                allowed_hosts: Vec::new(),
             }
         );
+    }
+
+    #[test]
+    fn allowed_hosts_are_read_as_a_list() {
+        let d = Disk::from_record(&record(concat!(
+            " 0 B  t type=file slot=\"pvc-1\" size=1 nvme-tcp-export=yes\n",
+            "   nvme-tcp-server-allow-host-name=\"nqn.x:node:a,nqn.x:node:b\"\n",
+        )))
+        .unwrap();
+        assert_eq!(d.allowed_hosts, ["nqn.x:node:a", "nqn.x:node:b"]);
+        let open = Disk::from_record(&record(
+            " 0 B  t type=file slot=\"pvc-1\" size=1 nvme-tcp-server-allow-host-name=\"\"\n",
+        ))
+        .unwrap();
+        assert!(open.allowed_hosts.is_empty());
     }
 
     #[test]

@@ -31,8 +31,8 @@ pub use resource::{
     MINIMUM_VERSION, SystemResource, VERSIONED_PROPERTIES, Version, missing_properties,
     parse_system_resource,
 };
-pub use script::{NOT_A_FILE_ERROR, NewDisk, OwnerTest, Script};
+pub use script::{ExportState, NOT_A_FILE_ERROR, NewDisk, OwnerTest, Script};
 pub use value::{
-    CliValue, Comment, CommentPattern, ImagePattern, MAX_NEW_SLOT_LEN, MAX_SIZE, Nqn, PoolName,
-    RdsPath, Slot, SlotPrefix, ValueError,
+    CliValue, Comment, CommentPattern, HOST_LIST_SEPARATOR, HostList, ImagePattern,
+    MAX_NEW_SLOT_LEN, MAX_SIZE, Nqn, PoolName, RdsPath, Slot, SlotPrefix, ValueError,
 };

@@ -7,7 +7,8 @@
 //! bottom of this file; `docs/routeros-cli.md` shows each of them.
 
 use crate::value::{
-    CliValue, Comment, CommentPattern, ImagePattern, Nqn, PoolName, RdsPath, Slot, SlotPrefix,
+    CliValue, Comment, CommentPattern, HostList, ImagePattern, Nqn, PoolName, RdsPath, Slot,
+    SlotPrefix,
 };
 
 /// A RouterOS script under construction.
@@ -84,6 +85,11 @@ const REGULAR_FILE: &str = "(type=file or type~\" file\\$\")";
 
 /// Creates the disk unless a disk with its slot exists, then prints the disk.
 ///
+/// The disk is made closed to every host (`nvme-tcp-export=no`): it is
+/// published nowhere until ControllerPublishVolume lets a node in
+/// ([`set_export`]). The port and NQN are set now, so that publishing
+/// changes nothing but who may connect.
+///
 /// A stray image at the path (left by a create or delete that was cut off) is
 /// removed first, so a new volume never starts with old data; a path used by
 /// another disk stops the script with an error instead, and so does a path
@@ -122,7 +128,7 @@ pub fn create_disk(disk: &NewDisk) -> Script {
         .value(&disk.size)
         .syntax(" slot=")
         .value(&disk.slot)
-        .syntax(" mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=")
+        .syntax(" mount-filesystem=no nvme-tcp-export=no nvme-tcp-server-port=")
         .value(&disk.nvme_port)
         .syntax(" nvme-tcp-server-nqn=")
         .value(&disk.nqn)
@@ -150,8 +156,14 @@ pub enum OwnerTest {
 /// `/disk find where slot=S and type=file and (T or T …)`: the disk in `slot`
 /// if it passes one of `tests`.
 fn find_owned(script: Script, slot: &Slot, tests: &[OwnerTest]) -> Script {
+    owned(script.syntax("[/disk find where "), slot, tests).syntax("]")
+}
+
+/// `slot=S and type=file and (T or T …)`: the condition of [`find_owned`],
+/// to which more may be added.
+fn owned(script: Script, slot: &Slot, tests: &[OwnerTest]) -> Script {
     let mut script = script
-        .syntax("[/disk find where slot=")
+        .syntax("slot=")
         .value(slot)
         .syntax(" and type=file and (");
     for (i, test) in tests.iter().enumerate() {
@@ -167,7 +179,7 @@ fn find_owned(script: Script, slot: &Slot, tests: &[OwnerTest]) -> Script {
             OwnerTest::CommentIs(comment) => script.syntax("comment=").value(comment),
         };
     }
-    script.syntax(")]")
+    script.syntax(")")
 }
 
 /// Prints the disk in `slot` (nothing but the header when there is none).
@@ -238,6 +250,67 @@ pub fn delete_disk(slot: &Slot, tests: &[OwnerTest], sweep: bool) -> Script {
     script
 }
 
+/// Who may connect to a disk's NVMe/TCP export: whether it is exported, and
+/// the hosts allowed (`nvme-tcp-export`, `nvme-tcp-server-allow-host-name`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ExportState {
+    /// `nvme-tcp-export`.
+    pub export: bool,
+    /// `nvme-tcp-server-allow-host-name`; empty admits any host.
+    pub hosts: HostList,
+}
+
+/// Changes who may connect to the disk in `slot` from `expected` to `new`,
+/// only if the disk passes one of the ownership `tests` and is in the
+/// `expected` state now, then prints the disk. Without a test nothing is
+/// changed: the disk is only printed.
+///
+/// A compare-and-set: the condition and the change run in one script, so a
+/// change made meanwhile by someone else (another controller, an operator,
+/// an earlier attempt of this one whose answer was lost) is never
+/// overwritten, and a disk that is not the driver's (one put in the slot
+/// since the caller read it) is never changed; the caller reads the printed
+/// state and decides again. The hosts and the export flag are set in one
+/// command.
+///
+/// With `bounce`, the export is switched off in that command and on again
+/// in the next: RouterOS, like the kernel's target, is assumed to check the
+/// list only when a host connects, so a host removed from it keeps a live
+/// connection until the export goes away under it. The remaining hosts
+/// reconnect on their own. `bounce` with `new.export` off is the same as
+/// without.
+pub fn set_export(
+    slot: &Slot,
+    tests: &[OwnerTest],
+    expected: &ExportState,
+    new: &ExportState,
+    bounce: bool,
+) -> Script {
+    if tests.is_empty() {
+        return get_disk(slot);
+    }
+    let script = owned(
+        Script::new().syntax(":local d [/disk find where "),
+        slot,
+        tests,
+    )
+    .syntax(" and nvme-tcp-export=")
+    .value(&expected.export)
+    .syntax(" and nvme-tcp-server-allow-host-name=")
+    .value(&expected.hosts)
+    .syntax("]; :if ([:len $d] = 1) do={/disk set $d nvme-tcp-server-allow-host-name=")
+    .value(&new.hosts);
+    let script = if bounce && new.export {
+        script.syntax(" nvme-tcp-export=no; /disk set $d nvme-tcp-export=yes}; ")
+    } else {
+        script
+            .syntax(" nvme-tcp-export=")
+            .value(&new.export)
+            .syntax("}; ")
+    };
+    print_slot(script, slot)
+}
+
 /// Prints the pool entry mounted at `pool`, which carries `size` and `free`.
 pub fn pool(pool: &PoolName) -> Script {
     Script::new()
@@ -296,7 +369,7 @@ mod tests {
                 r#":if ([:len [/file find where name="raid10/volumes/pvc-1.img" and (type=file or type~" file\$")]] = 0) do={"#,
                 r#":error ("rds-csi: not a regular file, left in place: " . "raid10/volumes/pvc-1.img")}; "#,
                 r#"/file remove $f}; "#,
-                r#"/disk add type=file file-path="/raid10/volumes/pvc-1.img" file-size=1073741824 slot="pvc-1" mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-1" comment="rds-csi:pvc-1"}; "#,
+                r#"/disk add type=file file-path="/raid10/volumes/pvc-1.img" file-size=1073741824 slot="pvc-1" mount-filesystem=no nvme-tcp-export=no nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-1" comment="rds-csi:pvc-1"}; "#,
                 r#"/disk print detail where slot="pvc-1""#
             )
         );
@@ -362,6 +435,50 @@ mod tests {
         // Nothing can pass no test: only a print.
         assert_eq!(
             grow_disk(&slot, 2048, &[]).into_text(),
+            get_disk(&slot).into_text()
+        );
+    }
+
+    #[test]
+    fn set_export_compares_then_sets_in_one_command() {
+        let slot = Slot::new("pvc-1").unwrap();
+        let a = Nqn::new("nqn.2024-01.x:node:a").unwrap();
+        let b = Nqn::new("nqn.2024-01.x:node:b").unwrap();
+        let closed = ExportState::default();
+        let to_a = ExportState {
+            export: true,
+            hosts: HostList::new([&a]),
+        };
+        let to_ab = ExportState {
+            export: true,
+            hosts: HostList::new([&a, &b]),
+        };
+        let ours = [OwnerTest::CommentIs(Comment::new("rds-csi:x").unwrap())];
+        assert_eq!(
+            set_export(&slot, &ours, &closed, &to_a, false).into_text(),
+            concat!(
+                r#":local d [/disk find where slot="pvc-1" and type=file and (comment="rds-csi:x") and nvme-tcp-export=no and nvme-tcp-server-allow-host-name=""]; "#,
+                r#":if ([:len $d] = 1) do={/disk set $d nvme-tcp-server-allow-host-name="nqn.2024-01.x:node:a" nvme-tcp-export=yes}; "#,
+                r#"/disk print detail where slot="pvc-1""#
+            )
+        );
+        assert_eq!(
+            set_export(&slot, &ours, &to_ab, &to_a, true).into_text(),
+            concat!(
+                r#":local d [/disk find where slot="pvc-1" and type=file and (comment="rds-csi:x") and nvme-tcp-export=yes and nvme-tcp-server-allow-host-name="nqn.2024-01.x:node:a,nqn.2024-01.x:node:b"]; "#,
+                r#":if ([:len $d] = 1) do={/disk set $d nvme-tcp-server-allow-host-name="nqn.2024-01.x:node:a" nvme-tcp-export=no; /disk set $d nvme-tcp-export=yes}; "#,
+                r#"/disk print detail where slot="pvc-1""#
+            )
+        );
+        // Closing needs no bounce: the export going away ends every
+        // connection.
+        assert_eq!(
+            set_export(&slot, &ours, &to_a, &closed, true).into_text(),
+            set_export(&slot, &ours, &to_a, &closed, false).into_text()
+        );
+        // Without an ownership test, nothing is changed.
+        assert_eq!(
+            set_export(&slot, &[], &closed, &to_a, false).into_text(),
             get_disk(&slot).into_text()
         );
     }

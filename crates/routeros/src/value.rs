@@ -490,6 +490,74 @@ impl sealed::Sealed for u64 {}
 impl sealed::Sealed for u16 {}
 impl sealed::Sealed for bool {}
 
+/// What separates the hosts of a `nvme-tcp-server-allow-host-name` list.
+///
+/// *Assumed*: RouterOS documents the property as "hostnames allowed to
+/// connect" and shows it empty in every print seen; a list of two has not
+/// been observed. A comma is how RouterOS writes every other list property.
+/// `rds-csi-plugin doctor --check-fence` writes a list of two on the real
+/// appliance and checks that it reads back and fences as assumed.
+pub const HOST_LIST_SEPARATOR: char = ',';
+
+/// The value of `nvme-tcp-server-allow-host-name`: host NQNs joined by
+/// [`HOST_LIST_SEPARATOR`], in the order given. Empty means any host, as
+/// RouterOS documents it, so a volume closed to every host is not exported
+/// at all rather than given an empty list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct HostList(String);
+
+impl HostList {
+    /// The list of `hosts`, in this order.
+    pub fn new<'a>(hosts: impl IntoIterator<Item = &'a Nqn>) -> Self {
+        let mut text = String::new();
+        for host in hosts {
+            if !text.is_empty() {
+                text.push(HOST_LIST_SEPARATOR);
+            }
+            text.push_str(host.as_str());
+        }
+        Self(text)
+    }
+
+    /// The empty list.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// The list as RouterOS is given it, without quotes.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The entries of a value as printed: split at the separator, spaces
+    /// around each entry dropped, empty entries left out. Entries are not
+    /// judged here; whoever reads them decides what they mean.
+    pub fn entries(printed: &str) -> Vec<String> {
+        printed
+            .split(HOST_LIST_SEPARATOR)
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl fmt::Display for HostList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl sealed::Sealed for HostList {}
+
+impl CliValue for HostList {
+    fn write_cli(&self, out: &mut String) {
+        // Made of NQNs and the separator only: nothing to escape, but quoted
+        // like every other text value.
+        push_quoted(out, &self.0);
+    }
+}
+
 impl CliValue for u64 {
     fn write_cli(&self, out: &mut String) {
         out.push_str(&self.to_string());
@@ -638,6 +706,22 @@ mod tests {
         for bad in ["a\\.b", "a\"b", "a;b", "a?", "é", "a\tb", ""] {
             assert!(CommentPattern::new(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn host_lists_join_with_the_separator_and_read_back() {
+        let a = Nqn::new("nqn.2024-01.x:node:a").unwrap();
+        let b = Nqn::new("nqn.2024-01.x:node:b").unwrap();
+        let list = HostList::new([&a, &b]);
+        assert_eq!(list.as_str(), "nqn.2024-01.x:node:a,nqn.2024-01.x:node:b");
+        assert_eq!(cli(&list), "\"nqn.2024-01.x:node:a,nqn.2024-01.x:node:b\"");
+        assert_eq!(cli(&HostList::empty()), "\"\"");
+        assert_eq!(
+            HostList::entries(list.as_str()),
+            ["nqn.2024-01.x:node:a", "nqn.2024-01.x:node:b"]
+        );
+        assert_eq!(HostList::entries(" a , b,,"), ["a", "b"]);
+        assert!(HostList::entries("").is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use rds_sim::{Engine, ExecOptions, SimConfig, parse_single_command};
 use routeros::script::{self, Script};
 use routeros::value::quote;
-use routeros::{CliValue, Comment, NewDisk, Nqn, RdsPath, Slot, SlotPrefix};
+use routeros::{CliValue, Comment, HostList, NewDisk, Nqn, RdsPath, Slot, SlotPrefix};
 
 /// Strings that stress RouterOS syntax: its special characters, spaces,
 /// control characters and non-ASCII, beside arbitrary Unicode.
@@ -62,7 +62,10 @@ proptest! {
     fn typed_values_read_back_or_are_refused(s in hostile()) {
         if let Ok(v) = Slot::new(&s) { expect_exact(&v, &s); }
         if let Ok(v) = Comment::new(&s) { expect_exact(&v, &s); }
-        if let Ok(v) = Nqn::new(&s) { expect_exact(&v, &s); }
+        if let Ok(v) = Nqn::new(&s) {
+            expect_exact(&v, &s);
+            expect_exact(&HostList::new([&v, &v]), &format!("{s},{s}"));
+        }
         if let Ok(v) = RdsPath::new(&s) {
             expect_exact(&v, &s);
             expect_exact(&v.file_name(), &s[1..]);

@@ -63,3 +63,22 @@ impl Tier {
         false
     }
 }
+
+/// Stops a selected root-tier test of `target` (`-p <crate> --test <name>`)
+/// that cannot run: it needs root and btrfs-progs, for a loop-mounted btrfs.
+pub fn require_root_and_btrfs(target: &str) {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the btrfs tests need root (loop devices, mount): run them as root, \
+         e.g. `sudo -E cargo test {target}`"
+    );
+    for tool in ["mkfs.btrfs", "btrfs"] {
+        assert!(
+            std::process::Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok(),
+            "{tool} is missing: install btrfs-progs (apt-get install btrfs-progs)"
+        );
+    }
+}

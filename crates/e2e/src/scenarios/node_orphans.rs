@@ -74,8 +74,14 @@ async fn steps(cluster: &mut Cluster, target: &ForeignTarget) -> Outcome {
     let (interrupted_staging, _) = cluster.paths(&interrupted.id, "pod-b");
     kill_during_stage(cluster, &interrupted, &interrupted_staging).await?;
 
-    // A connection of ours that nothing refers to.
-    let (hostnqn, hostid) = fabrics::new_host_identity()?;
+    // A connection of ours that nothing refers to: made as this node, the
+    // identity the volume is published to (another identity's connection
+    // would not be this node's to clean up, and the RDS lets in only the
+    // node published to anyway).
+    let identity = nvme_host::fence::from_publish_context(&unreferenced.publish_context)
+        .map_err(|e| e.to_string())?
+        .context("the volume was published without a host identity")?;
+    let (hostnqn, hostid) = (identity.nqn, identity.id);
     fabrics::connect(&Connect {
         traddr: "127.0.0.1".into(),
         trsvcid: rds::PORT,
@@ -156,6 +162,7 @@ async fn kill_during_stage(
         staging_target_path: staging.display().to_string(),
         volume_capability: Some(mount("xfs")),
         volume_context: volume.context.clone(),
+        publish_context: volume.publish_context.clone(),
         ..Default::default()
     };
     let stage = tokio::spawn(async move { node.node_stage_volume(request).await });

@@ -40,6 +40,7 @@ async fn steps(cluster: &mut Cluster) -> Outcome {
         staging_target_path: staging.display().to_string(),
         volume_capability: Some(mount("xfs")),
         volume_context: volume.context.clone(),
+        publish_context: volume.publish_context.clone(),
         ..Default::default()
     };
     let interrupted = tokio::spawn(async move { node.node_stage_volume(request).await });

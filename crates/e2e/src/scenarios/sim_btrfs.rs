@@ -13,7 +13,7 @@ use super::Ctx;
 use crate::fabrics::{self, Connect, DirectDevice};
 use crate::kmsg::{self, KmsgWatch};
 use crate::rds::{self, POOL, Rds};
-use crate::support::{Context, Outcome, ensure, wait_for};
+use crate::support::{Context, Outcome, ensure};
 
 const MIB: u64 = 1 << 20;
 const SIZE: u64 = 64 * MIB;
@@ -66,17 +66,7 @@ async fn attach(name: &str) -> Outcome<DirectDevice> {
         reconnect_delay: 1,
     })
     .await?;
-    let device = wait_for(
-        "the namespace's block device",
-        Duration::from_secs(20),
-        Duration::from_millis(100),
-        || async {
-            fabrics::namespace(&nqn, 1)
-                .filter(|name| std::path::Path::new("/dev").join(name).exists())
-        },
-        || format!("controllers: {:?}", fabrics::controllers(&nqn)),
-    )
-    .await?;
+    let device = fabrics::wait_for_namespace(&nqn, 1, Duration::from_secs(20)).await?;
     ensure(
         fabrics::size_bytes(&device) == Some(SIZE),
         format!("{device} has {:?} bytes", fabrics::size_bytes(&device)),
@@ -96,6 +86,7 @@ async fn steps(rds: &Rds) -> Outcome {
     )?;
     let before = fabrics::pattern(1, MIB as usize);
     let after = fabrics::pattern(2, MIB as usize);
+    rds.open_to_any_host(SOURCE).await?;
     let dev = attach(SOURCE).await?;
     dev.write_at(0, &before)?;
 
@@ -112,9 +103,10 @@ async fn steps(rds: &Rds) -> Outcome {
         .await
         .context("restore the snapshot")?;
     ensure(
-        restored.nvme_tcp_export,
-        "the restored volume is not exported",
+        !restored.nvme_tcp_export,
+        "the restored volume is exported before any publish",
     )?;
+    rds.open_to_any_host(RESTORED).await?;
     let dev = attach(RESTORED).await?;
     ensure(
         dev.read_at(0, MIB as usize)? == before,
@@ -125,6 +117,7 @@ async fn steps(rds: &Rds) -> Outcome {
     c.clone_volume(&rds::new_volume(CLONE, SIZE)?, &source)
         .await
         .context("clone the volume")?;
+    rds.open_to_any_host(CLONE).await?;
     let dev = attach(CLONE).await?;
     ensure(
         dev.read_at(0, MIB as usize)? == after,

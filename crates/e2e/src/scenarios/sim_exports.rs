@@ -50,13 +50,22 @@ async fn steps(rds: &Rds) -> Outcome {
     let nqn = rds::nqn(NAME);
     let slot = rds::slot(NAME)?;
 
-    // The controller's create: the disk is exported at once.
+    // The controller's create: the disk is made closed, exported to nobody;
+    // opened (as a publish does), it is exported at once.
     let disk = rds
         .client
         .create_volume(&rds::volume(NAME, GIB)?)
         .await
         .context("create the volume")?;
     ensure(disk.size == GIB, format!("created {} bytes", disk.size))?;
+    ensure(
+        rds.sim.engine.nvmet_exports().is_empty(),
+        format!(
+            "exported before any publish: {:?}",
+            rds.sim.engine.nvmet_exports()
+        ),
+    )?;
+    rds.open_to_any_host(NAME).await?;
     ensure(
         rds.sim.engine.nvmet_exports() == [nqn.clone()],
         format!("exports: {:?}", rds.sim.engine.nvmet_exports()),
@@ -79,17 +88,7 @@ async fn steps(rds: &Rds) -> Outcome {
     })
     .await?;
     tracing::info!(%answer, "connected");
-    let device = wait_for(
-        "the namespace's block device",
-        Duration::from_secs(20),
-        Duration::from_millis(100),
-        || async {
-            fabrics::namespace(&nqn, 1)
-                .filter(|name| std::path::Path::new("/dev").join(name).exists())
-        },
-        || format!("controllers: {:?}", fabrics::controllers(&nqn)),
-    )
-    .await?;
+    let device = fabrics::wait_for_namespace(&nqn, 1, Duration::from_secs(20)).await?;
     let controller = fabrics::controller(&nqn)?;
     ensure(
         fabrics::size_bytes(&device) == Some(GIB),

@@ -12,7 +12,7 @@ use super::Ctx;
 use crate::fabrics::{self, Connect, DirectDevice};
 use crate::kmsg::{self, KmsgWatch};
 use crate::rds::{self, Rds};
-use crate::support::{Context, Outcome, ensure, wait_for};
+use crate::support::{Context, Outcome, ensure};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -55,6 +55,7 @@ async fn steps(root: &Path) -> Outcome {
             .create_volume(&rds::volume(name, GIB)?)
             .await
             .context(format!("create {name}"))?;
+        first.open_to_any_host(name).await?;
     }
     let (hostnqn, hostid) = fabrics::new_host_identity()?;
     fabrics::connect(&Connect {
@@ -67,14 +68,7 @@ async fn steps(root: &Path) -> Outcome {
         reconnect_delay: 1,
     })
     .await?;
-    let device = wait_for(
-        "the namespace's block device",
-        Duration::from_secs(20),
-        Duration::from_millis(100),
-        || async { fabrics::namespace(&keep, 1).filter(|n| Path::new("/dev").join(n).exists()) },
-        || format!("controllers: {:?}", fabrics::controllers(&keep)),
-    )
-    .await?;
+    let device = fabrics::wait_for_namespace(&keep, 1, Duration::from_secs(20)).await?;
     let controller = fabrics::controller(&keep)?;
     let dev = DirectDevice::open(&device)?;
     let data = fabrics::pattern(7, MIB as usize);

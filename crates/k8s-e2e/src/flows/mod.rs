@@ -6,6 +6,7 @@
 //! simulator, and removes what it made, so the next flow starts from the
 //! installation alone.
 
+mod attach;
 mod expand;
 mod leader;
 mod outage;
@@ -84,6 +85,10 @@ pub const ALL: &[Flow] = &[
     Flow {
         name: "leader_election_hands_over",
         run: |c| Box::pin(leader::hands_over(c)),
+    },
+    Flow {
+        name: "attach_opens_the_volume_to_its_node_alone",
+        run: |c| Box::pin(attach::attach_and_detach(c)),
     },
     Flow {
         name: "sidecars_were_never_forbidden",

@@ -93,8 +93,11 @@ pub async fn provision_and_bind(c: &mut Cluster) -> Outcome {
         format!("disk {handle}'s image is {}, not /{image}", disk.file_path),
     )?;
     ensure(
-        disk.export,
-        format!("disk {handle} is not exported over NVMe/TCP"),
+        !disk.export && disk.allow_host_name.is_empty(),
+        format!(
+            "disk {handle} is exported (to {:?}) before any node is published to",
+            disk.allow_host_name
+        ),
     )?;
     let comment = format!("rds-csi:{pv_name} pvc={PVC_NAMESPACE}/{name}");
     ensure(

@@ -211,8 +211,8 @@ async fn check_in_subvolume(c: &Cluster, handle: &str, size: u64) -> Outcome<Sub
         format!("disk {handle} has {} bytes, not {size}", disk.size),
     )?;
     ensure(
-        disk.export,
-        format!("disk {handle} is not exported over NVMe/TCP"),
+        !disk.export,
+        format!("disk {handle} is exported before any node is published to"),
     )?;
     let sub = subvolume(c, handle).await?.context(format!(
         "{BTRFS_FOLDER}/{handle} is not a subvolume of the btrfs pool"

@@ -20,6 +20,8 @@
 //!   fails (a refused connect, a probe that cannot tell, a busy unmount, …);
 //! - [`FakeWorld::delay`]: a step takes that long first (on tokio's clock, so
 //!   tests run on a paused one);
+//! - [`FakeWorld::set_allowed`], [`FakeWorld::bounce`]: an export that lets
+//!   in only some hosts, as the RDS fences them, and cuts off the others;
 //! - [`FakeWorld::set_device_appears`], [`FakeWorld::set_disconnect`]: a
 //!   device that appears late or never, a disconnect the kernel never
 //!   finishes, or one that reports success while a controller stays;
@@ -28,10 +30,10 @@
 //!   process died between two steps, and retries.
 //!
 //! The steps a test can fail or delay are `connect`, `disconnect`, `rescan`,
-//! `wait-device`, `probe`, `mkfs`, `mount`, `bind`, `unmount`, `grow`,
-//! `mkdir`, `create`, `remove`, `record` (saving), `unrecord` (removing),
-//! and `luks-format`, `luks-open`, `luks-close`, `luks-resize`,
-//! `luks-add-key`, `luks-label`.
+//! `wait-device`, `refused` (reading the kernel log; fail only), `probe`,
+//! `mkfs`, `mount`, `bind`, `unmount`, `grow`, `mkdir`, `create`, `remove`,
+//! `record` (saving), `unrecord` (removing), and `luks-format`, `luks-open`,
+//! `luks-close`, `luks-resize`, `luks-add-key`, `luks-label`.
 //! The changes counted for crashes are the same, with a record's two files
 //! counted apart (`record-beside`, `record-index`, `unrecord-beside`,
 //! `unrecord-index`); reads (probe, waits) change nothing and are not counted.
@@ -74,12 +76,25 @@ use crate::record::{RecordError, RecordStore, StagingRecord};
 /// This driver's NQN prefix, as the tests' nodes have it.
 pub const PREFIX: &str = "nqn.2024-01.io.srvlab.csi.rds:";
 
-/// The identity the tests' nodes connect as.
+/// The host's own identity, as the tests' nodes have it.
 pub fn identity() -> HostIdentity {
     HostIdentity {
         nqn: "nqn.2014-08.org.nvmexpress:uuid:6a1b2c3d-0000-4000-8000-0123456789ab".into(),
         id: "6a1b2c3d-0000-4000-8000-0123456789ab".into(),
     }
+}
+
+/// The identity the tests' nodes (node `node-1`) attach published volumes
+/// as, and report as their node ID.
+pub fn attach_identity() -> HostIdentity {
+    nvme_host::fence::identity_of_node_name(PREFIX, "node-1")
+        .unwrap_or_else(|e| unreachable!("node-1 makes a host NQN: {e}"))
+}
+
+/// The publish context a controller with attachment hands over for a
+/// volume published to the tests' node.
+pub fn published_here() -> HashMap<String, String> {
+    nvme_host::fence::to_publish_context(&attach_identity())
 }
 
 /// A node's configuration for tests: the production timeouts (tests run on
@@ -168,6 +183,14 @@ struct Image {
     size: u64,
     contents: Contents,
     reachable: bool,
+    /// The host NQNs the export lets in; `None`: any host.
+    allowed: Option<BTreeSet<String>>,
+}
+
+impl Image {
+    fn admits(&self, hostnqn: &str) -> bool {
+        self.allowed.as_ref().is_none_or(|a| a.contains(hostnqn))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -176,12 +199,16 @@ struct Controller {
     nqn: String,
     hostnqn: String,
     state: CtrlState,
+    /// The target refused its last reconnect (the kernel logged so).
+    refused: bool,
 }
 
 #[derive(Debug, Clone)]
 struct Disk {
     name: String,
     nqn: String,
+    /// The controller it came with.
+    instance: u32,
     /// The size the kernel knows (until a rescan).
     size: u64,
     diskseq: u64,
@@ -251,6 +278,7 @@ struct World {
     faults: HashMap<&'static str, usize>,
     delays: HashMap<&'static str, Duration>,
     connects: Vec<Connected>,
+    refusals: Vec<(String, String)>,
     formatted: Vec<(String, FsType)>,
     grown: usize,
     mounts: Vec<Mount>,
@@ -461,6 +489,7 @@ impl FakeWorld {
                 size,
                 contents: Contents::Empty,
                 reachable: true,
+                allowed: None,
             },
         );
     }
@@ -489,6 +518,52 @@ impl FakeWorld {
         if let Some(image) = self.world().images.get_mut(nqn) {
             image.reachable = reachable;
         }
+    }
+
+    /// Which hosts the export of `nqn` lets in from now on (`None`: any).
+    /// Like the kernel's target, it is checked when a host connects: live
+    /// connections stay until [`FakeWorld::bounce`].
+    pub fn set_allowed(&self, nqn: &str, hosts: Option<&[&str]>) {
+        if let Some(image) = self.world().images.get_mut(nqn) {
+            image.allowed = hosts.map(|h| h.iter().map(|s| (*s).to_owned()).collect());
+        }
+    }
+
+    /// The export of `nqn` switched off and on: every controller of it
+    /// loses its connection and reconnects; those of hosts the export lets
+    /// in are live again, the others are refused and keep asking
+    /// (`connecting`, as Linux before 6.10 does).
+    pub fn bounce(&self, nqn: &str) {
+        let mut w = self.world();
+        let admitted: Vec<bool> = w
+            .controllers
+            .iter()
+            .map(|c| w.images.get(nqn).is_some_and(|i| i.admits(&c.hostnqn)))
+            .collect();
+        let mut refusals = Vec::new();
+        for (c, admitted) in w.controllers.iter_mut().zip(admitted) {
+            if c.nqn == nqn && !admitted {
+                c.state = CtrlState::Connecting;
+                c.refused = true;
+                refusals.push((c.nqn.clone(), c.hostnqn.clone()));
+            }
+        }
+        w.refusals.extend(refusals);
+    }
+
+    /// The (NQN, host NQN) pairs the target refused so far, in order.
+    pub fn refusals(&self) -> Vec<(String, String)> {
+        self.world().refusals.clone()
+    }
+
+    /// The host NQNs of the controllers of `nqn`, in connection order.
+    pub fn hosts_of(&self, nqn: &str) -> Vec<String> {
+        self.world()
+            .controllers
+            .iter()
+            .filter(|c| c.nqn == nqn)
+            .map(|c| c.hostnqn.clone())
+            .collect()
     }
 
     /// How quickly block devices appear after a connect.
@@ -814,6 +889,7 @@ fn add_controller(w: &mut World, nqn: &str, hostnqn: &str, visible_at: Option<In
         nqn: nqn.to_owned(),
         hostnqn: hostnqn.to_owned(),
         state: CtrlState::Live,
+        refused: false,
     });
     if let Some(size) = w.images.get(nqn).map(|i| i.size) {
         w.next_diskseq += 1;
@@ -829,6 +905,7 @@ fn add_controller(w: &mut World, nqn: &str, hostnqn: &str, visible_at: Option<In
         w.disks.push(Disk {
             name,
             nqn: nqn.to_owned(),
+            instance,
             size,
             diskseq,
             visible_at,

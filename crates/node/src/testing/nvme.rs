@@ -19,16 +19,28 @@ impl crate::nvme::NvmeHost for FakeNvme {
         if self.0.before("connect").await {
             return Err(refused(config, GaveUp::Permanent, EIO));
         }
-        let reachable = self
-            .0
-            .world()
-            .images
-            .get(&config.nqn)
-            .is_some_and(|i| i.reachable);
+        let (reachable, admitted) = {
+            let w = self.0.world();
+            let image = w.images.get(&config.nqn);
+            (
+                image.is_some_and(|i| i.reachable),
+                image.is_some_and(|i| i.admits(&config.host.nqn)),
+            )
+        };
         if !reachable {
             // The kernel's connect is refused until the deadline.
             tokio::time::sleep_until(deadline).await;
             return Err(refused(config, GaveUp::Deadline, ECONNREFUSED));
+        }
+        if !admitted {
+            // The target refuses the host at every attempt (EIO, which the
+            // host retries), and the kernel logs each refusal.
+            self.0
+                .world()
+                .refusals
+                .push((config.nqn.clone(), config.host.nqn.clone()));
+            tokio::time::sleep_until(deadline).await;
+            return Err(refused(config, GaveUp::Deadline, EIO));
         }
         let connected = {
             let now = Instant::now();
@@ -89,18 +101,24 @@ impl crate::nvme::NvmeHost for FakeNvme {
         }
     }
 
-    async fn disconnect(&self, nqn: &str, deadline: Instant) -> Result<(), NvmeError> {
+    async fn disconnect(
+        &self,
+        nqn: &str,
+        hosts: &[String],
+        deadline: Instant,
+    ) -> Result<(), NvmeError> {
         if self.0.before("disconnect").await {
             return Err(NvmeError::SysfsWrite {
                 path: PathBuf::from("/sys/class/nvme/nvme0/delete_controller"),
                 source: os(EIO),
             });
         }
+        let ours = |c: &Controller| c.nqn == nqn && hosts.contains(&c.hostnqn);
         let (mode, any) = {
             let w = self.0.world();
             (
                 w.disconnect.unwrap_or(Disconnect::Prompt),
-                w.controllers.iter().any(|c| c.nqn == nqn),
+                w.controllers.iter().any(ours),
             )
         };
         if !any {
@@ -110,15 +128,23 @@ impl crate::nvme::NvmeHost for FakeNvme {
             Disconnect::Prompt => {
                 {
                     let mut w = self.0.world();
-                    w.controllers.retain(|c| c.nqn != nqn);
-                    w.disks.retain(|d| d.nqn != nqn);
+                    let gone: Vec<u32> = w
+                        .controllers
+                        .iter()
+                        .filter(|c| ours(c))
+                        .map(|c| c.instance)
+                        .collect();
+                    w.controllers.retain(|c| !ours(c));
+                    w.disks.retain(|d| !gone.contains(&d.instance));
                 }
                 self.0.changed("disconnect").await;
                 Ok(())
             }
             Disconnect::Lies => Ok(()),
             Disconnect::Stuck => {
-                self.0.set_state(nqn, CtrlState::Deleting);
+                for c in self.0.world().controllers.iter_mut().filter(|c| ours(c)) {
+                    c.state = CtrlState::Deleting;
+                }
                 self.0.changed("disconnect").await;
                 tokio::time::sleep_until(deadline).await;
                 let remaining = self
@@ -126,7 +152,7 @@ impl crate::nvme::NvmeHost for FakeNvme {
                     .world()
                     .controllers
                     .iter()
-                    .filter(|c| c.nqn == nqn)
+                    .filter(|c| ours(c))
                     .map(|c| format!("nvme{} ({})", c.instance, c.state))
                     .collect::<Vec<_>>()
                     .join(", ");
@@ -180,10 +206,44 @@ impl crate::nvme::NvmeHost for FakeNvme {
         Ok(self.0.world().best_state(nqn))
     }
 
-    fn connected_subsystems(&self) -> Result<Vec<String>, NvmeError> {
-        let mut nqns = self.0.connected();
+    fn controller_state_of(
+        &self,
+        nqn: &str,
+        hosts: &[String],
+    ) -> Result<Option<CtrlState>, NvmeError> {
+        Ok(self
+            .0
+            .world()
+            .controllers
+            .iter()
+            .filter(|c| c.nqn == nqn && hosts.contains(&c.hostnqn))
+            .map(|c| c.state.clone())
+            .max_by_key(CtrlState::rank))
+    }
+
+    fn connected_subsystems(&self, hosts: &[String]) -> Result<Vec<String>, NvmeError> {
+        let mut nqns: Vec<String> = self
+            .0
+            .world()
+            .controllers
+            .iter()
+            .filter(|c| hosts.contains(&c.hostnqn))
+            .map(|c| c.nqn.clone())
+            .collect();
         nqns.sort();
         nqns.dedup();
         Ok(nqns)
+    }
+
+    fn refused(&self, nqn: &str, hostnqn: &str) -> Result<bool, NvmeError> {
+        if self.0.world().take_fault("refused") {
+            return Err(NvmeError::KernelLog {
+                path: PathBuf::from("/dev/kmsg"),
+                source: os(EIO),
+            });
+        }
+        Ok(self.0.world().controllers.iter().any(|c| {
+            c.nqn == nqn && c.hostnqn == hostnqn && c.refused && c.state != CtrlState::Live
+        }))
     }
 }

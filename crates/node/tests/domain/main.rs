@@ -7,6 +7,8 @@
 //! - `crash`: an operation stopped after each of its steps in turn (the
 //!   process dying there), then retried, converges;
 //! - `concurrency`: repeated and concurrent calls converge;
+//! - `fence`: the host identity a volume is connected as, this node's
+//!   connections only, and connections the RDS refuses;
 //! - `monitor`: the health monitor's interval;
 //! - `encryption`: LUKS2 volumes through every operation (the key, the
 //!   refusals, rotation, start-up, recovery).
@@ -17,6 +19,7 @@ mod concurrency;
 mod crash;
 mod encryption;
 mod expand;
+mod fence;
 mod monitor;
 mod publish;
 mod stage;
@@ -35,7 +38,7 @@ use node::{
 };
 use telemetry::NodeMetrics;
 
-pub use node::testing::{FakeNode, PREFIX, config, identity};
+pub use node::testing::{FakeNode, PREFIX, attach_identity, config, identity, published_here};
 
 /// A volume's size.
 pub const GIB: u64 = 1 << 30;
@@ -220,7 +223,8 @@ pub fn block() -> Capability {
     }
 }
 
-/// NodeStageVolume of `volume` with `capability`.
+/// NodeStageVolume of `volume` with `capability`, published to this node
+/// by a controller with attachment.
 pub fn stage(volume: &Volume, capability: Capability) -> StageRequest {
     StageRequest {
         volume_id: volume.id.clone(),
@@ -228,6 +232,7 @@ pub fn stage(volume: &Volume, capability: Capability) -> StageRequest {
         capability,
         context: context(volume),
         keys: VolumeKeys::default(),
+        publish_context: published_here(),
     }
 }
 
@@ -253,6 +258,7 @@ pub fn publish(volume: &Volume, target: &Path, capability: Capability) -> Publis
         read_only: false,
         context: context(volume).to_map(),
         keys: VolumeKeys::default(),
+        publish_context: published_here(),
     }
 }
 

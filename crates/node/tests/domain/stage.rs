@@ -8,7 +8,7 @@ use node::testing::{Contents, DeviceAppears};
 use node_fs::probe::Probe;
 use nvme_host::{Connected, NvmeError};
 
-use crate::{FsType, GIB, Rig, block, filesystem, identity, kind, stage};
+use crate::{FsType, GIB, Rig, attach_identity, block, filesystem, kind, stage};
 
 #[tokio::test(start_paused = true)]
 async fn a_filesystem_volume_is_formatted_once_mounted_and_recorded() {
@@ -47,7 +47,7 @@ async fn stage_reuses_an_existing_connection() {
     let rig = Rig::new();
     let v = rig.volume("pvc-1");
     // Left behind by a stage that stopped after its connect.
-    rig.world.connect_directly(&v.nqn, &identity().nqn);
+    rig.world.connect_directly(&v.nqn, &attach_identity().nqn);
     rig.node.stage(stage(&v, block())).await.unwrap();
     assert_eq!(rig.world.connects(), [Connected::Already]);
     assert_eq!(rig.world.controllers(&v.nqn), 1);

@@ -215,3 +215,81 @@ fn rescan_writes_to_live_controllers_only() {
     let e = host.rescan(OURS_2).unwrap_err();
     assert!(e.to_string().contains("not connected"), "{e}");
 }
+
+/// Two host identities on one kernel, each with a controller of `OURS`.
+const HOST_A: &str = "nqn.2024-01.io.srvlab.csi.rds:node:a";
+const HOST_B: &str = "nqn.2024-01.io.srvlab.csi.rds:node:b";
+
+fn as_host(sys: &FakeSysfs, nqn: &str, hostnqn: &str) -> String {
+    sys.add_controller(&FakeController {
+        hostnqn: hostnqn.to_owned(),
+        ..FakeController::new(nqn)
+    })
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_disconnect_for_some_hosts_leaves_the_others() {
+    let (_d, sys) = fake(true);
+    let a = as_host(&sys, OURS, HOST_A);
+    let b = as_host(&sys, OURS, HOST_B);
+    let host = Host::new(sys.root());
+    assert_eq!(
+        host.connected_subsystems_of(&[HOST_B.to_owned()]).unwrap(),
+        [OURS]
+    );
+    assert!(
+        host.connected_subsystems_of(&["nqn.x:other".to_owned()])
+            .unwrap()
+            .is_empty()
+    );
+    let reaper = kernel_deletes(&sys, &a);
+    host.disconnect_hosts_and_wait(OURS, &[HOST_A.to_owned()], generous())
+        .await
+        .unwrap();
+    reaper.await.unwrap();
+    assert_eq!(sys.attr(&b, "delete_controller").unwrap(), "", "B's stays");
+    let left: Vec<String> = host
+        .controllers_of(OURS)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.hostnqn)
+        .collect();
+    assert_eq!(left, [HOST_B]);
+}
+
+#[test]
+fn a_controller_is_refused_while_its_last_word_in_the_log_is_a_refusal() {
+    let (_d, sys) = fake(true);
+    let a = as_host(&sys, OURS, HOST_A);
+    let host = Host::new(sys.root());
+    let refusal =
+        format!("nvme {a}: Connect for subsystem {OURS} is not allowed, hostnqn: {HOST_A}");
+    // Live: whatever the log says, it serves.
+    sys.log_kernel(&refusal).unwrap();
+    assert!(!host.refused(OURS, HOST_A).unwrap());
+    // Reconnecting, refused each time: refused.
+    sys.set_state(&a, "connecting").unwrap();
+    assert!(host.refused(OURS, HOST_A).unwrap());
+    assert!(!host.refused(OURS, HOST_B).unwrap(), "another host");
+    // Let in again later: no longer refused.
+    sys.log_kernel(&format!("nvme {a}: Successfully reconnected (3 attempt)"))
+        .unwrap();
+    assert!(!host.refused(OURS, HOST_A).unwrap());
+    // A controller that is down for another reason (the RDS away) is not.
+    let (_d2, other) = fake(true);
+    let c = as_host(&other, OURS, HOST_A);
+    other.set_state(&c, "connecting").unwrap();
+    other
+        .log_kernel(&format!("nvme {c}: failed to connect socket: -111"))
+        .unwrap();
+    assert!(!Host::new(other.root()).refused(OURS, HOST_A).unwrap());
+    // No log to read: an error, not a verdict.
+    let (_d3, silent) = fake(true);
+    let c = as_host(&silent, OURS, HOST_A);
+    silent.set_state(&c, "connecting").unwrap();
+    assert!(matches!(
+        Host::new(silent.root()).refused(OURS, HOST_A),
+        Err(NvmeError::KernelLog { .. })
+    ));
+}

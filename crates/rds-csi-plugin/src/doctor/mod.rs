@@ -15,12 +15,14 @@
 //! the node's (7–10) in `--mode node` and `all`; a check that needs one that
 //! failed is skipped, with the reason. Exit status 0 when nothing failed, 1
 //! when something did, 2 for bad flags. Nothing is changed anywhere: only
-//! reads, on the RDS and on this machine, unless `--check-snapshots` asks
-//! for the [`snapshots`] checks, which make (and remove) scratch volumes and
-//! a snapshot.
+//! reads, on the RDS and on this machine, unless `--check-fence` asks for
+//! the [`fence`] checks, which make (and remove) a scratch disk, or
+//! `--check-snapshots` for the [`snapshots`] checks, which make (and remove)
+//! scratch volumes and a snapshot.
 //!
 //! [`verdict`] judges (no I/O, unit-tested); `probe` observes.
 
+pub mod fence;
 mod probe;
 pub mod snapshots;
 pub mod verdict;
@@ -59,6 +61,16 @@ pub mod name {
     pub const TOOLS: &str = "node tools";
     /// (10) What encrypted volumes need: cryptsetup and dm-crypt.
     pub const ENCRYPTION: &str = "encryption";
+    /// (F1) `--check-fence`: a scratch disk to try the fence on.
+    pub const FENCE_SCRATCH: &str = "fence: scratch disk";
+    /// (F2) Only the listed host may connect.
+    pub const FENCE_LISTED_ONLY: &str = "fence: listed host only";
+    /// (F3) A list of two hosts.
+    pub const FENCE_LIST_OF_TWO: &str = "fence: list of two";
+    /// (F4) Unpublishing one host ends its connection, not the other's.
+    pub const FENCE_UNPUBLISH_CUTS: &str = "fence: unpublish cuts off";
+    /// (F5) Everything made for the checks is removed.
+    pub const FENCE_CLEANUP: &str = "fence: clean-up";
     /// (S1) `--check-snapshots`: a scratch volume in a subvolume of its own.
     pub const SNAPSHOT_SCRATCH: &str = "snapshots: scratch volume";
     /// (S2) A marker written over NVMe/TCP.
@@ -230,11 +242,13 @@ impl Report {
     }
 }
 
-/// The checks that change things, asked for by a flag of the doctor's own.
+/// The checks that change things, asked for by flags of the doctor's own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OptIn {
     /// `--check-snapshots`: the [`snapshots`] checks.
     pub snapshots: bool,
+    /// `--check-fence`: the [`fence`] checks.
+    pub fence: bool,
 }
 
 /// Makes every check the configuration calls for, in order; then the
@@ -260,20 +274,53 @@ pub async fn run(config: &PluginConfig, opt_in: OptIn, report: &mut Report) {
     if opt_in.snapshots {
         snapshot_checks(config, report).await;
     }
+    if opt_in.fence {
+        fence_checks(config, report).await;
+    }
+}
+
+/// The `--check-fence` checks, when everything they need is there.
+async fn fence_checks(config: &PluginConfig, report: &mut Report) {
+    let Some((c, n, client)) = opt_in_client(config, &fence::CHECKS, "--check-fence", report)
+    else {
+        return;
+    };
+    fence::run(c, n, &client, report).await;
+    client.transport().close().await;
 }
 
 /// The `--check-snapshots` checks, when everything they need is there.
 async fn snapshot_checks(config: &PluginConfig, report: &mut Report) {
-    let (Some(c), Some(n)) = (&config.controller, &config.node) else {
-        report.skip_all(
-            &snapshots::CHECKS,
-            "--check-snapshots needs --mode all: SSH to the RDS (the controller's flags) and \
-             this machine's NVMe/TCP initiator (the node's)",
-        );
+    let Some((c, n, client)) =
+        opt_in_client(config, &snapshots::CHECKS, "--check-snapshots", report)
+    else {
         return;
     };
+    snapshots::run(c, n, &client, report).await;
+    client.transport().close().await;
+}
+
+/// What the opt-in checks `checks` (asked for by `flag`) need: both
+/// configurations, the checks they rest on passed, and a client of the RDS;
+/// `None` once they are skipped, saying why.
+fn opt_in_client<'a>(
+    config: &'a PluginConfig,
+    checks: &[&'static str],
+    flag: &str,
+    report: &mut Report,
+) -> Option<(&'a ControllerConfig, &'a NodeConfig, RdsClient)> {
+    let (Some(c), Some(n)) = (&config.controller, &config.node) else {
+        report.skip_all(
+            checks,
+            &format!(
+                "{flag} needs --mode all: SSH to the RDS (the controller's flags) and \
+                 this machine's NVMe/TCP initiator (the node's)"
+            ),
+        );
+        return None;
+    };
     // The NVMe/TCP port may only listen while a disk is exported, which
-    // the scratch volume will be: its check is not needed here.
+    // the scratch disk or volume will be: its check is not needed here.
     let needed = [
         name::KEY_ACCEPTED,
         name::ROUTEROS_VERSION,
@@ -287,15 +334,12 @@ async fn snapshot_checks(config: &PluginConfig, report: &mut Report) {
             .any(|c| c.name == n && c.status == Status::Ok)
     };
     if let Some(missing) = needed.iter().find(|n| !passed(n)) {
-        report.skip_all(
-            &snapshots::CHECKS,
-            &format!("needs the {missing} check to pass"),
-        );
-        return;
+        report.skip_all(checks, &format!("needs the {missing} check to pass"));
+        return None;
     }
     let Ok(key) = ClientKey::load(&c.rds.private_key) else {
-        report.skip_all(&snapshots::CHECKS, "needs a usable key (--rds-private-key)");
-        return;
+        report.skip_all(checks, "needs a usable key (--rds-private-key)");
+        return None;
     };
     let mut ssh = SshConfig::new(
         c.rds.address.clone(),
@@ -307,8 +351,7 @@ async fn snapshot_checks(config: &PluginConfig, report: &mut Report) {
     ssh.connect_timeout = SSH_TIMEOUT;
     ssh.command_timeout = c.rds.command_timeout;
     let client = RdsClient::new(ssh);
-    snapshots::run(c, n, &client, report).await;
-    client.transport().close().await;
+    Some((c, n, client))
 }
 
 fn mode_flag(mode: Mode) -> &'static str {
@@ -408,7 +451,9 @@ async fn node(n: &NodeConfig, report: &mut Report) {
     ));
 }
 
-/// The id of the doctor's own flag, `--check-snapshots`.
+/// The id of the doctor's own flag `--check-fence`.
+const CHECK_FENCE: &str = "check_fence";
+/// The id of the doctor's own flag `--check-snapshots`.
 const CHECK_SNAPSHOTS: &str = "check_snapshots";
 
 /// The `doctor` subcommand: `args` are the program name and then the
@@ -428,12 +473,22 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
                      this machine's NVMe/TCP initiator)",
                 ),
         )
+        .arg(
+            clap::Arg::new(CHECK_FENCE)
+                .long("check-fence")
+                .action(clap::ArgAction::SetTrue)
+                .help(
+                    "Also check that the RDS fences volumes as the driver assumes: makes a \
+                     small scratch disk, connects to it as two host identities, and removes \
+                     it again. Needs --mode all (SSH and this machine's NVMe/TCP initiator)",
+                ),
+        )
         .name("rds-csi-plugin doctor")
         .bin_name("rds-csi-plugin doctor")
         .about(
             "Checks the set-up against the RDS and this machine, and prints a checklist with \
              the fix of each failure. Takes the plugin's flags (and environment variables); \
-             changes nothing, unless --check-snapshots is given.",
+             changes nothing, unless --check-fence or --check-snapshots is given.",
         )
         .after_help(
             "Exit status: 0 when nothing failed, 1 when a check failed, 2 for bad flags. \
@@ -486,6 +541,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     drop(out);
     let opt_in = OptIn {
         snapshots: matches.get_flag(CHECK_SNAPSHOTS),
+        fence: matches.get_flag(CHECK_FENCE),
     };
     let mut report = Report::live();
     runtime.block_on(run(&config, opt_in, &mut report));

@@ -2,7 +2,7 @@
 //! CSI clients connected to it the way the sidecars connect.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
@@ -163,6 +163,13 @@ impl Plugin {
         self.serve().await;
     }
 
+    /// Another plugin serving the same RDS simulator, with its own socket
+    /// and state under `name`: a second controller replica, or this one
+    /// restarted.
+    pub async fn another(&self, name: &str) -> Instance {
+        Instance::launch(&self.sim, self.dir.path(), name, &Options::default()).await
+    }
+
     /// A gRPC channel over the plugin's unix socket.
     pub async fn channel(&self) -> Channel {
         grpc::connect(&self.socket).await.unwrap()
@@ -219,6 +226,87 @@ impl Plugin {
             .execute(script, &rds_sim::ExecOptions::default());
         assert!(!run.failed, "{script}: {}", run.output);
         run.output
+    }
+}
+
+/// One plugin process's worth: its socket, and how to stop it.
+pub struct Instance {
+    pub socket: PathBuf,
+    pub http: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), RunError>>>,
+}
+
+impl Instance {
+    /// Serves the plugin against `sim`, with its files under `dir/sub`.
+    async fn launch(sim: &TestSim, dir: &Path, sub: &str, options: &Options) -> Instance {
+        let dir = dir.join(sub);
+        std::fs::create_dir_all(&dir).unwrap();
+        let login = Login::write(sim, &dir).unwrap();
+        let socket = dir.join("csi/csi.sock");
+        let mut argv: Vec<String> = [
+            "rds-csi-plugin",
+            "--mode",
+            options.mode,
+            "--node-id",
+            "node-1",
+            "--nvme-address",
+            "10.0.0.9",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        argv.extend(login.flags());
+        argv.push("--endpoint".into());
+        argv.push(format!("unix://{}", socket.display()));
+        // The node service's state stays in the test's folder.
+        argv.push("--state-dir".into());
+        argv.push(dir.join("state").display().to_string());
+        argv.push("--etc-nvme".into());
+        argv.push(dir.join("etc-nvme").display().to_string());
+        argv.push("--rds-check-interval".into());
+        argv.push(options.check_interval.to_string());
+        argv.extend(options.extra_flags.iter().cloned());
+        let config = PluginConfig::from_args(&Args::try_parse_from(&argv).unwrap()).unwrap();
+
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listeners = rds_csi_plugin::Listeners {
+            grpc: rds_csi_plugin::GrpcSocket::Bound(csi_driver::server::bind(&socket).unwrap()),
+            http: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        };
+        let http = listeners.http.as_ref().unwrap().local_addr().unwrap();
+        let task = tokio::spawn(rds_csi_plugin::serve_on(config, listeners, async {
+            let _ = stopped.await;
+        }));
+        Instance {
+            socket,
+            http,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn controller(&self) -> ControllerClient<Channel> {
+        ControllerClient::new(grpc::connect(&self.socket).await.unwrap())
+    }
+
+    /// The value of one series in this plugin's `/metrics` (see
+    /// [`Plugin::metric`]).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (status, body) = http::get(self.http, "/metrics").await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        metric_in(&body, series)
+    }
+
+    /// Stops the plugin and waits until it has finished.
+    pub async fn stop(&mut self) -> Result<(), RunError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap(),
+            None => Ok(()),
+        }
     }
 }
 

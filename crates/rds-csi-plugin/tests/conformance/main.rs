@@ -5,6 +5,7 @@
 //! Each test starts its own simulator and plugin, so tests run in parallel.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
 
+mod attach;
 mod compat;
 mod concurrency;
 mod controller;

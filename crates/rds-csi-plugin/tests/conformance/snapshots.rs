@@ -709,7 +709,10 @@ async fn a_restore_cut_between_its_subvolume_and_its_disk_converges_when_repeate
             .filter(|d| d.slot == volume.volume_id)
             .collect();
         assert_eq!(disks.len(), 1, "{n}: one disk");
-        assert!(disks[0].export, "{n}: exported once checked");
+        assert!(
+            !disks[0].export,
+            "{n}: closed to every host, as every new volume, until published"
+        );
         let subvolumes = plugin.subvolumes();
         assert_eq!(
             subvolumes

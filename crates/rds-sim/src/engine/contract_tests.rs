@@ -44,6 +44,8 @@ fn fill(script: &str, slot: &str, size: u64) -> String {
         .replace("\"^PREFIX\"", "\"^pvc-\"")
         .replace("\"POOL\"", "\"raid10\"")
         .replace("\"D\"", "\"raid10/volumes\"")
+        .replace("\"H\"", &format!("\"{HOST_A},{HOST_B}\""))
+        .replace("\"H2\"", &format!("\"{HOST_B}\""))
         .replace("=N ", &format!("={size} "))
         .replace("=N}", &format!("={size}}}"))
         .replace("< N)", &format!("< {size})"))
@@ -52,6 +54,10 @@ fn fill(script: &str, slot: &str, size: u64) -> String {
 fn create(s: &Sim, slot: &str, size: u64) -> String {
     s.ok(&fill(&doc_script("Create"), slot, size))
 }
+
+/// Two host NQNs of the driver's form, for the allow list.
+const HOST_A: &str = "nqn.2024-01.io.srvlab.csi.rds:node:a";
+const HOST_B: &str = "nqn.2024-01.io.srvlab.csi.rds:node:b";
 
 const HEADER: &str = "Flags: B - BLOCK-DEVICE; M - MOUNTED; t - NVME-TCP-EXPORT\r\n";
 
@@ -67,11 +73,12 @@ fn the_doc_scripts_are_found_and_filled_completely() {
         "Version",
         "Pools",
         "File type",
+        "Who may connect",
     ] {
         let script = fill(&doc_script(section), SLOT, GIB);
         for placeholder in [
-            "\"S\"", "\"P\"", "\"F\"", "\"Q\"", "\"C\"", "\"D\"", "PREFIX", "POOL", "=N", "< N",
-            "OWNER",
+            "\"S\"", "\"P\"", "\"F\"", "\"Q\"", "\"C\"", "\"D\"", "\"H\"", "\"H2\"", "PREFIX",
+            "POOL", "=N", "< N", "OWNER",
         ] {
             assert!(!script.contains(placeholder), "{section}: {script}");
         }
@@ -85,7 +92,8 @@ fn create_makes_the_disk_and_prints_it_like_the_doc() {
     let out = create(&s, SLOT, GIB);
     let lines: Vec<&str> = out.split("\r\n").collect();
     assert_eq!(lines[0], HEADER.trim_end());
-    assert_eq!(lines[1], format!(" 0 B  t ;;; rds-csi:{SLOT}"));
+    // Made closed: no `t` flag until a publish exports it.
+    assert_eq!(lines[1], format!(" 0 B    ;;; rds-csi:{SLOT}"));
     assert_eq!(
         lines[2],
         format!("        type=file slot=\"{SLOT}\" slot-default=\"\"")
@@ -108,7 +116,7 @@ fn create_makes_the_disk_and_prints_it_like_the_doc() {
         "compress=no",
         "sector-size=512",
         "raid-master=none",
-        "nvme-tcp-export=yes",
+        "nvme-tcp-export=no",
         "nvme-tcp-server-port=4420",
         "nvme-tcp-server-allow-host-name=\"\"",
         "iscsi-export=no",
@@ -144,7 +152,7 @@ fn create_makes_the_disk_and_prints_it_like_the_doc() {
             disk.export,
             disk.mount_filesystem
         ),
-        (SLOT, GIB, true, false)
+        (SLOT, GIB, false, false)
     );
     let image = s.host(&format!("raid10/volumes/{SLOT}.img"));
     assert_eq!(std::fs::metadata(image).unwrap().len(), GIB);
@@ -206,8 +214,8 @@ fn list_by_prefix() {
     }
     let out = s.ok(&fill(&doc_script("List"), "", 0));
     assert!(
-        out.contains(" 0 B  t ;;; rds-csi:pvc-1\r\n")
-            && out.contains("\r\n\r\n 1 B  t ;;; rds-csi:pvc-2\r\n"),
+        out.contains(" 0 B    ;;; rds-csi:pvc-1\r\n")
+            && out.contains("\r\n\r\n 1 B    ;;; rds-csi:pvc-2\r\n"),
         "{out}"
     );
     assert!(!out.contains("other-1"));
@@ -345,5 +353,39 @@ fn file_type_puts_missing_or_the_type() {
     assert_eq!(
         s.ok(&fill(&doc_script("File type"), "", 0)),
         "directory\r\n"
+    );
+}
+
+#[test]
+fn who_may_connect_changes_only_from_the_expected_state() {
+    let s = sim(100 * GIB);
+    create(&s, SLOT, GIB);
+    let script = fill(&doc_script("Who may connect"), SLOT, GIB);
+    // Not in the expected state (closed, as made): nothing changes, and the
+    // disk is printed as it is.
+    let out = s.ok(&script);
+    assert!(
+        out.contains("nvme-tcp-export=no") && out.contains("nvme-tcp-server-allow-host-name=\"\""),
+        "{out}"
+    );
+    s.ok(&format!(
+        "/disk set {SLOT} nvme-tcp-export=yes nvme-tcp-server-allow-host-name=\"{HOST_A},{HOST_B}\""
+    ));
+    let out = s.ok(&script);
+    assert!(
+        out.contains(&format!("nvme-tcp-server-allow-host-name=\"{HOST_B}\"")),
+        "{out}"
+    );
+    assert!(
+        out.contains("nvme-tcp-export=yes"),
+        "switched on again: {out}"
+    );
+    let disk = &s.engine.disks()[0];
+    assert_eq!((disk.export, disk.allow_host_name.as_str()), (true, HOST_B));
+    // Run again: the condition no longer holds.
+    let out = s.ok(&script);
+    assert!(
+        out.contains(&format!("nvme-tcp-server-allow-host-name=\"{HOST_B}\"")),
+        "{out}"
     );
 }

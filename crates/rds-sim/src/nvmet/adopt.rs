@@ -43,6 +43,7 @@ impl Exporter {
                 PathBuf::new()
             };
             let port = self.linked_port(&nqn).unwrap_or(0);
+            let hosts = self.read_hosts(&nqn);
             self.live.insert(
                 nqn.clone(),
                 Live {
@@ -50,8 +51,19 @@ impl Exporter {
                     device,
                     port,
                     size: 0,
+                    hosts,
                 },
             );
+        }
+        let gone: Vec<String> = self
+            .record
+            .hosts
+            .iter()
+            .filter(|h| !self.fs.exists(&self.layout.host(h)))
+            .cloned()
+            .collect();
+        for host in gone {
+            self.record.hosts.remove(&host);
         }
         self.save_record()
     }

@@ -11,15 +11,22 @@
 //! and served on port id 1 at 127.0.0.1:4420:
 //!
 //! ```text
-//! subsystems/N/attr_allow_any_host      1
+//! subsystems/N/attr_allow_any_host      1 (any host), or 0 and:
+//! subsystems/N/allowed_hosts/H -> hosts/H   (one link per host NQN H let in)
 //! subsystems/N/namespaces/1/device_path /dev/loop0
+//! subsystems/N/namespaces/1/device_uuid the UUID of N (see namespace_uuid)
 //! subsystems/N/namespaces/1/enable      1
+//! hosts/H                               (a host object, shared by subsystems)
 //! ports/1/addr_trtype                   tcp
 //! ports/1/addr_adrfam                   ipv4
 //! ports/1/addr_traddr                   127.0.0.1
 //! ports/1/addr_trsvcid                  4420
 //! ports/1/subsystems/N -> subsystems/N  (the link starts serving N there)
 //! ```
+//!
+//! nvmet checks `allowed_hosts` only when a host connects: changing the list
+//! does not end a live connection; removing the subsystem (or its port link)
+//! does.
 
 use std::fs;
 use std::io;
@@ -195,23 +202,81 @@ impl Layout {
         self.port(id).join("subsystems").join(nqn)
     }
 
-    /// Makes subsystem `nqn`, open to any host, with namespace 1 on `device`,
-    /// enabled. The namespace is a block device (a loop device over the
-    /// image): nvmet's file backend answers Write Zeroes with an error on
-    /// tmpfs, which the initiator logs as I/O errors.
-    pub fn add_subsystem(&self, nqn: &str, device: &str) -> Vec<Step> {
+    /// `hosts/`.
+    pub fn hosts(&self) -> PathBuf {
+        self.root.join("hosts")
+    }
+
+    /// `hosts/<host>`.
+    pub fn host(&self, host: &str) -> PathBuf {
+        self.hosts().join(host)
+    }
+
+    /// `subsystems/<nqn>/allowed_hosts/<host>`: the link that lets `host`
+    /// connect to `nqn`.
+    pub fn allowed_host(&self, nqn: &str, host: &str) -> PathBuf {
+        self.subsystem(nqn).join("allowed_hosts").join(host)
+    }
+
+    /// Makes subsystem `nqn` with namespace 1 on `device`, enabled, open to
+    /// any host when `any_host`, else to none yet (hosts are linked with
+    /// [`Layout::allow_host`] before the subsystem is linked to a port, so
+    /// there is no moment when it is open). The namespace is a block device
+    /// (a loop device over the image): nvmet's file backend answers Write
+    /// Zeroes with an error on tmpfs, which the initiator logs as I/O
+    /// errors. Its UUID follows from the NQN ([`namespace_uuid`]), so a
+    /// subsystem made again for the same disk (the export switched off and
+    /// on) is the same namespace to a host that reconnects: nvmet would
+    /// otherwise make up a new UUID, and the host would drop the namespace
+    /// as a different one.
+    pub fn add_subsystem(&self, nqn: &str, device: &str, any_host: bool) -> Vec<Step> {
         let subsystem = self.subsystem(nqn);
         let namespace = self.namespace(nqn);
         vec![
             Step::Mkdir(subsystem.clone()),
-            // What the real RDS does with `nvme-tcp-server-allow-host-name`
-            // is not documented (every print seen shows it empty, and any
-            // host connects); the simulator lets any host in.
-            Step::Write(subsystem.join("attr_allow_any_host"), "1".into()),
+            Step::Write(
+                subsystem.join("attr_allow_any_host"),
+                if any_host { "1" } else { "0" }.into(),
+            ),
             Step::Mkdir(namespace.clone()),
             Step::Write(namespace.join("device_path"), device.into()),
+            Step::Write(namespace.join("device_uuid"), namespace_uuid(nqn)),
             Step::Write(namespace.join("enable"), "1".into()),
         ]
+    }
+
+    /// Makes host object `host` (shared by every subsystem that lets it in).
+    pub fn add_host(&self, host: &str) -> Vec<Step> {
+        vec![Step::Mkdir(self.host(host))]
+    }
+
+    /// Removes host object `host` (no subsystem may link it any more).
+    pub fn remove_host(&self, host: &str) -> Vec<Step> {
+        vec![Step::Rmdir(self.host(host))]
+    }
+
+    /// Lets `host` connect to `nqn` from now on. The subsystem must not
+    /// allow any host (the kernel refuses links while it does).
+    pub fn allow_host(&self, nqn: &str, host: &str) -> Vec<Step> {
+        vec![Step::Link {
+            target: self.host(host),
+            link: self.allowed_host(nqn, host),
+        }]
+    }
+
+    /// Stops letting `host` connect to `nqn`; a live connection of `host`
+    /// is not ended by this.
+    pub fn disallow_host(&self, nqn: &str, host: &str) -> Vec<Step> {
+        vec![Step::Unlink(self.allowed_host(nqn, host))]
+    }
+
+    /// Sets whether `nqn` lets any host connect. Only with no host linked
+    /// can it be set to 1.
+    pub fn allow_any_host(&self, nqn: &str, any: bool) -> Vec<Step> {
+        vec![Step::Write(
+            self.subsystem(nqn).join("attr_allow_any_host"),
+            if any { "1" } else { "0" }.into(),
+        )]
     }
 
     /// Removes subsystem `nqn` (no port may link it any more).
@@ -257,6 +322,27 @@ impl Layout {
     pub fn unlink(&self, id: u16, nqn: &str) -> Vec<Step> {
         vec![Step::Unlink(self.port_link(id, nqn))]
     }
+}
+
+/// The UUID of the namespace of subsystem `nqn`: a version 8 UUID from the
+/// first bytes of SHA-256 over the NQN, the same every time the subsystem is
+/// made.
+pub fn namespace_uuid(nqn: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("rds-sim namespace:{nqn}").as_bytes());
+    let mut b = [0_u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// Runs `steps` in order. When one fails, the directories and links made so

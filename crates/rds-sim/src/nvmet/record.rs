@@ -3,7 +3,7 @@
 //!
 //! configfs is shared by everything in the kernel: other simulators, other
 //! tests, a real target. A restarted simulator may only adopt or remove
-//! subsystems and ports that this record says it made; anything else is
+//! subsystems, ports and host objects that this record says it made; anything else is
 //! foreign and left alone. Entries are written before the configfs change
 //! they describe and dropped after it is undone, so a crash leaves at worst
 //! an entry for something that is not there, which the next start forgets.
@@ -35,6 +35,10 @@ pub struct Record {
     pub subsystems: BTreeMap<String, Made>,
     /// Port ids (the directory names under `ports/`).
     pub ports: BTreeSet<u16>,
+    /// Host objects (the directory names under `hosts/`); absent in records
+    /// written before the simulator let in only some hosts.
+    #[serde(default)]
+    pub hosts: BTreeSet<String>,
 }
 
 impl Record {

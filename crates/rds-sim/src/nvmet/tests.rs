@@ -24,14 +24,18 @@ const NQN: &str = "nqn.2000-02.com.mikrotik:pvc-1";
 #[derive(Clone)]
 struct FakeConfigFs {
     fail_on: Arc<Mutex<Option<String>>>,
+    /// Every link made, in order.
+    links: Arc<Mutex<Vec<PathBuf>>>,
 }
 
 impl FakeConfigFs {
     fn new(root: &Path) -> FakeConfigFs {
         fs::create_dir_all(root.join("subsystems")).unwrap();
         fs::create_dir_all(root.join("ports")).unwrap();
+        fs::create_dir_all(root.join("hosts")).unwrap();
         FakeConfigFs {
             fail_on: Arc::new(Mutex::new(None)),
+            links: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -104,6 +108,7 @@ impl ConfigFs for FakeConfigFs {
 
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
         self.check(link)?;
+        self.links.lock().unwrap().push(link.to_path_buf());
         std::os::unix::fs::symlink(target, link)
     }
 
@@ -253,7 +258,7 @@ fn the_layout_of_a_disk_written_to_a_folder() {
     let root = dir.path().join("nvmet");
     let fake = FakeConfigFs::new(&root);
     let layout = Layout::new(&root);
-    let mut steps = layout.add_subsystem(NQN, "/dev/loop7");
+    let mut steps = layout.add_subsystem(NQN, "/dev/loop7", true);
     steps.extend(layout.add_port(4420, "127.0.0.1", 4420));
     steps.extend(layout.link(4420, NQN));
     apply(&fake, &steps).unwrap();
@@ -296,7 +301,11 @@ fn a_failed_step_undoes_what_the_plan_made() {
     let root = dir.path().join("nvmet");
     let fake = FakeConfigFs::new(&root);
     fake.fail_on(Some("enable"));
-    let err = apply(&fake, &Layout::new(&root).add_subsystem(NQN, "/dev/loop0")).unwrap_err();
+    let err = apply(
+        &fake,
+        &Layout::new(&root).add_subsystem(NQN, "/dev/loop0", true),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("namespaces/1/enable"), "{err}");
     assert!(
         layout::list_dir(&root.join("subsystems"))
@@ -330,13 +339,15 @@ fn exports_follow_the_disk_settings() {
                 nqn: "nqn.x:a".into(),
                 image: "/nonexistent/p/a.img".into(),
                 port: 4420,
-                size: 5
+                size: 5,
+                hosts: None,
             },
             Export {
                 nqn: "b".into(),
                 image: "/nonexistent/p/b.img".into(),
                 port: 4421,
-                size: 6
+                size: 6,
+                hosts: None,
             },
         ]
     );
@@ -582,4 +593,202 @@ fn images_in_a_volume_subvolume_are_exported_once_the_disk_is() {
     rig.ok("/disk remove pvc-1");
     assert!(rig.engine.nvmet_exports().is_empty());
     assert!(rig.loops.attached().is_empty());
+}
+
+const HOST_A: &str = "nqn.2024-01.x:node:a";
+const HOST_B: &str = "nqn.2024-01.x:node:b";
+
+impl Rig {
+    /// The hosts `nqn` lets in, from configfs: `None` for any host.
+    fn allowed(&self, nqn: &str) -> Option<Vec<String>> {
+        let sub = self.nvmet(&format!("subsystems/{nqn}"));
+        if read(&sub.join("attr_allow_any_host")) == "1" {
+            return None;
+        }
+        let hosts = layout::list_dir(&sub.join("allowed_hosts")).unwrap();
+        for host in &hosts {
+            assert_eq!(
+                fs::read_link(sub.join("allowed_hosts").join(host)).unwrap(),
+                self.nvmet(&format!("hosts/{host}"))
+            );
+        }
+        Some(hosts)
+    }
+}
+
+#[test]
+fn the_allow_list_becomes_allowed_hosts() {
+    assert_eq!(hosts::allowed_hosts(""), None);
+    assert_eq!(hosts::allowed_hosts(" , "), None);
+    assert_eq!(
+        hosts::allowed_hosts("b, a,a"),
+        Some(["a".to_string(), "b".to_string()].into())
+    );
+
+    let r = rig();
+    r.add("pvc-1", NQN, 4420);
+    assert_eq!(r.allowed(NQN), None, "empty: any host");
+
+    r.ok(&format!(
+        "/disk set pvc-1 nvme-tcp-server-allow-host-name=\"{HOST_A}\""
+    ));
+    assert_eq!(r.allowed(NQN), Some(vec![HOST_A.to_string()]));
+    assert!(r.record().hosts.contains(HOST_A));
+
+    r.ok(&format!(
+        "/disk set pvc-1 nvme-tcp-server-allow-host-name=\"{HOST_A},{HOST_B}\""
+    ));
+    assert_eq!(
+        r.allowed(NQN),
+        Some(vec![HOST_A.to_string(), HOST_B.to_string()])
+    );
+
+    // A host no export lets in any more goes, with its record.
+    r.ok(&format!(
+        "/disk set pvc-1 nvme-tcp-server-allow-host-name=\"{HOST_B}\""
+    ));
+    assert_eq!(r.allowed(NQN), Some(vec![HOST_B.to_string()]));
+    assert!(!r.nvmet(&format!("hosts/{HOST_A}")).exists());
+    assert_eq!(r.record().hosts.iter().collect::<Vec<_>>(), [HOST_B]);
+
+    // Back to any host.
+    r.ok("/disk set pvc-1 nvme-tcp-server-allow-host-name=\"\"");
+    assert_eq!(r.allowed(NQN), None);
+    assert!(layout::list_dir(&r.nvmet("hosts")).unwrap().is_empty());
+    assert!(r.record().hosts.is_empty());
+}
+
+#[test]
+fn a_new_export_is_closed_before_it_is_served() {
+    let r = rig();
+    // The port link is the step that starts serving: when it is made, the
+    // host must already be the only one let in.
+    r.fs.fail_on(Some("ports/4420/subsystems"));
+    let run = r.run(&format!(
+        "/disk add type=file file-path=/raid10/volumes/pvc-1.img file-size=1G slot=pvc-1 \
+         nvme-tcp-export=yes nvme-tcp-server-nqn=\"{NQN}\" \
+         nvme-tcp-server-allow-host-name=\"{HOST_A}\""
+    ));
+    assert!(run.failed, "{}", run.output);
+    // Everything made for it was taken back.
+    assert!(layout::list_dir(&r.nvmet("subsystems")).unwrap().is_empty());
+    assert!(layout::list_dir(&r.nvmet("hosts")).unwrap().is_empty());
+    r.fs.fail_on(None);
+    r.ok(&format!(
+        "/disk add type=file file-path=/raid10/volumes/pvc-1.img file-size=1G slot=pvc-1 \
+         nvme-tcp-export=yes nvme-tcp-server-nqn=\"{NQN}\" \
+         nvme-tcp-server-allow-host-name=\"{HOST_A}\""
+    ));
+    assert_eq!(r.allowed(NQN), Some(vec![HOST_A.to_string()]));
+    assert_eq!(
+        read(&r.nvmet(&format!("subsystems/{NQN}/attr_allow_any_host"))),
+        "0"
+    );
+    let links = r.fs.links.lock().unwrap().clone();
+    let last_two: Vec<String> = links[links.len() - 2..]
+        .iter()
+        .map(|l| l.strip_prefix(r.nvmet("")).unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        last_two,
+        [
+            format!("subsystems/{NQN}/allowed_hosts/{HOST_A}"),
+            format!("ports/4420/subsystems/{NQN}")
+        ],
+        "the host is let in before the subsystem is served"
+    );
+}
+
+#[test]
+fn foreign_host_objects_are_used_and_left() {
+    let r = rig();
+    fs::create_dir(r.nvmet(&format!("hosts/{HOST_A}"))).unwrap();
+    r.add("pvc-1", NQN, 4420);
+    r.ok(&format!(
+        "/disk set pvc-1 nvme-tcp-server-allow-host-name=\"{HOST_A}\""
+    ));
+    assert_eq!(r.allowed(NQN), Some(vec![HOST_A.to_string()]));
+    assert!(r.record().hosts.is_empty(), "not made here");
+    r.ok("/disk remove pvc-1");
+    assert!(r.nvmet(&format!("hosts/{HOST_A}")).exists());
+    // A host entry that cannot name a host object fails the command.
+    r.add("pvc-2", NQN, 4420);
+    let run = r.run("/disk set pvc-2 nvme-tcp-server-allow-host-name=\"a/b\"");
+    assert!(
+        run.output.contains("cannot name an nvmet host"),
+        "{}",
+        run.output
+    );
+    assert_eq!(r.allowed(NQN), None);
+}
+
+#[test]
+fn switching_the_export_off_and_on_keeps_the_namespace() {
+    let r = rig();
+    r.add("pvc-1", NQN, 4420);
+    r.ok(&format!(
+        "/disk set pvc-1 nvme-tcp-server-allow-host-name=\"{HOST_A},{HOST_B}\""
+    ));
+    let uuid = read(&r.nvmet(&format!("subsystems/{NQN}/namespaces/1/device_uuid")));
+    assert_eq!(uuid, layout::namespace_uuid(NQN));
+    // The bounce an unpublish sends: B let out, the export off and on.
+    r.ok(&format!(
+        "/disk set pvc-1 nvme-tcp-server-allow-host-name=\"{HOST_A}\" nvme-tcp-export=no; \
+         /disk set pvc-1 nvme-tcp-export=yes"
+    ));
+    assert_eq!(r.allowed(NQN), Some(vec![HOST_A.to_string()]));
+    assert_eq!(
+        read(&r.nvmet(&format!("subsystems/{NQN}/namespaces/1/device_uuid"))),
+        uuid
+    );
+    assert!(!r.nvmet(&format!("hosts/{HOST_B}")).exists());
+    assert_ne!(layout::namespace_uuid("nqn.x:other"), uuid);
+}
+
+#[test]
+fn a_restarted_simulator_adopts_the_allowed_hosts() {
+    let r = rig();
+    r.add("pvc-1", NQN, 4420);
+    r.ok(&format!(
+        "/disk set pvc-1 nvme-tcp-server-allow-host-name=\"{HOST_A}\""
+    ));
+    let Rig {
+        dir,
+        fs: cfs,
+        loops,
+        engine,
+    } = r;
+    drop(engine);
+    let engine = open(dir.path(), &cfs, &loops).unwrap();
+    let r = Rig {
+        dir,
+        fs: cfs,
+        loops,
+        engine,
+    };
+    assert_eq!(r.allowed(NQN), Some(vec![HOST_A.to_string()]));
+    r.ok("/disk set pvc-1 nvme-tcp-server-allow-host-name=\"\"");
+    assert_eq!(r.allowed(NQN), None);
+    assert!(
+        !r.nvmet(&format!("hosts/{HOST_A}")).exists(),
+        "still ours after the restart"
+    );
+    r.engine.nvmet_shutdown().unwrap();
+    assert_eq!(r.record(), Record::default());
+}
+
+#[test]
+fn a_fault_lets_any_host_in_whatever_the_list() {
+    let r = rig();
+    r.engine.faults().set_ignore_allow_list(true);
+    r.add("pvc-1", NQN, 4420);
+    r.ok(&format!(
+        "/disk set pvc-1 nvme-tcp-server-allow-host-name=\"{HOST_A}\""
+    ));
+    assert_eq!(r.allowed(NQN), None);
+    r.engine.faults().set_ignore_allow_list(false);
+    r.ok(&format!(
+        "/disk set pvc-1 nvme-tcp-server-allow-host-name=\"{HOST_B}\""
+    ));
+    assert_eq!(r.allowed(NQN), Some(vec![HOST_B.to_string()]));
 }

@@ -342,6 +342,7 @@ mod tests {
             comment: None,
             mount_filesystem: Some(false),
             disabled: false,
+            allowed_hosts: Vec::new(),
         }
     }
 

@@ -181,7 +181,7 @@ pub fn create_volume(volume: &NewVolume) -> Script {
         .value(&disk.size)
         .syntax(" slot=")
         .value(&disk.slot)
-        .syntax(" mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=")
+        .syntax(" mount-filesystem=no nvme-tcp-export=no nvme-tcp-server-port=")
         .value(&disk.nvme_port)
         .syntax(" nvme-tcp-server-nqn=")
         .value(&disk.nqn)
@@ -276,9 +276,12 @@ enum Origin<'a> {
 }
 
 /// Makes volume `target` from snapshot `id`, whose image is `expected`
-/// bytes, unless the target's slot has a disk; then finishes a disk a cut-off
-/// attempt left unexported, and prints the disk. The volume is grown to the
-/// target's size when that is larger than the snapshot.
+/// bytes, unless the target's slot has a disk; then checks (again) an
+/// unexported disk of this request, as a cut-off attempt may have left it,
+/// and prints the disk. The volume is grown to the target's size when that
+/// is larger than the snapshot. Like every new volume it stays closed to
+/// every host (`nvme-tcp-export=no`) until it is published; checking it
+/// again later, as a repeated request does, changes nothing.
 pub fn restore_snapshot(target: &NewVolume, id: &SnapshotId, expected: u64) -> Script {
     populate(target, Origin::Snapshot(id), expected)
 }
@@ -384,8 +387,7 @@ fn populate(target: &NewVolume, origin: Origin<'_>, expected: u64) -> Script {
         .syntax("}; :if ([/disk get $d size] < ")
         .value(&disk.size)
         .syntax(") do={");
-    let script =
-        fail(script, ScriptFailure::NotGrown).syntax("}; /disk set $d nvme-tcp-export=yes}; ");
+    let script = fail(script, ScriptFailure::NotGrown).syntax("}}; ");
     print_disk(script, &disk.slot)
 }
 
@@ -431,7 +433,7 @@ mod tests {
             r#":if ([:len [/disk find where file-path="/raid10/volumes/pvc-1/volume.img"]] > 0) do={:error "file-path already in use by another disk"}; "#,
             r#":foreach v in=[/disk/btrfs/subvolume find where name="pvc-1"] do={:if ([:len [/disk find where file-path~"/pvc-1/"]] = 0) do={/disk/btrfs/subvolume remove $v}}; "#,
             r#"/disk/btrfs/subvolume add fs=$fs name="volumes/pvc-1"; "#,
-            r#"/disk add type=file file-path="/raid10/volumes/pvc-1/volume.img" file-size=1073741824 slot="pvc-1" mount-filesystem=no nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-1" comment="rds-csi:pvc-1"}}; "#,
+            r#"/disk add type=file file-path="/raid10/volumes/pvc-1/volume.img" file-size=1073741824 slot="pvc-1" mount-filesystem=no nvme-tcp-export=no nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-1" comment="rds-csi:pvc-1"}}; "#,
         );
         // The flat create follows, unchanged: it does nothing once the btrfs
         // part made the disk, and makes the flat image on any other pool.
@@ -506,7 +508,7 @@ mod tests {
             r#":local failed false; :do {/disk add type=file file-path="/raid10/volumes/pvc-2/volume.img" file-size=4096 slot="pvc-2" mount-filesystem=no nvme-tcp-export=no nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-2" comment="rds-csi:pvc-2"} on-error={:set failed true}; :if ($failed) do={"#,
             r#":local d [/disk find where slot="pvc-2" and comment="rds-csi:pvc-2" and nvme-tcp-export=no]; :if ([:len $d] = 1) do={:if ([/disk get $d size] < 1073741824) do={/disk remove $d; "#,
             r#":if ([/disk get $d size] < 2147483648) do={/disk set $d file-size=2147483648}; :if ([/disk get $d size] < 2147483648) do={:error "rds-csi: the new volume could not be grown"#,
-            r#"/disk set $d nvme-tcp-export=yes}; /disk print detail where slot="pvc-2""#,
+            r#"}; /disk print detail where slot="pvc-2""#,
         ];
         let mut from = 0;
         for part in expect_in_order {

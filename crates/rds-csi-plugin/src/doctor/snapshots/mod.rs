@@ -32,7 +32,7 @@ use csi_driver::NodeConfig;
 use nvme_host::{ConnectionConfig, Host, HostIdentity, RetryPolicy};
 use rds_client::RdsClient;
 use routeros::subvolume::{NewVolume, Snapshot, SnapshotId, SubvolumeVolume};
-use routeros::{Comment, Disk, Nqn, OwnerTest, Slot};
+use routeros::{Comment, Disk, ExportState, HostList, Nqn, OwnerTest, Slot};
 use tokio::time::Instant;
 use verdict::{CleanupSeen, CopySeen, OutlivesSeen, ScratchSeen, SnapshotSeen};
 
@@ -120,9 +120,31 @@ impl Scratch {
         bytes
     }
 
-    /// Connects `slot`'s export and returns its device node and size.
-    async fn attach(&self, slot: &Slot) -> Result<(PathBuf, u64), String> {
+    /// Opens `slot`'s export to this machine's identity alone, as a publish
+    /// to this node would (every new volume, restore and clone is made
+    /// closed to every host), then connects it and returns its device node
+    /// and size.
+    async fn attach(&self, client: &RdsClient, slot: &Slot) -> Result<(PathBuf, u64), String> {
         let nqn = self.nqn(slot)?;
+        let me = Nqn::new(&self.identity.nqn)
+            .map_err(|e| format!("this machine's host NQN {}: {e}", self.identity.nqn))?;
+        let open = ExportState {
+            export: true,
+            hosts: HostList::new([&me]),
+        };
+        let disk = client
+            .set_export(slot, &self.owner(), &ExportState::default(), &open, false)
+            .await
+            .map_err(|e| format!("opening the export of {slot} to this machine: {e}"))?
+            .ok_or_else(|| format!("{slot} is gone"))?;
+        if !disk.nvme_tcp_export || disk.allowed_hosts != [me.to_string()] {
+            return Err(format!(
+                "{slot} was not opened to this machine ({}): its export is {}, open to {:?}",
+                me,
+                if disk.nvme_tcp_export { "on" } else { "off" },
+                disk.allowed_hosts
+            ));
+        }
         let mut cfg = ConnectionConfig::new(
             self.traddr.clone(),
             self.port,
@@ -154,8 +176,8 @@ impl Scratch {
 
     /// Writes both markers to `slot` (the end one at `end`), then
     /// disconnects it.
-    async fn write_markers(&self, slot: &Slot, end: u64) -> Result<(), String> {
-        let (device, _) = self.attach(slot).await?;
+    async fn write_markers(&self, client: &RdsClient, slot: &Slot, end: u64) -> Result<(), String> {
+        let (device, _) = self.attach(client, slot).await?;
         let (start_marker, end_marker) = (self.marker(false), self.marker(true));
         let written = blocking(move || {
             let file = std::fs::OpenOptions::new()
@@ -173,8 +195,13 @@ impl Scratch {
 
     /// Attaches `slot`, reads whether both markers are where the source's
     /// end was (`end`), and disconnects: (device size, markers found).
-    async fn read_markers(&self, slot: &Slot, end: u64) -> Result<(u64, bool), String> {
-        let (device, size) = self.attach(slot).await?;
+    async fn read_markers(
+        &self,
+        client: &RdsClient,
+        slot: &Slot,
+        end: u64,
+    ) -> Result<(u64, bool), String> {
+        let (device, size) = self.attach(client, slot).await?;
         let (start_marker, end_marker) = (self.marker(false), self.marker(true));
         let read = blocking(move || {
             let file = std::fs::File::open(&device)?;
@@ -320,7 +347,7 @@ async fn checks(
     };
     let end = source.size;
 
-    let written = scratch.write_markers(&source_slot, end).await;
+    let written = scratch.write_markers(client, &source_slot, end).await;
     let marker_ok = written.is_ok();
     report.push(verdict::marker(source_slot.as_str(), &written));
     if !marker_ok {
@@ -438,7 +465,7 @@ async fn copy(
         Origin::Volume(source) => client.clone_volume(&volume, source).await,
     };
     match made {
-        Ok(_) => match scratch.read_markers(slot, end).await {
+        Ok(_) => match scratch.read_markers(client, slot, end).await {
             Ok((found_size, marker)) => CopySeen::Made {
                 slot: slot.to_string(),
                 size: found_size,
