@@ -678,11 +678,20 @@ impl std::io::Write for Captured {
 async fn the_key_appears_in_no_log_error_or_record() {
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let capture = tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    // With one dispatcher registered, tracing asks only the default of the
+    // thread that first reaches a log line whether it is wanted, and keeps
+    // the answer: a test running beside this one, with none, would make it
+    // "never" here too. With a second one it asks every registered
+    // dispatcher, from any thread.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let _default = tracing::dispatcher::set_default(&capture);
+    tracing::callsite::rebuild_interest_cache();
 
     let rig = Rig::new();
     let v = rig.volume("pvc-1");
