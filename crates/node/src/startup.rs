@@ -252,7 +252,12 @@ pub async fn start_up(
             report.failed.push(nqn);
             continue;
         }
-        if !close_mappings_on(host, crypt, &nqn, &mappings, deadline, &mut report).await {
+        // An orphan's mappings are closed first, or its connection stays. A
+        // refused connection goes whatever its mappings do: one under a
+        // mount cannot close, and goes dead with the disk (kubelet's unstage
+        // closes it), as a plain volume's filesystem does.
+        if !close_mappings_on(host, crypt, &nqn, &mappings, deadline, &mut report).await && !refused
+        {
             metrics.orphan_cleanup_failures.inc();
             report.failed.push(nqn);
             continue;

@@ -250,3 +250,26 @@ async fn without_the_kernel_log_a_refused_connection_is_judged_as_any_other() {
     );
     assert_eq!(rig.world.controllers(&v.nqn), 1, "staged and mounted: kept");
 }
+
+/// An encrypted volume refused the same way: its mapping is in use under
+/// the mount and cannot be closed, and the connection is cut all the same
+/// (the mapping goes dead with it); kubelet's unstage then closes it.
+#[tokio::test(start_paused = true)]
+async fn start_up_disconnects_a_refused_encrypted_volume_under_a_mount() {
+    let mut rig = Rig::new();
+    let v = rig.in_use_encrypted("pvc-1").await;
+    rig.world
+        .set_allowed(&v.nqn, Some(&[node_2().nqn.as_str()]));
+    rig.world.bounce(&v.nqn);
+
+    let report = rig.restart().await;
+    assert_eq!(report.refused, std::slice::from_ref(&v.nqn));
+    assert_eq!(report.cleaned, std::slice::from_ref(&v.nqn));
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(rig.world.controllers(&v.nqn), 0, "its I/O fails now");
+    assert_eq!(rig.world.mappings().len(), 1, "in use: it stays, dead");
+    rig.node.unpublish(&v.id, &v.target).await.unwrap();
+    rig.node.unstage(&v.id, &v.staging).await.unwrap();
+    assert!(rig.world.mappings().is_empty());
+    assert!(rig.world.mounts_at(&v.staging).is_empty());
+}
