@@ -726,6 +726,7 @@ pub const CAPABILITIES: &[rpc::Type] = &[
     rpc::Type::ListVolumesPublishedNodes,
     rpc::Type::CreateDeleteSnapshot,
     rpc::Type::ListSnapshots,
+    rpc::Type::GetSnapshot,
     rpc::Type::CloneVolume,
 ];
 

@@ -700,6 +700,7 @@ async fn capabilities_and_get_volume() {
         rpc::Type::ListVolumesPublishedNodes,
         rpc::Type::CreateDeleteSnapshot,
         rpc::Type::ListSnapshots,
+        rpc::Type::GetSnapshot,
         rpc::Type::CloneVolume,
     ]
     .into_iter()

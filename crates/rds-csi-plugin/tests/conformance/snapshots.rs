@@ -399,6 +399,17 @@ async fn snapshots_restores_and_clones_keep_the_specs_promises() {
     assert_eq!(s.size_bytes, GIB);
     assert!(s.ready_to_use);
     assert!(s.creation_time.unwrap().seconds > 1_700_000_000);
+    // GetSnapshot by its ID: the same snapshot.
+    let got = c
+        .get_snapshot(GetSnapshotRequest {
+            snapshot_id: s.snapshot_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshot;
+    assert_eq!(got.as_ref(), Some(&s));
     // The same name and source: the same snapshot; another source:
     // ALREADY_EXISTS.
     assert_eq!(snap(&mut c, name, &source).await, s);
