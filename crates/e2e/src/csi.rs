@@ -287,25 +287,8 @@ impl Cluster {
             )
             .await;
         }
-        // Answering a call, not just a bound socket: the node's start-up
-        // (orphan cleanup) is done then.
-        let node = self.node.clone();
-        self.node_id = wait_for(
-            "the plugin to answer",
-            Duration::from_secs(60),
-            Duration::from_millis(100),
-            || {
-                let mut node = node.clone();
-                async move {
-                    node.node_get_info(csi::NodeGetInfoRequest {})
-                        .await
-                        .ok()
-                        .map(|info| info.into_inner().node_id)
-                }
-            },
-            || self.plugin_log_tail(),
-        )
-        .await?;
+        self.node_id =
+            answering_node_id(&self.node, "the plugin", || self.plugin_log_tail()).await?;
         Ok(())
     }
 
@@ -768,6 +751,33 @@ impl Cluster {
             kubelet.join(format!("pods/{pod}/volumes/kubernetes.io~csi/{name}/mount")),
         )
     }
+}
+
+/// Waits until the node plugin behind `node` (`what`, for the error)
+/// answers NodeGetInfo, and returns the node ID it reports. Answering a
+/// call, not just a bound socket, means its start-up (the orphan cleanup) is
+/// done.
+pub(crate) async fn answering_node_id(
+    node: &NodeClient<Channel>,
+    what: &str,
+    log_tail: impl Fn() -> String,
+) -> Outcome<String> {
+    wait_for(
+        &format!("{what} to answer"),
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            let mut node = node.clone();
+            async move {
+                node.node_get_info(csi::NodeGetInfoRequest {})
+                    .await
+                    .ok()
+                    .map(|info| info.into_inner().node_id)
+            }
+        },
+        log_tail,
+    )
+    .await
 }
 
 /// NodeStageVolume of `volume` at `staging`, with `secrets`.

@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use csi_proto::v1::node_client::NodeClient;
 use csi_proto::v1::{self as csi, VolumeCapability};
@@ -24,8 +23,8 @@ use nvme_host::HostIdentity;
 use test_support::grpc;
 use tonic::transport::Channel;
 
-use crate::csi::{DRIVER_NQN_PREFIX, Volume};
-use crate::support::{Context, Outcome, wait_for};
+use crate::csi::{DRIVER_NQN_PREFIX, Volume, answering_node_id};
+use crate::support::{Context, Outcome};
 
 /// One node plugin process (`--mode node`).
 pub struct NodePlugin {
@@ -99,22 +98,9 @@ impl NodePlugin {
             .context(format!("cannot start node plugin {}", self.name))?;
         self.process = Some(child);
         self.node = NodeClient::new(grpc::lazy(&self.socket));
-        let node = self.node.clone();
-        self.node_id = wait_for(
-            &format!("node plugin {} to answer", self.name),
-            Duration::from_secs(60),
-            Duration::from_millis(100),
-            || {
-                let mut node = node.clone();
-                async move {
-                    node.node_get_info(csi::NodeGetInfoRequest {})
-                        .await
-                        .ok()
-                        .map(|info| info.into_inner().node_id)
-                }
-            },
-            || self.log_tail(),
-        )
+        self.node_id = answering_node_id(&self.node, &format!("node plugin {}", self.name), || {
+            self.log_tail()
+        })
         .await?;
         Ok(())
     }
