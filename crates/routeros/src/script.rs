@@ -122,10 +122,21 @@ pub fn create_disk(disk: &NewDisk) -> Script {
         .syntax(NOT_A_FILE_ERROR)
         .syntax("\" . ")
         .value(&file)
-        .syntax(")}; /file remove $f}; /disk add type=file file-path=")
+        .syntax(")}; /file remove $f}; ");
+    let script = disk_add(script, disk, disk.size).syntax("}; ");
+    print_slot(script, &disk.slot)
+}
+
+/// `/disk add` of `disk`, its image `file_size` bytes (`disk.size`, or the
+/// probe size a restore or clone gives the image it made): every disk the
+/// driver makes is added here, unmounted on the appliance and closed to
+/// every host (`nvme-tcp-export=no`) until a publish lists one.
+pub(crate) fn disk_add(script: Script, disk: &NewDisk, file_size: u64) -> Script {
+    script
+        .syntax("/disk add type=file file-path=")
         .value(&disk.file_path)
         .syntax(" file-size=")
-        .value(&disk.size)
+        .value(&file_size)
         .syntax(" slot=")
         .value(&disk.slot)
         .syntax(" mount-filesystem=no nvme-tcp-export=no nvme-tcp-server-port=")
@@ -134,8 +145,6 @@ pub fn create_disk(disk: &NewDisk) -> Script {
         .value(&disk.nqn)
         .syntax(" comment=")
         .value(&disk.comment)
-        .syntax("}; ");
-    print_slot(script, &disk.slot)
 }
 
 /// One sign by which a disk shows that it is the driver's to change. A script

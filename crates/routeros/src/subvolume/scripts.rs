@@ -175,19 +175,8 @@ pub fn create_volume(volume: &NewVolume) -> Script {
     let script = remove_volume_subvolume(script, &disk.slot)
         .syntax("/disk/btrfs/subvolume add fs=$fs name=")
         .value(volume.subvolume.subvolume())
-        .syntax("; /disk add type=file file-path=")
-        .value(&disk.file_path)
-        .syntax(" file-size=")
-        .value(&disk.size)
-        .syntax(" slot=")
-        .value(&disk.slot)
-        .syntax(" mount-filesystem=no nvme-tcp-export=no nvme-tcp-server-port=")
-        .value(&disk.nvme_port)
-        .syntax(" nvme-tcp-server-nqn=")
-        .value(&disk.nqn)
-        .syntax(" comment=")
-        .value(&disk.comment)
-        .syntax("}}; ");
+        .syntax("; ");
+    let script = script::disk_add(script, &disk, disk.size).syntax("}}; ");
     script.then(script::create_disk(volume.flat()))
 }
 
@@ -353,19 +342,8 @@ fn populate(target: &NewVolume, origin: Origin<'_>, expected: u64) -> Script {
         .value(&expected)
         .syntax(") do={");
     let script = remove_volume_subvolume(script, &disk.slot);
-    let script = fail(script, ScriptFailure::SizeMismatch)
-        .syntax("}; :local failed false; :do {/disk add type=file file-path=")
-        .value(&disk.file_path)
-        .syntax(" file-size=")
-        .value(&PROBE_FILE_SIZE)
-        .syntax(" slot=")
-        .value(&disk.slot)
-        .syntax(" mount-filesystem=no nvme-tcp-export=no nvme-tcp-server-port=")
-        .value(&disk.nvme_port)
-        .syntax(" nvme-tcp-server-nqn=")
-        .value(&disk.nqn)
-        .syntax(" comment=")
-        .value(&disk.comment)
+    let script = fail(script, ScriptFailure::SizeMismatch).syntax("}; :local failed false; :do {");
+    let script = script::disk_add(script, &disk, PROBE_FILE_SIZE)
         .syntax("} on-error={:set failed true}; :if ($failed) do={");
     let script = remove_volume_subvolume(script, &disk.slot);
     let script = fail(script, ScriptFailure::DiskAddFailed)
