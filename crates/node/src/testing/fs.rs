@@ -72,6 +72,28 @@ impl FakeFilesystems {
         self.0.changed("mkfs").await;
         Ok(Prepared::Formatted)
     }
+
+    /// The `mkfs` step: fails when told to, keeps what is on a device whose
+    /// contents `blank` does not accept, and formats the others.
+    async fn mkfs_if(
+        &self,
+        device: &Path,
+        fs: FsType,
+        blank: fn(&Contents) -> bool,
+    ) -> Result<Prepared, FsError> {
+        if self.0.before("mkfs").await {
+            return Err(FsError::Io {
+                op: "writing",
+                path: device.to_path_buf(),
+                source: os(EIO),
+            });
+        }
+        let (info, contents) = self.view_of(device)?;
+        if !blank(&contents) {
+            return Ok(Prepared::Existing(probe_of(&contents)));
+        }
+        self.format(device, &info, fs).await
+    }
 }
 
 #[allow(clippy::result_large_err)]
@@ -112,18 +134,7 @@ impl crate::fs::Filesystems for FakeFilesystems {
         fs: FsType,
         _timeout: Duration,
     ) -> Result<Prepared, FsError> {
-        if self.0.before("mkfs").await {
-            return Err(FsError::Io {
-                op: "writing",
-                path: device.to_path_buf(),
-                source: os(EIO),
-            });
-        }
-        let (info, contents) = self.view_of(device)?;
-        if contents != Contents::Empty {
-            return Ok(Prepared::Existing(probe_of(&contents)));
-        }
-        self.format(device, &info, fs).await
+        self.mkfs_if(device, fs, |c| *c == Contents::Empty).await
     }
 
     async fn make_fresh_filesystem(
@@ -132,18 +143,10 @@ impl crate::fs::Filesystems for FakeFilesystems {
         fs: FsType,
         _timeout: Duration,
     ) -> Result<Prepared, FsError> {
-        if self.0.before("mkfs").await {
-            return Err(FsError::Io {
-                op: "writing",
-                path: device.to_path_buf(),
-                source: os(EIO),
-            });
-        }
-        let (info, contents) = self.view_of(device)?;
-        if !matches!(contents, Contents::Empty | Contents::Noise) {
-            return Ok(Prepared::Existing(probe_of(&contents)));
-        }
-        self.format(device, &info, fs).await
+        self.mkfs_if(device, fs, |c| {
+            matches!(c, Contents::Empty | Contents::Noise)
+        })
+        .await
     }
 
     async fn mount(
